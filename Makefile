@@ -1,0 +1,65 @@
+# cnnlab: `make help` lists every target. The first call creates .venv with the pinned dependencies.
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(VENV)/bin
+EXP      ?= mnist
+ARGS     ?=
+# Offline copies of the datasets: ../shared/data when it sits beside the checkout (override: DATA_DIR=/path).
+DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+ifneq ($(strip $(DATA_DIR)),)
+export CNNLAB_DATA_DIR := $(DATA_DIR)
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 3
+
+.DEFAULT_GOAL := help
+.PHONY: help venv venv-dev run params list check compare test test-slow bench clean distclean
+
+help: ## List the targets with one line each
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  Variables: EXP=$(EXP) ARGS='$(ARGS)' DATA_DIR=$(DATA_DIR)"
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv with the pinned runtime dependencies (TensorFlow backend)
+
+venv-dev: $(VENV)/.installed-dev ## Add the test dependencies (pytest, jax)
+
+run: venv ## Train one experiment: make run EXP=mnist ARGS="train.epochs=1" (or ARGS="--profile quick")
+	$(BIN)/cnnlab run $(EXP) $(ARGS)
+
+params: venv ## Print an experiment's parameter table without training: make params EXP=mnist_no_pooling
+	$(BIN)/cnnlab params $(EXP) $(ARGS)
+
+list: venv ## List the experiments with their one-line descriptions
+	@$(BIN)/cnnlab list
+
+check: venv ## Validate every config (full and quick profiles) without touching data
+	$(BIN)/cnnlab check
+
+compare: venv ## Regenerate results/summary.csv and results/summary.md from the latest runs
+	$(BIN)/cnnlab compare
+
+test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
+	$(BIN)/python -m pytest
+
+test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
+	$(BIN)/python -m pytest -m slow
+
+bench: venv ## Time the MNIST experiment through cnnlab vs plain Keras; writes results/bench.md
+	$(BIN)/python -m cnnlab.bench $(ARGS)
+
+clean: ## Remove caches and interrupted (.partial) run folders; keeps .venv and complete results
+	rm -rf .cache .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find results -name '.*.partial' -type d -prune -exec rm -rf {} + 2>/dev/null || true
+
+distclean: clean ## Also remove .venv
+	rm -rf $(VENV)

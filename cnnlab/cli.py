@@ -1,0 +1,131 @@
+"""The `cnnlab` command: list, run, params, check, compare.
+
+Reference: the README's commands; `python -m cnnlab` is the same program.
+Trap: user mistakes (CnnlabError) print one line and exit 2; anything else is a cnnlab bug and keeps its
+traceback. Keras (and TensorFlow) are imported only by the commands that need them.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError
+
+
+def _results_root(args) -> Path:
+    return Path(args.results_dir or os.environ.get("CNNLAB_RESULTS_DIR") or "results")
+
+
+def cmd_list(args) -> int:
+    """Experiments with their one-line descriptions."""
+    from cnnlab.config import experiment_names, read_yaml, resolve_path
+
+    names = experiment_names()
+    width = max(map(len, names), default=0)
+    for name in names:
+        raw = read_yaml(resolve_path(name))
+        print(f"{name:<{width}}  {raw.get('description', '')}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    """Validate configs (all, or the given ones) and build their models in both profiles, without data."""
+    from cnnlab.config import Ctx, experiment_names, load
+    from cnnlab.models import build_model
+
+    refs = [a for a in args.experiments if "=" not in a] or experiment_names()
+    overrides = [a for a in args.experiments if "=" in a]
+    for ref in refs:
+        for profile in ("full", "quick"):
+            exp = load(ref, overrides, profile)
+            build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
+        print(f"ok  {ref}")
+    return 0
+
+
+def cmd_params(args) -> int:
+    """The parameter table of a config's model, built without data or training."""
+    from cnnlab import params
+    from cnnlab.config import Ctx, load
+    from cnnlab.models import build_model
+
+    exp = load(args.experiment, args.overrides, args.profile)
+    model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
+    print(params.to_text(params.table(model, exp.config.report.dense_head_what_if)), end="")
+    return 0
+
+
+def cmd_run(args) -> int:
+    """Train, evaluate and write results/<experiment>/<run>/."""
+    from cnnlab.config import load
+
+    exp = load(args.experiment, args.overrides, args.profile)
+    from cnnlab import runner
+
+    runner.run(exp, _results_root(args), data_dir=args.data_dir, verbose=args.verbose)
+    if not args.no_summary:
+        from cnnlab.compare import write_summary
+
+        write_summary(_results_root(args))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    """Regenerate results/summary.csv and results/summary.md from the latest runs."""
+    from cnnlab.compare import write_summary
+
+    csv_path, md_path = write_summary(_results_root(args))
+    print(md_path.read_text(), end="")
+    print(f"\nwritten: {csv_path}, {md_path}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnlab", description="Reproduce the classic convnet lecture experiments "
+                                "and check them against the published numbers.")
+    p.add_argument("--results-dir", help="where results go (default: $CNNLAB_RESULTS_DIR or ./results)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def exp_args(sp, data=False):
+        sp.add_argument("experiment", help="an experiment name (see `cnnlab list`) or a path to a .yaml config")
+        sp.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, validated like the file (e.g. train.epochs=1)")
+        sp.add_argument("--profile", default="full", choices=["full", "quick"],
+                        help="full: the published settings (default); quick: the config's CPU smoke settings")
+        if data:
+            sp.add_argument("--data-dir", help="local data directory (default: data.data_dir, then "
+                            "$CNNLAB_DATA_DIR, else download through Keras)")
+
+    sp = sub.add_parser("list", help=cmd_list.__doc__)
+    sp.set_defaults(func=cmd_list)
+    sp = sub.add_parser("run", help=cmd_run.__doc__)
+    exp_args(sp, data=True)
+    sp.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
+                    help="Keras progress: 1 bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
+    sp.add_argument("--no-summary", action="store_true", help="do not regenerate results/summary.* afterwards")
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("params", help=cmd_params.__doc__)
+    exp_args(sp)
+    sp.set_defaults(func=cmd_params)
+    sp = sub.add_parser("check", help=cmd_check.__doc__)
+    sp.add_argument("experiments", nargs="*", metavar="EXP or key=value",
+                    help="names or paths (default: every config), and overrides to check with them")
+    sp.set_defaults(func=cmd_check)
+    sp = sub.add_parser("compare", help=cmd_compare.__doc__)
+    sp.set_defaults(func=cmd_compare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter (CUDA probes)
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CnnlabError as err:
+        print(f"cnnlab: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,519 @@
+"""Experiment configs: YAML → validated, frozen dataclasses.
+
+Reference: nanoGPT's configurator (unknown keys refused) and big_vision's configs (a smoke-test variant of
+every config, here the `quick` profile).
+Trap: the `quick` profile and CLI `key=value` overrides are applied to the raw mapping *before* validation,
+so they pass through exactly the same checks as the file itself, and an error in one names the override.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from cnnlab.errors import ConfigError, suggest
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROFILES = ("full", "quick")
+
+
+def configs_dir() -> Path:
+    """Where experiment names resolve: $CNNLAB_CONFIGS_DIR, else the repository's configs/."""
+    env = os.environ.get("CNNLAB_CONFIGS_DIR")
+    if env:
+        return Path(env)
+    repo = PACKAGE_ROOT.parent / "configs"
+    return repo if repo.is_dir() else Path.cwd() / "configs"
+
+
+# --------------------------------------------------------------------------------------------------
+# Generic validation of plain YAML data against type-annotated frozen dataclasses
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where a value came from, for error messages."""
+
+    file: str
+
+    def error(self, path: str, message: str) -> typing.NoReturn:
+        raise ConfigError(self.file, path, message)
+
+
+def join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def describe(value: Any) -> str:
+    """A short, quoted rendering of a received value with its YAML type."""
+    kind = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({kind})"
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def convert(tp: Any, value: Any, ctx: Ctx, path: str) -> Any:
+    """Check `value` against the annotation `tp` and return it in its frozen form."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        parse = getattr(tp, "parse", None)
+        return parse(value, ctx, path) if parse else from_mapping(tp, value, ctx, path)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return convert(options[0], value, ctx, path)
+        for option in options:  # first that fits
+            try:
+                return convert(option, value, ctx, path)
+            except ConfigError:
+                continue
+        ctx.error(path, f"expected {' or '.join(map(_type_name, options))}, received {describe(value)}")
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            ctx.error(path, f"expected one of {', '.join(map(str, allowed))}, received {describe(value)}"
+                      + (suggest(value, map(str, allowed)) if isinstance(value, str) else ""))
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, list):
+            ctx.error(path, f"expected a list, received {describe(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(convert(args[0], v, ctx, join(path, i)) for i, v in enumerate(value))
+        if len(value) != len(args):
+            ctx.error(path, f"expected a list of {len(args)} items, received {describe(value)}")
+        return tuple(convert(a, v, ctx, join(path, i)) for i, (a, v) in enumerate(zip(args, value)))
+    if origin in (dict, Mapping, typing.Mapping) or tp in (dict, Mapping):
+        if not isinstance(value, dict):
+            ctx.error(path, f"expected a mapping, received {describe(value)}")
+        val_tp = typing.get_args(tp)[1] if typing.get_args(tp) else Any
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                ctx.error(path, f"keys must be strings, received {describe(k)}")
+            out[k] = convert(val_tp, v, ctx, join(path, k))
+        return types.MappingProxyType(out)
+    if tp is bool:
+        if not isinstance(value, bool):
+            ctx.error(path, f"expected true or false, received {describe(value)}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            ctx.error(path, f"expected an integer, received {describe(value)}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            ctx.error(path, f"expected a number, received {describe(value)}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            ctx.error(path, f"expected a string, received {describe(value)}")
+        return value
+    raise TypeError(f"cnnlab bug: no converter for annotation {tp!r}")
+
+
+def _type_name(tp: Any) -> str:
+    if tp in _TYPE_NAMES:
+        return _TYPE_NAMES[tp]
+    if dataclasses.is_dataclass(tp):
+        return getattr(tp, "KIND", "a mapping")
+    if typing.get_origin(tp) is tuple:
+        return "a list"
+    return "a mapping" if typing.get_origin(tp) in (dict, Mapping) else str(tp)
+
+
+def from_mapping(cls: type, value: Any, ctx: Ctx, path: str) -> Any:
+    """Build dataclass `cls` from a YAML mapping: unknown keys refused, required keys demanded."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    allowed = ", ".join(fields)
+    if not isinstance(value, dict):
+        ctx.error(path, f"expected a mapping with keys {allowed}; received {describe(value)}")
+    hints = typing.get_type_hints(cls)
+    for key in value:
+        if key not in fields:
+            ctx.error(join(path, str(key)),
+                      f"unknown key '{key}'{suggest(str(key), fields)}; allowed keys: {allowed}")
+    kwargs = {}
+    for name, f in fields.items():
+        if name in value:
+            kwargs[name] = convert(hints[name], value[name], ctx, join(path, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            ctx.error(join(path, name), f"missing required key '{name}'")
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check:
+        check(ctx, path)
+    return obj
+
+
+def to_plain(obj: Any) -> Any:
+    """The YAML-ready form of a frozen config object (inverse of `convert`)."""
+    to_yaml = getattr(obj, "to_yaml", None)
+    if to_yaml:
+        return to_yaml()
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+    if isinstance(obj, Mapping):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return [to_plain(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------------------------------
+# The schema
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """A Keras class with its arguments: `Name` or `{Name: {arg: value}}` (layers, optimizers, losses, ...)."""
+
+    name: str
+    kwargs: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    KIND: typing.ClassVar[str] = "a class name or {ClassName: {arguments}}"
+
+    @classmethod
+    def parse(cls, value: Any, ctx: Ctx, path: str) -> "ClassSpec":
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict) and len(value) == 1:
+            (name, kwargs), = value.items()
+            if not isinstance(name, str):
+                ctx.error(path, f"expected a class name, received {describe(name)}")
+            if kwargs is None:
+                kwargs = {}
+            if not isinstance(kwargs, dict):
+                ctx.error(join(path, name), f"expected a mapping of arguments, received {describe(kwargs)}")
+            return cls(name, convert(Mapping[str, Any], kwargs, ctx, join(path, name)))
+        ctx.error(path, f"expected {cls.KIND}, received {describe(value)}")
+
+    def to_yaml(self) -> Any:
+        return {self.name: to_plain(dict(self.kwargs))} if self.kwargs else self.name
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset, where it lives, and how it is split."""
+
+    dataset: str
+    data_dir: str | None = None
+    validation_split: float = 0.0
+    train_subset: int | None = None
+    test_subset: int | None = None
+    options: Any = field(default_factory=dict)
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        from cnnlab.data import DATASETS
+
+        if self.dataset not in DATASETS:
+            ctx.error(join(path, "dataset"), f"unknown dataset '{self.dataset}'{suggest(self.dataset, DATASETS)};"
+                      f" known datasets: {', '.join(sorted(DATASETS))}")
+        if not 0.0 <= self.validation_split < 1.0:
+            ctx.error(join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}")
+        for key in ("train_subset", "test_subset"):
+            n = getattr(self, key)
+            if n is not None and n < 1:
+                ctx.error(join(path, key), f"expected a positive number of samples or null, received {n}")
+        options_cls = DATASETS[self.dataset].options
+        opts = self.options if dataclasses.is_dataclass(self.options) else \
+            from_mapping(options_cls, dict(self.options), ctx, join(path, "options"))
+        object.__setattr__(self, "options", opts)  # frozen: set once, while being built
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A declarative stack of Keras layers after an input shape, or a named builder with keyword parameters."""
+
+    input_shape: tuple[int, ...]
+    layers: tuple[ClassSpec, ...] | None = None
+    builder: str | None = None
+    params: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        from cnnlab import keras_specs
+        from cnnlab.models import MODELS
+
+        if any(d < 1 for d in self.input_shape):
+            ctx.error(join(path, "input_shape"), f"dimensions must be positive, received {list(self.input_shape)}")
+        if (self.layers is None) == (self.builder is None):
+            ctx.error(path, "give exactly one of 'layers' (a stack of Keras layers) or 'builder' (a named builder)")
+        if self.layers is not None:
+            if self.params:
+                ctx.error(join(path, "params"), "'params' belongs to a builder; a layer stack takes none")
+            if not self.layers:
+                ctx.error(join(path, "layers"), "the stack is empty")
+            for i, spec in enumerate(self.layers):
+                keras_specs.check("layer", spec, ctx, join(join(path, "layers"), i))
+        else:
+            if self.builder not in MODELS:
+                ctx.error(join(path, "builder"), f"unknown builder '{self.builder}'{suggest(self.builder, MODELS)};"
+                          f" known builders: {', '.join(sorted(MODELS))}")
+            keras_specs.check_builder_params(MODELS[self.builder], self.params, ctx, join(path, "params"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimizer, loss, metrics, epochs, batch size and callbacks, as `model.compile` / `model.fit` take them."""
+
+    optimizer: ClassSpec
+    loss: ClassSpec
+    epochs: int
+    batch_size: int
+    metrics: tuple[ClassSpec, ...] = ()
+    callbacks: tuple[ClassSpec, ...] = ()
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        from cnnlab import keras_specs
+
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                ctx.error(join(path, key), f"expected a positive integer, received {getattr(self, key)}")
+        keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))
+        keras_specs.check("loss", self.loss, ctx, join(path, "loss"))
+        for i, spec in enumerate(self.metrics):
+            keras_specs.check("metric", spec, ctx, join(join(path, "metrics"), i))
+        for i, spec in enumerate(self.callbacks):
+            keras_specs.check("callback", spec, ctx, join(join(path, "callbacks"), i))
+
+    def metric_names(self) -> list[str]:
+        """The names Keras logs for the loss and each compiled metric ('loss', 'accuracy', ...)."""
+        from cnnlab import keras_specs
+
+        return ["loss"] + [keras_specs.metric_name(m) for m in self.metrics]
+
+
+PARAM_METRICS = ("params_total", "params_trainable", "params_non_trainable", "params_conv_base")
+_METRIC_RE = re.compile(r"^(test|val|train)_(.+)$")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A published number: which measured metric it is compared with, its value, accepted range and source."""
+
+    metric: str
+    value: float
+    range: tuple[float, float]
+    source: str
+    note: str = ""
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        lo, hi = self.range
+        if lo > hi:
+            ctx.error(join(path, "range"), f"expected [low, high] with low <= high, received {list(self.range)}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """How the results are presented: a comparison group and what-if rows for the parameter table."""
+
+    group: str | None = None
+    dense_head_what_if: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """One experiment: data → model → training → results, with its published reference."""
+
+    name: str
+    description: str
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    seed: int = 1
+    reference: tuple[Reference, ...] = ()
+    report: ReportConfig = field(default_factory=ReportConfig)
+    quick: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.name):
+            ctx.error("name", f"expected lower-case letters, digits and '_' (it names results/<name>/), "
+                      f"received {describe(self.name)}")
+        names = self.train.metric_names()
+        allowed = list(PARAM_METRICS) + [f"{split}_{m}" for split in ("test", "val", "train") for m in names]
+        for i, ref in enumerate(self.reference):
+            if ref.metric not in allowed:
+                ctx.error(join(join("reference", i), "metric"),
+                          f"unknown metric '{ref.metric}'{suggest(ref.metric, allowed)}; allowed: {', '.join(allowed)}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading, profiles and overrides
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A resolved config as it will run: the validated `config`, where it came from, profile and overrides."""
+
+    config: Config
+    path: Path
+    profile: str
+    overrides: tuple[str, ...]
+    raw: Mapping[str, Any]  # the merged YAML mapping after profile and overrides
+
+    def resolved_yaml(self) -> str:
+        header = (f"# Resolved config of experiment '{self.config.name}' from {self.path.name}: "
+                  f"profile {self.profile}, overrides {list(self.overrides) or 'none'}.\n"
+                  "# Every default is filled in; `cnnlab run <this file>` repeats the run.\n")
+        return header + yaml.safe_dump(to_plain(self.config), sort_keys=False, default_flow_style=None, width=100)
+
+
+def resolve_path(ref: str | os.PathLike) -> Path:
+    """An experiment name (configs/<name>.yaml) or a path to a YAML file."""
+    text = str(ref)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or os.sep in text or "/" in text:
+        if not path.is_file():
+            raise ConfigError(text, "", "no such config file")
+        return path
+    candidate = configs_dir() / f"{text}.yaml"
+    if not candidate.is_file():
+        names = experiment_names()
+        raise ConfigError(text, "", f"unknown experiment{suggest(text, names)}; known: {', '.join(names)} "
+                          f"(or give a path to a .yaml file)")
+    try:  # show configs/mnist.yaml, not an absolute path, when run from the repository
+        return candidate.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return candidate
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in configs_dir().glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict:
+    """Parse a YAML mapping; syntax errors become one line with line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(str(path), where, f"invalid YAML: {problem}")
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "", f"expected a mapping of config keys at the top level, received {describe(data)}")
+    return data
+
+
+_SEGMENT = re.compile(r"[^.\[\]]+|\[\d+\]")
+
+
+def split_key(key: str) -> list[str | int]:
+    """'model.layers[2].Conv2D.filters' or 'model.layers.2.Conv2D.filters' → ['model', 'layers', 2, ...]."""
+    parts: list[str | int] = []
+    for seg in _SEGMENT.findall(key):
+        seg = seg.strip("[]")
+        parts.append(int(seg) if seg.isdigit() else seg)
+    return parts
+
+
+def apply_override(raw: dict, key: str, value: Any, ctx: Ctx) -> None:
+    """Set one dotted key in the raw mapping (in place); lists are indexed by number."""
+    parts = split_key(key)
+    if not parts or "".join(map(str, parts)) != re.sub(r"[.\[\]]", "", key):
+        ctx.error(key, "malformed key: expected a dotted path such as train.epochs or model.layers.0.Conv2D.filters")
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        here = ".".join(map(str, parts[:depth + 1]))
+        if isinstance(node, list):
+            if not isinstance(part, int) or not 0 <= part < len(node):
+                ctx.error(here, f"expected a list index from 0 to {len(node) - 1}, received {part!r}")
+        elif isinstance(node, dict):
+            if isinstance(part, int):
+                part = str(part)
+            if not last and part not in node:
+                node[part] = {}
+        else:
+            ctx.error(here, f"cannot set a key inside {describe(node)}")
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
+    """['train.epochs=1', ...] → [('train.epochs', 1), ...]; values are read as YAML scalars/lists."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError("command line", item, "expected key=value (for example train.epochs=1)")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        out.append((key.strip(), value))
+    return out
+
+
+def parse(raw: dict, ctx: Ctx) -> Config:
+    return from_mapping(Config, raw, ctx, "")
+
+
+def _validate_with(raw: dict, ctx: Ctx, overrides: Sequence[tuple[str, Any, str]]) -> Config:
+    """Validate `raw`; an error under an overridden key names that override as its origin."""
+    try:
+        return parse(raw, ctx)
+    except ConfigError as err:
+        for key, value, origin in reversed(overrides):
+            norm = ".".join(map(str, split_key(key)))
+            err_norm = ".".join(map(str, split_key(err.path)))
+            if err_norm == norm or err_norm.startswith(norm + "."):
+                raise ConfigError(f"{ctx.file} ({origin} {key}={value!r})", err.path, err.message) from None
+        raise
+
+
+def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "full") -> Experiment:
+    """Read, merge and validate a config: file, then its `quick` profile if asked, then CLI overrides."""
+    import copy
+
+    if profile not in PROFILES:
+        raise ConfigError("command line", "--profile", f"expected one of {', '.join(PROFILES)}, received '{profile}'")
+    path = resolve_path(ref)
+    ctx = Ctx(str(path))
+    raw = read_yaml(path)
+    base = _validate_with(raw, ctx, [])
+
+    quick_raw = copy.deepcopy(raw)
+    quick = [(k, v, "quick profile") for k, v in base.quick.items()]
+    for key, value, _ in quick:
+        apply_override(quick_raw, key, copy.deepcopy(value), Ctx(f"{path} (quick profile)"))
+    quick_cfg = _validate_with(quick_raw, ctx, quick)
+
+    merged = copy.deepcopy(raw if profile == "full" else quick_raw)
+    cli = [(k, v, "override") for k, v in parse_overrides(overrides)]
+    for key, value, _ in cli:
+        apply_override(merged, key, value, Ctx(f"{path} (override {key}={value!r})"))
+    if not cli:
+        config = base if profile == "full" else quick_cfg
+    else:
+        config = _validate_with(merged, ctx, (quick if profile == "quick" else []) + cli)
+    return Experiment(config, path, profile, tuple(overrides), types.MappingProxyType(merged))

@@ -1,0 +1,94 @@
+"""Datasets as numpy arrays: the registry, the data-directory rule, and the split every experiment shares.
+
+Reference: lecture 002 / DLwP §5.1 (MNIST as arrays scaled to [0, 1]).
+Trap: the validation set is carved out of the *training* set with a seeded permutation, never out of the test
+set, so the reported test metric stays untouched by model selection.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from cnnlab.data import mnist
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """A dataset's train and test arrays as loaded, with where they came from."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test arrays as the model sees them."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.x_train), "val": 0 if self.x_val is None else len(self.x_val),
+                "test": len(self.x_test)}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registry entry: the loader, the dataclass of its `data.options`, and a one-line description."""
+
+    load: Callable[[Path | None, Any], Arrays]
+    options: type
+    description: str
+
+
+DATASETS: dict[str, Dataset] = {
+    "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1"),
+}
+
+
+def resolve_data_dir(cli_dir: str | None, config_dir: str | None, config_path: Path | None) -> Path | None:
+    """--data-dir, else the config's data.data_dir (relative to the config file), else $CNNLAB_DATA_DIR, else None."""
+    if cli_dir:
+        return Path(cli_dir)
+    if config_dir:
+        p = Path(config_dir)
+        return p if p.is_absolute() or config_path is None else (config_path.parent / p)
+    env = os.environ.get("CNNLAB_DATA_DIR", "").strip()
+    return Path(env) if env else None
+
+
+def split(arrays: Arrays, validation_split: float, train_subset: int | None, test_subset: int | None,
+          seed: int) -> Splits:
+    """Seeded subsets of train and test, then the last `validation_split` of the shuffled train set held out."""
+    rng = np.random.default_rng(seed)
+    n_train = len(arrays.x_train)
+    order = rng.permutation(n_train)
+    if train_subset is not None:
+        order = order[:min(train_subset, n_train)]
+    n_val = int(round(len(order) * validation_split))
+    train_idx, val_idx = np.sort(order[:len(order) - n_val]), np.sort(order[len(order) - n_val:])
+    test_idx = np.arange(len(arrays.x_test))
+    if test_subset is not None and test_subset < len(test_idx):
+        test_idx = np.sort(rng.permutation(len(test_idx))[:test_subset])
+    x_val = arrays.x_train[val_idx] if n_val else None
+    y_val = arrays.y_train[val_idx] if n_val else None
+    return Splits(arrays.x_train[train_idx], arrays.y_train[train_idx], x_val, y_val,
+                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source)
+
+
+def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
+    """Load the configured dataset and split it."""
+    arrays = DATASETS[data_cfg.dataset].load(data_dir, data_cfg.options)
+    return split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed)

@@ -1,0 +1,122 @@
+"""The results folder: one directory per run, written atomically, never overwriting an earlier run.
+
+Layout: results/<experiment>/<UTC time>_<profile>/{config.yaml, history.csv, metrics.json, params.csv,
+params.md, curves.png}; results/<experiment>/LATEST names the newest complete run.
+Trap: a run is built in a hidden `.<run id>.partial/` folder and renamed into place only when metrics.json
+is written, so an interrupted run can never be read as complete; `compare` skips hidden folders.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cnnlab.errors import CnnlabError
+
+LATEST = "LATEST"
+REQUIRED = ("config.yaml", "history.csv", "metrics.json", "params.csv", "params.md", "curves.png")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write a file so that readers see either the old content or the whole new content."""
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise CnnlabError(f"{path}: cannot write results: {exc.strerror or exc}") from None
+
+
+def csv_text(rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> str:
+    buf = io.StringIO()
+    fieldnames = fieldnames or list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=fieldnames, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+class RunDir:
+    """A run's folder under construction; `finish()` moves it into place."""
+
+    def __init__(self, root: Path, experiment: str, profile: str):
+        self.experiment_dir = Path(root) / experiment
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        try:
+            self.experiment_dir.mkdir(parents=True, exist_ok=True)
+            for n in range(1, 1000):
+                run_id = f"{stamp}_{profile}" + (f"-{n}" if n > 1 else "")
+                final = self.experiment_dir / run_id
+                partial = self.experiment_dir / f".{run_id}.partial"
+                if final.exists() or partial.exists():
+                    continue
+                partial.mkdir()
+                break
+        except OSError as exc:
+            raise CnnlabError(f"{self.experiment_dir}: cannot create the results folder: {exc.strerror or exc}") \
+                from None
+        self.run_id, self.final, self.partial = run_id, final, partial
+
+    def path(self, name: str) -> Path:
+        return self.partial / name
+
+    def write(self, name: str, data: bytes | str) -> Path:
+        atomic_write(self.path(name), data)
+        return self.path(name)
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.write(name, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+    def finish(self) -> Path:
+        """Move the complete run into place and point LATEST at it."""
+        missing = [n for n in REQUIRED if not self.path(n).is_file()]
+        if missing:
+            raise RuntimeError(f"cnnlab bug: run {self.run_id} is missing {missing}")
+        try:
+            os.replace(self.partial, self.final)
+        except OSError as exc:
+            raise CnnlabError(f"{self.final}: cannot move the finished run into place: {exc.strerror or exc}") \
+                from None
+        atomic_write(self.experiment_dir / LATEST, self.run_id + "\n")
+        return self.final
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def complete_runs(root: Path, experiment: str) -> list[Path]:
+    """Complete runs of one experiment, oldest first (folder names start with the UTC time)."""
+    folder = Path(root) / experiment
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+
+
+def latest_run(root: Path, experiment: str) -> Path | None:
+    """The newest complete run of the full profile, else the newest complete run of any profile."""
+    runs = complete_runs(root, experiment)
+    full = [r for r in runs if r.name.split("_", 1)[-1].startswith("full")]
+    return (full or runs or [None])[-1]
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())

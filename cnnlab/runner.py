@@ -1,0 +1,184 @@
+"""The one path every experiment takes: config → data → model → fit → evaluate → results/.
+
+Reference: keras-io examples/vision/mnist_convnet.py (the same steps as a script); lecture 002's training code.
+Trap: everything a user can get wrong (model shapes, data files, loss vs label shape) is checked *before* the
+results folder is created, so a mistake never leaves an empty or half-written run behind.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cnnlab import data as data_mod
+from cnnlab import keras_specs, meta, params, plots
+from cnnlab.compare import verdict
+from cnnlab.config import Ctx, Experiment, to_plain
+from cnnlab.errors import CnnlabError, one_line
+from cnnlab.models import build_model
+from cnnlab.results import RunDir, csv_text
+
+
+class Interrupted(CnnlabError):
+    """Ctrl-C during a run; the partial folder is left for inspection and never read as a result."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Times every epoch and rewrites history.csv (atomically) after each one."""
+
+    def __init__(self, run_dir: RunDir):
+        super().__init__()
+        self.run_dir, self.rows, self._t0 = run_dir, [], 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t0
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
+                          "epoch_seconds": seconds})
+        self.run_dir.write("history.csv", csv_text(self.rows))
+
+
+def _utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def best_epoch(history: dict[str, list[float]], names: list[str]) -> dict | None:
+    """The epoch with the best validation value of the first metric (max), or of the loss (min) if none."""
+    monitor = next((f"val_{n}" for n in names[1:] if f"val_{n}" in history), "val_loss")
+    if monitor not in history:
+        return None
+    values = history[monitor]
+    idx = int(np.argmin(values) if "loss" in monitor else np.argmax(values))
+    return {"monitor": monitor, "epoch": idx + 1, "value": float(values[idx])}
+
+
+def measured_metrics(history: dict[str, list[float]], test: dict[str, float], names: list[str],
+                     param_summary: dict) -> dict:
+    """The flat metric dict references are compared with: test_*, val_* (best), train_* (last), params_*."""
+    out: dict[str, float] = {f"test_{k}": float(v) for k, v in test.items()}
+    for name in names:
+        if f"val_{name}" in history:
+            series = history[f"val_{name}"]
+            out[f"val_{name}"] = float(min(series) if "loss" in name else max(series))
+        if name in history:
+            out[f"train_{name}"] = float(history[name][-1])
+    out.update(param_summary)
+    return out
+
+
+def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None,
+        log=print) -> RunResult:
+    """Train and evaluate one experiment and write its results folder."""
+    cfg = exp.config
+    ctx = Ctx(str(exp.path))
+    started, t_start = _utc(), time.perf_counter()
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.name, ctx)
+    table = params.table(model, cfg.report.dense_head_what_if)
+
+    t_data = time.perf_counter()
+    data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
+    splits = data_mod.load(cfg.data, data_dir_path, cfg.seed)
+    data_seconds = time.perf_counter() - t_data
+    sample_shape = tuple(splits.x_train.shape[1:])
+    if sample_shape != tuple(cfg.model.input_shape):
+        ctx.error("model.input_shape", f"{list(cfg.model.input_shape)} does not match the shape of one "
+                  f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options)")
+
+    tr = cfg.train
+    model.compile(optimizer=keras_specs.make("optimizer", tr.optimizer, ctx, "train.optimizer"),
+                  loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
+                  metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)])
+    n_probe = min(tr.batch_size, len(splits.x_train))
+    t_probe = time.perf_counter()
+    try:  # loss vs labels, before any folder exists
+        model.evaluate(splits.x_train[:n_probe], splits.y_train[:n_probe], verbose=0)
+    except Exception as exc:
+        ctx.error("train.loss", f"cannot be computed on this data (labels of shape {list(splits.y_train.shape[1:])}, "
+                  f"model output {list(model.output_shape[1:])}): {one_line(exc)}")
+    probe_seconds = time.perf_counter() - t_probe
+    callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
+
+    run_dir = RunDir(results_root, cfg.name, exp.profile)
+    run_dir.write("config.yaml", exp.resolved_yaml())
+    run_dir.write("params.csv", csv_text(params.to_records(table)))
+    run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters"))
+    epoch_log = EpochLog(run_dir)
+    validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    log(f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
+        f"{'/'.join(str(v) for v in splits.sizes().values())}\n  model: {table.total:,} parameters; "
+        f"backend {keras.backend.backend()}; {meta.device()}\n  run folder: {run_dir.partial}")
+    try:
+        t_fit = time.perf_counter()
+        model.fit(splits.x_train, splits.y_train, epochs=tr.epochs, batch_size=tr.batch_size,
+                  validation_data=validation, callbacks=[epoch_log, *callbacks], verbose=verbose)
+        fit_seconds = time.perf_counter() - t_fit
+        t_eval = time.perf_counter()
+        test = model.evaluate(splits.x_test, splits.y_test, batch_size=tr.batch_size, verbose=0, return_dict=True)
+        eval_seconds = time.perf_counter() - t_eval
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; the partial run is left in {run_dir.partial} and is never read as "
+                          "a result") from None
+
+    history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
+    names = tr.metric_names()
+    epochs_run = len(epoch_log.rows)
+    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)"))
+    metrics = {
+        "experiment": cfg.name,
+        "description": cfg.description,
+        "run_id": run_dir.run_id,
+        "status": "complete",
+        "profile": exp.profile,
+        "overrides": list(exp.overrides),
+        "started_at": started,
+        "finished_at": _utc(),
+        "measured": measured_metrics(history, test, names, params.summary(table)),
+        "best_val": best_epoch(history, names),
+        "epochs_run": epochs_run,
+        "timing": {
+            "wall_seconds": time.perf_counter() - t_start,
+            "data_seconds": data_seconds,
+            "probe_seconds": probe_seconds,  # one evaluate() batch: checks loss vs labels, traces the test step
+            "fit_seconds": fit_seconds,
+            "evaluate_seconds": eval_seconds,
+            "epoch_seconds": history.get("epoch_seconds", []),
+            "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
+            "train_samples_per_second": len(splits.x_train) * epochs_run / fit_seconds if fit_seconds else None,
+        },
+        "data": {"dataset": cfg.data.dataset, "source": splits.source, **{f"n_{k}": v for k, v in splits.sizes().items()}},
+        "seed": cfg.seed,
+        "batch_size": tr.batch_size,
+        "references": to_plain(cfg.reference),
+        "environment": meta.environment(),
+    }
+    run_dir.write_json("metrics.json", metrics)
+    final = run_dir.finish()
+    log(f"results: {final}")
+    for ref in cfg.reference:
+        value = metrics["measured"].get(ref.metric)
+        log(f"  {ref.metric}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
+            f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: {verdict(value, ref.range, exp.profile, exp.overrides)}")
+    return RunResult(final, metrics)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 100 else f"{v:.4f}"

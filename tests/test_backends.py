@@ -1,0 +1,53 @@
+"""cnnlab under another Keras backend with TensorFlow made unimportable, as on a JAX-only GPU machine."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+BLOCK_TF = textwrap.dedent("""
+    import importlib.abc, sys
+    class BlockTensorFlow(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "tensorflow" or name.startswith("tensorflow."):
+                raise ImportError(f"tensorflow is blocked in this test: {name}")
+    sys.meta_path.insert(0, BlockTensorFlow())
+""")
+
+
+def _python(code: str, env_extra: dict, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **env_extra}
+    return subprocess.run([sys.executable, "-c", BLOCK_TF + textwrap.dedent(code)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_importing_cnnlab_imports_no_framework():
+    proc = _python("""
+        import cnnlab.cli, cnnlab.config, cnnlab.compare, cnnlab.results
+        heavy = [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]
+        assert not heavy, heavy
+    """, {})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_mnist_slice_trains_under_jax_without_tensorflow(data_dir, tmp_path):
+    pytest.importorskip("jax")
+    proc = _python(f"""
+        from cnnlab.cli import main
+        rc = main(["--results-dir", {str(tmp_path)!r}, "run", "mnist", "data.train_subset=300",
+                   "data.test_subset=100", "train.epochs=1", "--data-dir", {str(data_dir)!r}, "--verbose", "0"])
+        assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"], "tensorflow was imported"
+        sys.exit(rc)
+    """, {"KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = [p for p in (tmp_path / "mnist").iterdir() if p.is_dir()]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["environment"]["backend"] == "jax" and m["environment"]["backend_version"]
+    assert m["measured"]["params_total"] == 93_322 and m["epochs_run"] == 1
