@@ -12,7 +12,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run params list check compare test test-slow bench clean distclean
+.PHONY: help venv venv-dev run params list check compare arith zoo test test-slow bench clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ check: venv ## Validate every config (full and quick profiles) without touching 
 
 compare: venv ## Regenerate results/summary.csv and results/summary.md from the latest runs
 	$(BIN)/cnnlab compare
+
+arith: venv ## The lectures' calculators (output size, receptive field, max-pool backprop, ...) → results/arith.md
+	$(BIN)/cnnlab arith report
+
+zoo: venv ## Parameter table of LeNet-5, AlexNet, VGG, GoogLeNet, ResNet50, DenseNet121, MobileNet → results/zoo.md
+	$(BIN)/cnnlab zoo
 
 test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 	$(BIN)/python -m pytest

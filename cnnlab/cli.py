@@ -53,7 +53,7 @@ def cmd_params(args) -> int:
 
     exp = load(args.experiment, args.overrides, args.profile)
     model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
-    print(params.to_text(params.table(model, exp.config.report.dense_head_what_if)), end="")
+    print(params.to_text(params.table(model, exp.config.report.dense_head_what_if), args.extended), end="")
     return 0
 
 
@@ -79,6 +79,16 @@ def cmd_compare(args) -> int:
     csv_path, md_path = write_summary(_results_root(args))
     print(md_path.read_text(), end="")
     print(f"\nwritten: {csv_path}, {md_path}")
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    """Parameter table of the classic architectures (LeNet-5 to MobileNet) → results/zoo.md and zoo.csv."""
+    from cnnlab.zoo import report
+
+    out = report(_results_root(args) / "zoo.md")
+    print(out.read_text(), end="")
+    print(f"\nwritten: {out}, {out.with_suffix('.csv')}")
     return 0
 
 
@@ -108,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_run)
     sp = sub.add_parser("params", help=cmd_params.__doc__)
     exp_args(sp)
+    sp.add_argument("--extended", action="store_true",
+                    help="add the lecture's parameter formula and the receptive field of each layer")
     sp.set_defaults(func=cmd_params)
     sp = sub.add_parser("check", help=cmd_check.__doc__)
     sp.add_argument("experiments", nargs="*", metavar="EXP or key=value",
@@ -115,6 +127,11 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_check)
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
     sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)
+    sp.set_defaults(func=cmd_zoo)
+    from cnnlab.arith_report import add_parser
+
+    add_parser(sub)
     return p
 
 

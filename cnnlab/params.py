@@ -24,6 +24,9 @@ class Row:
     output_shape: tuple
     params: int
     trainable: int
+    field: str = "–"                 # receptive field on the input (lecture 001), for layer chains
+    formula: str | None = None       # the lecture's parameter formula, e.g. "32 × (3×3×1) + 32"
+    formula_params: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,10 +60,25 @@ def _shape(layer) -> tuple:
 
 
 def table(model, what_if_units=()) -> Table:
-    """The parameter table of a built `keras.Model`."""
-    rows = tuple(Row(layer.name, type(layer).__name__, _shape(layer), _count(layer.weights),
-                     _count(layer.trainable_weights))
-                 for layer in model.layers if type(layer).__name__ != "InputLayer")
+    """The parameter table of a built `keras.Model`, with receptive field and formula per layer."""
+    import keras
+
+    from cnnlab import arith
+
+    fields = arith.receptive_fields(model) if isinstance(model, keras.Sequential) else {}
+    rows = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        field = fields.get(layer.name)
+        try:
+            f = arith.formula(layer)
+        except (AttributeError, ValueError):  # a shared layer has no single input shape
+            f = None
+        rows.append(Row(layer.name, type(layer).__name__, _shape(layer), _count(layer.weights),
+                        _count(layer.trainable_weights), field.text() if field else "–",
+                        f[0] if f else None, f[1] if f else None))
+    rows = tuple(rows)
     trainable = _count(model.trainable_weights)
     total = _count(model.weights)
     base_len = next((i for i, r in enumerate(rows) if r.type in HEAD_START), len(rows))
@@ -76,19 +94,28 @@ def shape_text(shape: tuple) -> str:
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
 
 
-def to_text(t: Table) -> str:
-    """The table as Keras 2's `model.summary()` printed it, plus the base and what-if lines."""
+def to_text(t: Table, extended: bool = False) -> str:
+    """The table as Keras 2's `model.summary()` printed it, plus the base and what-if lines; `extended` adds
+    the lecture's parameter formula and the receptive field of each layer."""
     w1, w2, w3 = max(29, max(len(f"{r.name} ({r.type})") for r in t.rows) + 2), 26, 10
-    rule = "_" * (w1 + w2 + w3)
-    lines = [f'Model: "{t.model_name}"', rule, f"{'Layer (type)':<{w1}}{'Output Shape':<{w2}}{'Param #':<{w3}}",
-             "=" * (w1 + w2 + w3)]
+    w4 = max([len("Lecture formula")] + [len(r.formula or "") for r in t.rows]) + 2 if extended else 0
+    w5 = max([len("Receptive field")] + [len(r.field) for r in t.rows]) if extended else 0
+    width = w1 + w2 + w3 + w4 + w5
+    rule = "_" * width
+    head = f"{'Layer (type)':<{w1}}{'Output Shape':<{w2}}{'Param #':<{w3}}"
+    if extended:
+        head += f"{'Lecture formula':<{w4}}{'Receptive field':<{w5}}"
+    lines = [f'Model: "{t.model_name}"', rule, head.rstrip(), "=" * width]
     for i, r in enumerate(t.rows):
-        lines.append(f"{r.name + ' (' + r.type + ')':<{w1}}{shape_text(r.output_shape):<{w2}}{r.params:<{w3}}")
-        lines.append(rule if i < len(t.rows) - 1 else "=" * (w1 + w2 + w3))
+        line = f"{r.name + ' (' + r.type + ')':<{w1}}{shape_text(r.output_shape):<{w2}}{r.params:<{w3}}"
+        if extended:
+            line += f"{r.formula or '–':<{w4}}{r.field:<{w5}}"
+        lines.append(line)
+        lines.append(rule if i < len(t.rows) - 1 else "=" * width)
     lines += [f"Total params: {t.total:,}", f"Trainable params: {t.trainable:,}",
               f"Non-trainable params: {t.non_trainable:,}"]
-    lines += ["_" * (w1 + w2 + w3)] + _notes(t)
-    return "\n".join(lines) + "\n"
+    lines += [rule] + _notes(t)
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _notes(t: Table) -> list[str]:
@@ -105,9 +132,11 @@ def _notes(t: Table) -> list[str]:
 
 def to_markdown(t: Table, title: str) -> str:
     """The table as Markdown (numbers formatted here only; params.csv keeps them raw)."""
-    lines = [f"# {title}", "", "| Layer (type) | Output Shape | Param # | Trainable |", "|---|---|---:|---:|"]
+    lines = [f"# {title}", "", "| Layer (type) | Output Shape | Param # | Trainable | Lecture formula | "
+             "Receptive field |", "|---|---|---:|---:|---|---|"]
     for r in t.rows:
-        lines.append(f"| {r.name} ({r.type}) | {shape_text(r.output_shape)} | {r.params:,} | {r.trainable:,} |")
+        lines.append(f"| {r.name} ({r.type}) | {shape_text(r.output_shape)} | {r.params:,} | {r.trainable:,} | "
+                     f"{r.formula if r.formula is not None else '–'} | {r.field} |")
     lines += ["", f"Total params: {t.total:,}  ", f"Trainable params: {t.trainable:,}  ",
               f"Non-trainable params: {t.non_trainable:,}", ""]
     lines += [f"- {n}" for n in _notes(t)]
@@ -117,7 +146,8 @@ def to_markdown(t: Table, title: str) -> str:
 def to_records(t: Table) -> list[dict]:
     """Raw rows for params.csv."""
     return [{"layer": r.name, "type": r.type, "output_shape": shape_text(r.output_shape), "params": r.params,
-             "trainable_params": r.trainable} for r in t.rows]
+             "trainable_params": r.trainable, "formula": r.formula, "formula_params": r.formula_params,
+             "receptive_field": r.field} for r in t.rows]
 
 
 def summary(t: Table) -> dict:

@@ -53,3 +53,15 @@ def overlay(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[
     fig.suptitle(title)
     fig.tight_layout()
     return _png(fig)
+
+
+def panels(images: Sequence, titles: Sequence[str], title: str) -> bytes:
+    """PNG bytes: 2-D arrays side by side in grey, each with its title (worked convolutions, Sobel)."""
+    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4), squeeze=False)
+    for ax, img, name in zip(axes[0], images, titles):
+        ax.imshow(img, cmap="gray")
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)

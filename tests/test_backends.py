@@ -51,3 +51,19 @@ def test_mnist_slice_trains_under_jax_without_tensorflow(data_dir, tmp_path):
     m = json.loads((run / "metrics.json").read_text())
     assert m["environment"]["backend"] == "jax" and m["environment"]["backend_version"]
     assert m["measured"]["params_total"] == 93_322 and m["epochs_run"] == 1
+
+
+def test_autodiff_under_jax_without_tensorflow():
+    """The max-pool backprop of lecture 001 through jax.vjp gives the same routed gradients."""
+    pytest.importorskip("jax")
+    proc = _python("""
+        import numpy as np
+        from cnnlab import arith
+        r = arith.maxpool_backprop(arith.LECTURE_001_GRID, 3, 1, arith.LECTURE_001_UPSTREAM)
+        assert np.array_equal(r.autodiff, r.direct), r.autodiff
+        assert r.autodiff[4, 1] == 8 and r.autodiff.sum() == 21
+        import keras
+        assert keras.backend.backend() == "jax"
+        assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"], "tensorflow was imported"
+    """, {"KERAS_BACKEND": "jax"})
+    assert proc.returncode == 0, proc.stderr[-2000:]

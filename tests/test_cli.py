@@ -1,0 +1,45 @@
+"""The command line: list, compare on an empty folder, `python -m cnnlab`, and `make help`."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_list_shows_every_experiment_with_its_description(cli):
+    code, out, _ = cli("list")
+    assert code == 0
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert {"mnist", "mnist_no_pooling", "mnist_dense"} <= set(lines)
+    assert "Lecture 002's MNIST convnet" in lines["mnist"]
+
+
+def test_compare_without_runs_lists_references_as_not_run(cli, tmp_path):
+    code, out, _ = cli("--results-dir", tmp_path, "compare")
+    assert code == 0
+    assert (tmp_path / "summary.csv").is_file() and "not run yet" in (tmp_path / "summary.md").read_text()
+    assert "| mnist_no_pooling | params_conv_base | 55,744 |" in out
+
+
+def test_python_dash_m_and_usage_errors():
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "list"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0 and "mnist_dense" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "fly"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid choice: 'fly'" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_help_documents_every_target():
+    proc = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0
+    documented = {line.split()[1] for line in proc.stdout.splitlines() if line.strip().startswith("make ")}
+    targets = set()
+    for line in (REPO / "Makefile").read_text().splitlines():
+        if line.startswith(".PHONY:"):
+            targets = set(line.split(":", 1)[1].split())
+    assert targets and targets == documented, targets ^ documented
