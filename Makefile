@@ -12,7 +12,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run params list check compare arith zoo test test-slow bench clean distclean
+.PHONY: help venv venv-dev run params list check compare arith zoo explain test test-slow bench clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ compare: venv ## Regenerate results/summary.csv and results/summary.md from the 
 
 arith: venv ## The lectures' calculators (output size, receptive field, max-pool backprop, ...) → results/arith.md
 	$(BIN)/cnnlab arith report
+
+explain: venv ## Saliency, Grad-CAM, activations, filter patterns of EXP's newest run → results/EXP/<run>/explain/
+	$(BIN)/cnnlab explain $(EXP) $(ARGS)
 
 zoo: venv ## Parameter table of LeNet-5, AlexNet, VGG, GoogLeNet, ResNet50, DenseNet121, MobileNet → results/zoo.md
 	$(BIN)/cnnlab zoo

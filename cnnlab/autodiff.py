@@ -55,4 +55,4 @@ def vjp(fn: Callable, x: np.ndarray, upstream: np.ndarray) -> np.ndarray:
 
         raise CnnlabError(f"no gradient support for Keras backend '{backend}'; use one of {', '.join(VJP)}")
     x = np.asarray(x, dtype="float32")
-    return VJP[backend](fn, x, np.asarray(upstream, dtype="float32"))
+    return np.array(VJP[backend](fn, x, np.asarray(upstream, dtype="float32")))  # a writable copy

@@ -92,6 +92,16 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    """Saliency, Grad-CAM, activations and filter patterns of a trained run → results/<exp>/<run>/explain/."""
+    from cnnlab.explain_run import run_explain
+
+    files = run_explain(args.run, _results_root(args), image=args.image, index=args.index, class_index=args.cls,
+                        n_filters=args.filters, steps=args.steps, data_dir=args.data_dir)
+    print("written:\n  " + "\n  ".join(str(f) for f in files))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnlab", description="Reproduce the classic convnet lecture experiments "
                                 "and check them against the published numbers.")
@@ -127,6 +137,15 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_check)
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
     sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("explain", help=cmd_explain.__doc__)
+    sp.add_argument("run", help="a run folder, or an experiment name (its newest complete run with a saved model)")
+    sp.add_argument("--image", help="an image file to explain (default: a test image of the run's dataset)")
+    sp.add_argument("--index", type=int, default=0, help="which test image (default 0)")
+    sp.add_argument("--class", dest="cls", type=int, default=None, help="class to explain (default: predicted)")
+    sp.add_argument("--filters", type=int, default=16, help="filter patterns per conv layer (default 16)")
+    sp.add_argument("--steps", type=int, default=30, help="gradient-ascent steps per filter pattern (default 30)")
+    sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
+    sp.set_defaults(func=cmd_explain)
     sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)
     sp.set_defaults(func=cmd_zoo)
     from cnnlab.arith_report import add_parser

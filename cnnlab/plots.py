@@ -65,3 +65,70 @@ def panels(images: Sequence, titles: Sequence[str], title: str) -> bytes:
     fig.suptitle(title)
     fig.tight_layout()
     return _png(fig)
+
+
+def _display(img):
+    """(h, w, 1) → (h, w) grey; (h, w, 3) stays colour; values clipped to [0, 1]."""
+    import numpy as np
+
+    img = np.asarray(img, dtype="float32")
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    return np.clip(img, 0, 1)
+
+
+def saliency_figure(image, max_map, mean_map, title: str) -> bytes:
+    """The input and its saliency maps (max and mean of |gradient| over channels), as in lecture 001."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
+    axes[0].imshow(_display(image), cmap="gray")
+    axes[0].set_title("input", fontsize=9)
+    axes[1].imshow(max_map, cmap="hot")
+    axes[1].set_title("saliency: max |∂score/∂x| over channels", fontsize=9)
+    axes[2].imshow(mean_map, cmap="hot")
+    axes[2].set_title("saliency: mean over channels", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def gradcam_figure(image, cam, title: str) -> bytes:
+    """The input, the Grad-CAM heatmap, and the heatmap resized and superimposed on the input (lecture 003)."""
+    img = _display(image)
+    h, w = img.shape[:2]
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
+    axes[0].imshow(img, cmap="gray")
+    axes[0].set_title("input", fontsize=9)
+    axes[1].imshow(cam, cmap="jet")
+    axes[1].set_title(f"Grad-CAM ({cam.shape[0]}×{cam.shape[1]})", fontsize=9)
+    axes[2].imshow(img, cmap="gray")
+    axes[2].imshow(cam, cmap="jet", alpha=0.45, extent=(-0.5, w - 0.5, h - 0.5, -0.5), interpolation="bilinear")
+    axes[2].set_title("superimposed", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each: bool = True) -> bytes:
+    """A grid of 2-D maps (h, w, n) or images (n, h, w[, 3]) with their index, e.g. every channel of a layer."""
+    import numpy as np
+
+    maps = np.asarray(maps)
+    items = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
+    cols = min(cols, len(items))
+    rows = -(-len(items) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, (ax, item) in enumerate(zip(axes.ravel(), items)):
+        if normalise_each and item.ndim == 2:
+            lo, hi = float(item.min()), float(item.max())
+            item = (item - lo) / (hi - lo) if hi > lo else item * 0
+        ax.imshow(_display(item) if item.ndim == 3 else item, cmap=cmap)
+        ax.set_title(str(i), fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _png(fig)

@@ -136,6 +136,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         raise Interrupted(f"interrupted; the partial run is left in {run_dir.partial} and is never read as "
                           "a result") from None
 
+    model_file = save_model(model, cfg.name, run_dir.run_id)
     history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
     names = tr.metric_names()
     epochs_run = len(epoch_log.rows)
@@ -167,6 +168,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         "batch_size": tr.batch_size,
         "references": to_plain(cfg.reference),
         "environment": meta.environment(),
+        "model_file": str(model_file) if model_file else None,
     }
     run_dir.write_json("metrics.json", metrics)
     final = run_dir.finish()
@@ -176,6 +178,28 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         log(f"  {ref.metric}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
             f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: {verdict(value, ref.range, exp.profile, exp.overrides)}")
     return RunResult(final, metrics)
+
+
+def cache_dir() -> Path:
+    """Checkpoints and other large derived files: $CNNLAB_CACHE_DIR, else ./.cache (ignored by git)."""
+    import os
+
+    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache")
+
+
+def save_model(model, experiment: str, run_id: str) -> Path | None:
+    """The trained model as .cache/models/<experiment>/<run id>.keras, for `cnnlab explain`; None if unwritable."""
+    path = cache_dir() / "models" / experiment / f"{run_id}.keras"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.keras")
+        model.save(tmp)
+        tmp.replace(path)
+    except OSError as exc:
+        print(f"cnnlab: warning: the trained model was not saved ({exc.strerror or exc}); `cnnlab explain` "
+              "will not find it", file=sys.stderr)
+        return None
+    return path
 
 
 def _fmt(v) -> str:

@@ -71,3 +71,9 @@ def mnist_config(write_config):
         return write_config(text)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Trained models go to a temporary cache, never into the repository's .cache/."""
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))

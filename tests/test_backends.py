@@ -54,7 +54,7 @@ def test_mnist_slice_trains_under_jax_without_tensorflow(data_dir, tmp_path):
 
 
 def test_autodiff_under_jax_without_tensorflow():
-    """The max-pool backprop of lecture 001 through jax.vjp gives the same routed gradients."""
+    """Max-pool backprop, saliency and Grad-CAM through jax.vjp give the same known answers."""
     pytest.importorskip("jax")
     proc = _python("""
         import numpy as np
@@ -64,6 +64,10 @@ def test_autodiff_under_jax_without_tensorflow():
         assert r.autodiff[4, 1] == 8 and r.autodiff.sum() == 21
         import keras
         assert keras.backend.backend() == "jax"
+        from tests.test_explain import (test_grad_cam_finds_the_channel_and_place_the_score_depends_on,
+                                        test_saliency_lights_up_exactly_where_the_model_looks)
+        test_saliency_lights_up_exactly_where_the_model_looks()
+        test_grad_cam_finds_the_channel_and_place_the_score_depends_on()
         assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"], "tensorflow was imported"
-    """, {"KERAS_BACKEND": "jax"})
+    """, {"KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,132 @@
+"""`cnnlab explain <run or experiment>`: the pictures of cnnlab/explain.py for a trained run, in <run>/explain/.
+
+Reference: lectures 001 (saliency), 003 (activations, filter patterns, Grad-CAM), 004 (first-layer filters).
+Trap: the trained model lives in the ignored cache (.cache/models/<experiment>/<run id>.keras, named by the
+run's metrics.json), not in results/; a run from another machine has no model here and must be run again.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from cnnlab import explain, plots
+from cnnlab.errors import CnnlabError
+from cnnlab.results import atomic_write, complete_runs, read_metrics
+
+
+def find_run(ref: str, results_root: Path) -> Path:
+    """A run folder given directly, or the newest complete run of an experiment that has a saved model."""
+    path = Path(ref)
+    if path.is_dir() and (path / "metrics.json").is_file():
+        return path
+    runs = [r for r in complete_runs(results_root, ref) if _model_file(r) is not None]
+    if not runs:
+        raise CnnlabError(f"{results_root / ref}: no complete run with a saved model here; train one first "
+                          f"(cnnlab run {ref}) or pass a run folder")
+    return runs[-1]
+
+
+def _model_file(run: Path) -> Path | None:
+    name = read_metrics(run).get("model_file")
+    return Path(name) if name and Path(name).is_file() else None
+
+
+def _input(run: Path, exp, image_path: str | None, index: int, data_dir: str | None):
+    """One input sample (batch axis included) and a caption."""
+    from cnnlab import data as data_mod
+
+    shape = tuple(exp.config.model.input_shape)
+    if image_path:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            img = Image.open(image_path)
+            img.load()
+        except (OSError, UnidentifiedImageError) as exc:
+            raise CnnlabError(f"{image_path}: cannot read as an image: {exc}") from None
+        channels = shape[-1] if len(shape) == 3 else 1
+        side = (shape[1], shape[0]) if len(shape) == 3 else (int(math.isqrt(shape[0])),) * 2
+        img = img.convert("L" if channels == 1 else "RGB").resize(side)
+        arr = np.asarray(img, dtype="float32") / 255.0
+        return arr.reshape((1, *shape)), f"{Path(image_path).name}"
+    splits = data_mod.load(exp.config.data, data_mod.resolve_data_dir(data_dir, exp.config.data.data_dir, None),
+                           exp.config.seed)
+    if not 0 <= index < len(splits.x_test):
+        raise CnnlabError(f"--index: expected 0 to {len(splits.x_test) - 1}, received {index}")
+    label = splits.y_test[index]
+    label = int(np.argmax(label)) if np.ndim(label) else int(label)
+    return splits.x_test[index:index + 1].astype("float32"), f"test image {index} (label {label})"
+
+
+def _as_image(x: np.ndarray) -> np.ndarray:
+    """One input sample as a displayable (h, w[, c]) image; flat inputs of a square size are folded back."""
+    x = x[0]
+    if x.ndim == 1 and math.isqrt(x.size) ** 2 == x.size:
+        side = math.isqrt(x.size)
+        return x.reshape(side, side, 1)
+    return x
+
+
+def run_explain(ref: str, results_root: Path, image: str | None = None, index: int = 0, class_index: int | None = None,
+                n_filters: int = 16, steps: int = 30, data_dir: str | None = None) -> list[Path]:
+    """Write saliency, Grad-CAM, activation, filter-pattern and kernel pictures for one run; return the files."""
+    import keras
+
+    from cnnlab.config import load
+
+    run = find_run(ref, results_root)
+    model_file = _model_file(run)
+    if model_file is None:
+        raise CnnlabError(f"{run}: its trained model is not in the cache on this machine; run the experiment again")
+    model = keras.saving.load_model(model_file)
+    exp = load(run / "config.yaml")
+    x, caption = _input(run, exp, image, index, data_dir)
+    n_classes = model.output_shape[-1]
+    cls = explain.predicted_class(model, x) if class_index is None else class_index
+    if not 0 <= cls < n_classes:
+        raise CnnlabError(f"--class: expected 0 to {n_classes - 1}, received {cls}")
+    out = run / "explain"
+    out.mkdir(exist_ok=True)
+    written: list[Path] = []
+
+    def save(name: str, png: bytes) -> None:
+        atomic_write(out / name, png)
+        written.append(out / name)
+
+    shown = _as_image(x)
+    sal = explain.saliency(model, x, cls)
+    fold = lambda m: m.reshape(shown.shape[:2]) if m.ndim == 1 else m  # noqa: E731
+    sal_max = fold(sal.max_map if sal.gradient.ndim > 1 else np.abs(sal.gradient))
+    sal_mean = fold(sal.mean_map if sal.gradient.ndim > 1 else np.abs(sal.gradient))
+    save("saliency.png", plots.saliency_figure(shown, sal_max, sal_mean, f"{exp.config.name}: {caption}, class {cls}"))
+    conv = [i for i, layer in enumerate(model.layers) if type(layer).__name__.startswith("Conv")]
+    if conv:
+        cam = explain.grad_cam(model, x, cls)
+        save("gradcam.png", plots.gradcam_figure(shown, cam, f"{exp.config.name}: Grad-CAM on "
+                                                 f"{model.layers[conv[-1]].name}, class {cls}"))
+        for name, maps in explain.activations(model, x).items():
+            save(f"activations_{name}.png", plots.tiles(maps, f"{name}: {maps.shape[-1]} channels for {caption}",
+                                                        cols=16))
+        for i in conv:
+            layer = model.layers[i]
+            k = min(n_filters, layer.filters)
+            patterns = [explain.deprocess(explain.filter_pattern(model, i, f, steps=steps)[0]) for f in range(k)]
+            save(f"filters_{layer.name}.png", plots.tiles(np.stack(patterns), f"{layer.name}: input patterns that "
+                                                          f"maximise filters 0-{k - 1} ({steps} ascent steps)",
+                                                          cols=8, cmap="gray"))
+        first = model.layers[conv[0]]
+        kernel = keras.ops.convert_to_numpy(first.kernel)  # (kh, kw, in, filters)
+        if kernel.ndim == 4 and kernel.shape[2] in (1, 3):
+            kernels = np.moveaxis(kernel, -1, 0)
+            kernels = (kernels - kernels.min()) / (kernels.max() - kernels.min() + 1e-12)
+            save(f"kernels_{first.name}.png", plots.tiles(kernels, f"{first.name}: the {kernel.shape[-1]} learned "
+                                                          f"{kernel.shape[0]}×{kernel.shape[1]} kernels", cols=8,
+                                                          cmap="gray", normalise_each=False))
+    index_md = [f"# {exp.config.name}: inside the trained model", "",
+                f"Run `{run.name}`, input: {caption}, explained class {cls} "
+                f"(predicted {explain.predicted_class(model, x)}). Generated by `cnnlab explain`.", ""]
+    index_md += [f"![{p.stem}]({p.name})" for p in written]
+    atomic_write(out / "README.md", "\n\n".join(index_md) + "\n")
+    return written

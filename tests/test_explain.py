@@ -1,0 +1,79 @@
+"""Saliency, Grad-CAM, activations and filter patterns on tiny models whose answer is known, then on a real run."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers
+
+from cnnlab import explain
+from cnnlab.config import load
+from cnnlab.models import build_model
+
+
+def _looks_at_one_region():
+    """8×8 input; class 1's score is the sum of the pixels in rows 2-3, columns 5-6; class 0 sees nothing."""
+    model = keras.Sequential([keras.Input((8, 8, 1)), layers.Flatten(), layers.Dense(2, activation="softmax")])
+    w = np.zeros((64, 2), dtype="float32")
+    region = np.zeros((8, 8), dtype=bool)
+    region[2:4, 5:7] = True
+    w[region.ravel(), 1] = 1.0
+    model.layers[-1].set_weights([w, np.zeros(2, dtype="float32")])
+    return model, region
+
+
+def test_saliency_lights_up_exactly_where_the_model_looks():
+    model, region = _looks_at_one_region()
+    x = np.random.default_rng(0).uniform(0, 1, (1, 8, 8, 1)).astype("float32")
+    x[0, 2:4, 5:7, 0] = 50.0  # a saturated softmax: the probability's gradient would all but vanish
+    sal = explain.saliency(model, x, class_index=1)
+    assert np.array_equal(sal.max_map > 0, region)
+    assert np.allclose(sal.max_map[region], 1.0)  # the score's gradient: the weights themselves
+    assert np.allclose(sal.max_map, sal.mean_map)  # one channel: max and mean agree
+    assert np.all(explain.saliency(model, x, class_index=0).max_map == 0)
+
+
+def test_grad_cam_finds_the_channel_and_place_the_score_depends_on():
+    """Channel 0 has a blob top-left, channel 1 bottom-right; only channel 1 feeds the score."""
+    model = keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(2, 1, use_bias=False), layers.Flatten(),
+                              layers.Dense(1, activation="sigmoid")])
+    model.layers[0].set_weights([np.eye(2, dtype="float32").reshape(1, 1, 2, 2)])  # A = x
+    w = np.zeros((8 * 8 * 2, 1), dtype="float32")
+    w[1::2] = 1.0  # channel 1 of every position
+    model.layers[-1].set_weights([w, np.zeros(1, dtype="float32")])
+    x = np.zeros((1, 8, 8, 2), dtype="float32")
+    x[0, 0:3, 0:3, 0] = 1.0
+    x[0, 5:8, 5:8, 1] = 1.0
+    cam = explain.grad_cam(model, x, class_index=0)
+    assert cam.shape == (8, 8)
+    assert np.all(cam[5:8, 5:8] == 1.0) and np.all(cam[0:3, 0:3] == 0.0) and cam.sum() == 9
+
+
+def test_activations_and_filter_pattern_on_the_mnist_model():
+    keras.utils.set_random_seed(0)
+    model = build_model(load("mnist").config.model, "mnist")
+    x = np.random.default_rng(0).uniform(0, 1, (1, 28, 28, 1)).astype("float32")
+    maps = explain.activations(model, x)
+    assert {k: v.shape for k, v in maps.items()} == {
+        "conv2d_1": (26, 26, 32), "maxpooling2d_1": (13, 13, 32), "conv2d_2": (11, 11, 64),
+        "maxpooling2d_2": (5, 5, 64), "conv2d_3": (3, 3, 64)}
+    image, before, after = explain.filter_pattern(model, 2, filter_index=3, steps=5)
+    assert image.shape == (28, 28, 1) and after > before  # gradient ascent raises the filter's mean activation
+
+
+def test_explain_a_real_run(cli, data_dir, tmp_path):
+    results = tmp_path / "results"
+    code, _, err = cli("--results-dir", results, "explain", "mnist")
+    assert code == 2 and "no complete run with a saved model" in err and err.count("\n") == 1
+    code, _, err = cli("--results-dir", results, "run", "mnist", "data.train_subset=300", "data.test_subset=50",
+                       "train.epochs=1", "--data-dir", data_dir, "--verbose", "0", "--no-summary")
+    assert code == 0, err
+    code, out, err = cli("--results-dir", results, "explain", "mnist", "--filters", "2", "--steps", "2",
+                         "--index", "3", "--data-dir", data_dir)
+    assert code == 0, err
+    (run,) = [p for p in (results / "mnist").iterdir() if p.is_dir()]
+    names = sorted(p.name for p in (run / "explain").iterdir())
+    assert {"saliency.png", "gradcam.png", "activations_conv2d_1.png", "filters_conv2d_3.png",
+            "kernels_conv2d_1.png", "README.md"} <= set(names)
+    assert "test image 3" in (run / "explain" / "README.md").read_text()
+    code, _, err = cli("--results-dir", results, "explain", str(run), "--class", "12", "--data-dir", data_dir)
+    assert code == 2 and "--class: expected 0 to 9, received 12" in err
