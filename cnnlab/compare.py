@@ -111,7 +111,7 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]])
         meas = m.get("measured", {})
         lines.append(f"| {name} | {_num(meas.get('params_total'))} | {best.get('monitor', '–')} "
                      f"{_num(best.get('value'))} ({best.get('epoch', '–')}) | {_num(meas.get('test_accuracy'))} | "
-                     f"{_num(meas.get('test_loss'))} | {_num(m.get('timing', {}).get('mean_epoch_seconds'))} | "
+                     f"{_num(meas.get('test_loss'))} | {m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f} | "
                      f"{m.get('profile')} |")
         with open(run / "history.csv", newline="") as f:
             hist_rows = list(csv.DictReader(f))
@@ -148,5 +148,19 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     md.append("")
     for group, members in groups.items():
         md += group_section(root, group, members)
+    pictures = []
+    for name in dict.fromkeys(r["experiment"] for r in rows if r["run_id"]):
+        run_id = next(r["run_id"] for r in rows if r["experiment"] == name and r["run_id"])
+        links = [f"[curves]({name}/{run_id}/curves.png)", f"[parameters]({name}/{run_id}/params.md)"]
+        if (root / name / run_id / "explain" / "README.md").is_file():
+            links.append(f"[inside the model: saliency, Grad-CAM, activations, filters]({name}/{run_id}/explain/)")
+        pictures.append(f"- {name}: " + ", ".join(links))
+    if pictures:
+        md += ["## Pictures of each run", ""] + pictures + [""]
+    for extra, what in (("arith.md", "the lectures' calculators worked through Keras"),
+                        ("zoo.md", "parameters of the classic architectures"),
+                        ("bench.md", "cnnlab vs plain Keras training time")):
+        if (root / extra).is_file():
+            md.append(f"- [{extra}]({extra}): {what}")
     atomic_write(md_path, "\n".join(md).rstrip() + "\n")
     return csv_path, md_path

@@ -222,6 +222,7 @@ class DataConfig:
     data_dir: str | None = None
     validation_split: float = 0.0
     train_subset: int | None = None
+    val_subset: int | None = None
     test_subset: int | None = None
     options: Any = field(default_factory=dict)
 
@@ -233,7 +234,14 @@ class DataConfig:
                       f" known datasets: {', '.join(sorted(DATASETS))}")
         if not 0.0 <= self.validation_split < 1.0:
             ctx.error(join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}")
-        for key in ("train_subset", "test_subset"):
+        own_val = DATASETS[self.dataset].has_validation
+        if own_val and self.validation_split:
+            ctx.error(join(path, "validation_split"), f"'{self.dataset}' has its own validation split; leave "
+                      f"validation_split at 0 (received {self.validation_split}) and use val_subset to shrink it")
+        if not own_val and self.val_subset is not None:
+            ctx.error(join(path, "val_subset"), f"'{self.dataset}' has no validation split of its own; "
+                      "use validation_split")
+        for key in ("train_subset", "val_subset", "test_subset"):
             n = getattr(self, key)
             if n is not None and n < 1:
                 ctx.error(join(path, key), f"expected a positive number of samples or null, received {n}")
@@ -331,6 +339,7 @@ class ReportConfig:
 
     group: str | None = None
     dense_head_what_if: tuple[int, ...] = ()
+    augmentation_grid: bool = False  # augmentation.png: the model's Random* layers applied to one training image
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,9 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     keras.utils.set_random_seed(cfg.seed)
     model = build_model(cfg.model, cfg.name, ctx)
     table = params.table(model, cfg.report.dense_head_what_if)
+    augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
+    if cfg.report.augmentation_grid and not augmenters:
+        ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
 
     t_data = time.perf_counter()
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
@@ -117,6 +120,8 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     run_dir.write("config.yaml", exp.resolved_yaml())
     run_dir.write("params.csv", csv_text(params.to_records(table)))
     run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters"))
+    if cfg.report.augmentation_grid:
+        run_dir.write("augmentation.png", augmentation_grid(augmenters, splits.x_train[0]))
     epoch_log = EpochLog(run_dir)
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     if verbose is None:
@@ -178,6 +183,18 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         log(f"  {ref.metric}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
             f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: {verdict(value, ref.range, exp.profile, exp.overrides)}")
     return RunResult(final, metrics)
+
+
+def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
+    """PNG: one training image and `n` random variants from the model's Random* layers (DLwP figure 5.11)."""
+    x = np.repeat(image[None].astype("float32"), n, axis=0)
+    for layer in augmenters:
+        x = layer(x, training=True)
+    variants = keras.ops.convert_to_numpy(x)
+    scale = 255.0 if image.dtype == np.uint8 or image.max() > 1.5 else 1.0
+    images = np.concatenate([image[None].astype("float32"), variants]) / scale
+    return plots.tiles(images, f"original (0) and {n} augmented variants", cols=3 if n == 8 else 8,
+                       normalise_each=False)
 
 
 def cache_dir() -> Path:

@@ -13,18 +13,20 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cnnlab.data import mnist
+from cnnlab.data import cats_dogs, mnist
 
 
 @dataclass(frozen=True)
 class Arrays:
-    """A dataset's train and test arrays as loaded, with where they came from."""
+    """A dataset's arrays as loaded, with where they came from; x_val/y_val when it has its own validation set."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,13 @@ class Dataset:
     load: Callable[[Path | None, Any], Arrays]
     options: type
     description: str
+    has_validation: bool = False  # ships its own validation split (then data.validation_split must stay 0)
 
 
 DATASETS: dict[str, Dataset] = {
     "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1"),
+    "cats_dogs": Dataset(cats_dogs.load, cats_dogs.Options, "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 "
+                         "train / 1,000 validation / 1,000 test, uint8 RGB", has_validation=True),
 }
 
 
@@ -69,10 +74,23 @@ def resolve_data_dir(cli_dir: str | None, config_dir: str | None, config_path: P
     return Path(env) if env else None
 
 
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng) -> tuple[np.ndarray, np.ndarray]:
+    if n is None or n >= len(x):
+        return x, y
+    idx = np.sort(rng.permutation(len(x))[:n])
+    return x[idx], y[idx]
+
+
 def split(arrays: Arrays, validation_split: float, train_subset: int | None, test_subset: int | None,
-          seed: int) -> Splits:
-    """Seeded subsets of train and test, then the last `validation_split` of the shuffled train set held out."""
+          seed: int, val_subset: int | None = None) -> Splits:
+    """Seeded subsets of train and test, then the last `validation_split` of the shuffled train set held out;
+    a dataset's own validation set is used as it is (subset by `val_subset`)."""
     rng = np.random.default_rng(seed)
+    if arrays.x_val is not None:
+        x_tr, y_tr = _subset(arrays.x_train, arrays.y_train, train_subset, rng)
+        x_va, y_va = _subset(arrays.x_val, arrays.y_val, val_subset, rng)
+        x_te, y_te = _subset(arrays.x_test, arrays.y_test, test_subset, rng)
+        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, arrays.source)
     n_train = len(arrays.x_train)
     order = rng.permutation(n_train)
     if train_subset is not None:
@@ -91,4 +109,5 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
     """Load the configured dataset and split it."""
     arrays = DATASETS[data_cfg.dataset].load(data_dir, data_cfg.options)
-    return split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed)
+    return split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed,
+                 data_cfg.val_subset)
