@@ -80,6 +80,22 @@ def measured_metrics(history: dict[str, list[float]], test: dict[str, float], na
     return out
 
 
+def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
+    """Compile with the config's optimizer, loss and metrics, then evaluate one batch so that a loss that does
+    not fit the labels is a config error before any results folder exists; returns the probe's seconds."""
+    model.compile(optimizer=keras_specs.make("optimizer", tr.optimizer, ctx, "train.optimizer"),
+                  loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
+                  metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)])
+    n_probe = min(tr.batch_size, len(splits.x_train))
+    t_probe = time.perf_counter()
+    try:
+        model.evaluate(splits.x_train[:n_probe], splits.y_train[:n_probe], verbose=0)
+    except Exception as exc:
+        ctx.error("train.loss", f"cannot be computed on this data (labels of shape {list(splits.y_train.shape[1:])}, "
+                  f"model output {list(model.output_shape[1:])}): {one_line(exc)}")
+    return time.perf_counter() - t_probe
+
+
 def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None,
         log=print) -> RunResult:
     """Train and evaluate one experiment and write its results folder."""
@@ -103,17 +119,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
                   f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options)")
 
     tr = cfg.train
-    model.compile(optimizer=keras_specs.make("optimizer", tr.optimizer, ctx, "train.optimizer"),
-                  loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
-                  metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)])
-    n_probe = min(tr.batch_size, len(splits.x_train))
-    t_probe = time.perf_counter()
-    try:  # loss vs labels, before any folder exists
-        model.evaluate(splits.x_train[:n_probe], splits.y_train[:n_probe], verbose=0)
-    except Exception as exc:
-        ctx.error("train.loss", f"cannot be computed on this data (labels of shape {list(splits.y_train.shape[1:])}, "
-                  f"model output {list(model.output_shape[1:])}): {one_line(exc)}")
-    probe_seconds = time.perf_counter() - t_probe
+    probe_seconds = compile_and_probe(model, tr, splits, ctx)
     callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
 
     run_dir = RunDir(results_root, cfg.name, exp.profile)
