@@ -55,11 +55,11 @@ def overlay(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[
     return _png(fig)
 
 
-def panels(images: Sequence, titles: Sequence[str], title: str) -> bytes:
-    """PNG bytes: 2-D arrays side by side in grey, each with its title (worked convolutions, Sobel)."""
+def panels(images: Sequence, titles: Sequence[str], title: str, cmaps: Sequence[str] | None = None) -> bytes:
+    """PNG bytes: 2-D arrays side by side (grey unless `cmaps` says), each with its title."""
     fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.4), squeeze=False)
-    for ax, img, name in zip(axes[0], images, titles):
-        ax.imshow(img, cmap="gray")
+    for ax, img, name, cmap in zip(axes[0], images, titles, cmaps or ["gray"] * len(images)):
+        ax.imshow(img, cmap=cmap)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     fig.suptitle(title)
@@ -79,18 +79,8 @@ def _display(img):
 
 def saliency_figure(image, max_map, mean_map, title: str) -> bytes:
     """The input and its saliency maps (max and mean of |gradient| over channels), as in lecture 001."""
-    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.4))
-    axes[0].imshow(_display(image), cmap="gray")
-    axes[0].set_title("input", fontsize=9)
-    axes[1].imshow(max_map, cmap="hot")
-    axes[1].set_title("saliency: max |∂score/∂x| over channels", fontsize=9)
-    axes[2].imshow(mean_map, cmap="hot")
-    axes[2].set_title("saliency: mean over channels", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _png(fig)
+    return panels([_display(image), max_map, mean_map], ["input", "saliency: max |∂score/∂x| over channels",
+                                                         "saliency: mean over channels"], title, ["gray", "hot", "hot"])
 
 
 def gradcam_figure(image, cam, title: str) -> bytes:
