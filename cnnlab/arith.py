@@ -139,6 +139,12 @@ def formula(layer) -> tuple[str, int] | None:
         return f"4 × {c}", 4 * c
     if not layer.weights:
         return "0", 0
+    inner = getattr(layer, "layers", None)
+    if inner:  # a nested model (a pretrained base): the sum of its layers' formulas
+        parts = [formula(sub) for sub in inner if type(sub).__name__ != "InputLayer"]
+        if all(p is not None for p in parts):
+            weighted = sum(1 for p in parts if p[1])
+            return f"sum over its {weighted} weighted layers", sum(p[1] for p in parts)
     return None
 
 

@@ -148,6 +148,19 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     md.append("")
     for group, members in groups.items():
         md += group_section(root, group, members)
+    weights = []
+    for r in rows:
+        if not r["run_id"] or any(w.startswith(f"- {r['experiment']}:") for w in weights):
+            continue
+        used = read_metrics(root / r["experiment"] / r["run_id"]).get("pretrained") or []
+        if used:
+            parts = [", ".join(f"{k} {v}" for k, v in u.items() if k not in ("where",)) for u in used]
+            local = any(u.get("weights") not in (None, "imagenet") for u in used)
+            weights.append(f"- {r['experiment']}: " + "; ".join(parts) + (
+                " — a local weights file, not the Caffe-converted ImageNet weights that Keras downloads with "
+                "weights='imagenet' and the book used, so its numbers may differ from the book's" if local else ""))
+    if weights:
+        md += ["## Pretrained weights and preprocessing", ""] + weights + [""]
     pictures = []
     for name in dict.fromkeys(r["experiment"] for r in rows if r["run_id"]):
         run_id = next(r["run_id"] for r in rows if r["experiment"] == name and r["run_id"])

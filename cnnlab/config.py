@@ -225,6 +225,7 @@ class DataConfig:
     val_subset: int | None = None
     test_subset: int | None = None
     options: Any = field(default_factory=dict)
+    features: tuple[ClassSpec, ...] | None = None  # a frozen stack run once over every split (cached)
 
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
@@ -245,6 +246,13 @@ class DataConfig:
             n = getattr(self, key)
             if n is not None and n < 1:
                 ctx.error(join(path, key), f"expected a positive number of samples or null, received {n}")
+        if self.features is not None:
+            from cnnlab import keras_specs
+
+            if not self.features:
+                ctx.error(join(path, "features"), "the stack is empty")
+            for i, spec in enumerate(self.features):
+                keras_specs.check("layer", spec, ctx, join(join(path, "features"), i))
         options_cls = DATASETS[self.dataset].options
         opts = self.options if dataclasses.is_dataclass(self.options) else \
             from_mapping(options_cls, dict(self.options), ctx, join(path, "options"))

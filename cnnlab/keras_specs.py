@@ -56,7 +56,12 @@ def _namespace(kind: str) -> tuple[Any, type]:
 
 
 def lookup(kind: str, name: str) -> type | None:
-    """The Keras class called `name` in the namespace of `kind`, or None."""
+    """The Keras class called `name` in the namespace of `kind` (for layers also cnnlab's own), or None."""
+    if kind == "layer":
+        from cnnlab.blocks import LAYERS
+
+        if name in LAYERS:
+            return LAYERS[name]
     module, base = _namespace(kind)
     cls = getattr(module, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, base) else None
@@ -64,8 +69,13 @@ def lookup(kind: str, name: str) -> type | None:
 
 def class_names(kind: str) -> list[str]:
     module, base = _namespace(kind)
-    return sorted(n for n in dir(module) if not n.startswith("_") and n not in REFUSED.get(kind, {})
-                  and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base))
+    names = [n for n in dir(module) if not n.startswith("_") and n not in REFUSED.get(kind, {})
+             and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)]
+    if kind == "layer":
+        from cnnlab.blocks import BLOCKS, LAYERS
+
+        names += list(LAYERS) + list(BLOCKS)
+    return sorted(names)
 
 
 def accepted_args(kind: str, cls: type) -> list[str]:
@@ -86,6 +96,12 @@ def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "")
     ctx = ctx or Ctx("<config>")
     if spec.name in REFUSED.get(kind, {}):
         ctx.error(path, f"{kind} '{spec.name}' is not allowed here: {REFUSED[kind][spec.name]}")
+    if kind == "layer":
+        from cnnlab.blocks import BLOCKS
+
+        if spec.name in BLOCKS:  # built later, on the previous layer's output shape (models.build_stack)
+            check_builder_params(BLOCKS[spec.name], spec.kwargs, ctx, join(path, spec.name))
+            return None
     cls = lookup(kind, spec.name)
     if cls is None:
         if not spec.kwargs and kind in ("optimizer", "loss", "metric"):
@@ -125,13 +141,13 @@ def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ct
 
     sig = inspect.signature(builder)
     hints = typing.get_type_hints(builder)
-    accepted = [n for n in sig.parameters if n != "input_shape"]
+    accepted = [n for n in sig.parameters if n != "input_shape" and not n.startswith("_")]
     for name, value in params.items():
         if name not in accepted:
-            ctx.error(join(path, name), f"unknown parameter '{name}' of builder {builder.__name__}"
+            ctx.error(join(path, name), f"unknown parameter '{name}' of {builder.__name__}"
                       f"{suggest(name, accepted)}; allowed: {', '.join(accepted)}")
         if name in hints:
             convert(hints[name], value, ctx, join(path, name))
     for name in accepted:
         if sig.parameters[name].default is inspect.Parameter.empty and name not in params:
-            ctx.error(join(path, name), f"missing required parameter '{name}' of builder {builder.__name__}")
+            ctx.error(join(path, name), f"missing required parameter '{name}' of {builder.__name__}")

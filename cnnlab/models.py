@@ -33,15 +33,31 @@ def layer_names(specs: Sequence[ClassSpec]) -> list[str]:
 
 
 def build_stack(input_shape: Sequence[int], specs: Sequence[ClassSpec], name: str,
-                ctx: Ctx | None = None, path: str = "model.layers"):
-    """A `keras.Sequential` of the given layers; a layer that cannot follow the previous one is a ConfigError."""
+                ctx: Ctx | None = None, path: str = "model.layers", weights_dir=None, load_weights: bool = False):
+    """A `keras.Sequential` of the given layers; a layer that cannot follow the previous one is a ConfigError.
+
+    Pretrained blocks (cnnlab.blocks.BLOCKS, e.g. VGG16) load their weights only with `load_weights`, so that
+    `cnnlab params` and `check` never need the weights file.
+    """
     import keras
+
+    from cnnlab.blocks import BLOCKS
+    from cnnlab.errors import CnnlabError
 
     ctx = ctx or Ctx("<config>")
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=tuple(input_shape)))
     for i, (spec, layer_name) in enumerate(zip(specs, layer_names(specs))):
-        layer = make("layer", ClassSpec(spec.name, {**spec.kwargs, "name": layer_name}), ctx, join(path, i))
+        if spec.name in BLOCKS:
+            make("layer", spec, ctx, join(path, i))
+            try:
+                previous = model.output_shape[1:] if model.layers else tuple(input_shape)
+                layer = BLOCKS[spec.name](input_shape=previous, **spec.kwargs,
+                                          _weights_dir=weights_dir, _load=load_weights)
+            except CnnlabError as exc:
+                ctx.error(join(join(path, i), spec.name), str(exc))
+        else:
+            layer = make("layer", ClassSpec(spec.name, {**spec.kwargs, "name": layer_name}), ctx, join(path, i))
         try:
             model.add(layer)
         except Exception as exc:  # shape errors: the layer does not fit its input
@@ -88,8 +104,10 @@ MODELS: dict[str, Callable] = {
 }
 
 
-def build_model(model_cfg: ModelConfig, name: str, ctx: Ctx | None = None):
-    """The `keras.Model` a config describes."""
+def build_model(model_cfg: ModelConfig, name: str, ctx: Ctx | None = None, weights_dir=None,
+                load_weights: bool = False):
+    """The `keras.Model` a config describes (pretrained weights loaded only with `load_weights`)."""
     if model_cfg.layers is not None:
-        return build_stack(model_cfg.input_shape, model_cfg.layers, name, ctx)
+        return build_stack(model_cfg.input_shape, model_cfg.layers, name, ctx, weights_dir=weights_dir,
+                           load_weights=load_weights)
     return MODELS[model_cfg.builder](input_shape=tuple(model_cfg.input_shape), **dict(model_cfg.params))

@@ -103,20 +103,24 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     ctx = Ctx(str(exp.path))
     started, t_start = _utc(), time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
-    model = build_model(cfg.model, cfg.name, ctx)
+    data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
+    model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
     table = params.table(model, cfg.report.dense_head_what_if)
     augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
     if cfg.report.augmentation_grid and not augmenters:
         ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
 
     t_data = time.perf_counter()
-    data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
     splits = data_mod.load(cfg.data, data_dir_path, cfg.seed)
+    if cfg.data.features is not None:
+        from cnnlab import features
+
+        splits, _ = features.extract(splits, cfg.data.features, ctx, data_dir_path, log=log)
     data_seconds = time.perf_counter() - t_data
     sample_shape = tuple(splits.x_train.shape[1:])
     if sample_shape != tuple(cfg.model.input_shape):
         ctx.error("model.input_shape", f"{list(cfg.model.input_shape)} does not match the shape of one "
-                  f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options)")
+                  f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options and data.features)")
 
     tr = cfg.train
     probe_seconds = compile_and_probe(model, tr, splits, ctx)
@@ -180,6 +184,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         "references": to_plain(cfg.reference),
         "environment": meta.environment(),
         "model_file": str(model_file) if model_file else None,
+        "pretrained": pretrained(cfg),
     }
     run_dir.write_json("metrics.json", metrics)
     final = run_dir.finish()
@@ -201,6 +206,17 @@ def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
     images = np.concatenate([image[None].astype("float32"), variants]) / scale
     return plots.tiles(images, f"original (0) and {n} augmented variants", cols=3 if n == 8 else 8,
                        normalise_each=False)
+
+
+def pretrained(cfg) -> list[dict]:
+    """Which pretrained blocks and ImageNet preprocessing a run used, from data.features and the model."""
+    from cnnlab.blocks import BLOCKS, LAYERS
+
+    out = []
+    for where, specs in (("data.features", cfg.data.features or ()), ("model.layers", cfg.model.layers or ())):
+        out += [{"where": where, "block": s.name, **to_plain(dict(s.kwargs))} for s in specs
+                if s.name in BLOCKS or s.name in LAYERS]
+    return out
 
 
 def cache_dir() -> Path:

@@ -1,0 +1,82 @@
+"""Fast feature extraction: a frozen stack (e.g. ImageNet preprocessing + the VGG16 base) run once over every
+split, its outputs cached on disk, so the model trains on features.
+
+Reference: lecture 003 "Feature extraction" (option 1: run the convolutional base over the dataset, record its
+output, use it as input to a dense model); DLwP §5.3.1, listings 5.17-5.19 (`extract_features`).
+Trap: the cache key covers the images' bytes, the stack's full spec and the weights file's bytes, so a new
+weights file, another preprocessing or another image size can never reuse stale features.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache") / "features"
+
+
+def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
+    out = []
+    for spec in specs:
+        w = spec.kwargs.get("weights")
+        if isinstance(w, str) and w != "imagenet":
+            p = Path(w)
+            out.append(p if p.is_absolute() or weights_dir is None else Path(weights_dir) / p)
+    return out
+
+
+def cache_key(splits, specs, weights_dir: Path | None) -> str:
+    from cnnlab.config import to_plain
+
+    h = hashlib.sha1(yaml.safe_dump([to_plain(s) for s in specs]).encode())
+    for arr in (splits.x_train, splits.x_val, splits.x_test):
+        if arr is not None:
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).data)
+    for path in _weights_files(specs, weights_dir):
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, log=print):
+    """`splits` with every x replaced by the stack's output; (new splits, True if read from the cache)."""
+    from cnnlab.models import build_stack
+
+    key = cache_key(splits, specs, weights_dir)
+    cache = _cache_dir() / f"{key}.npz"
+    if cache.is_file():
+        try:
+            with np.load(cache) as f:
+                feats = {k: f[k] for k in f.files}
+            return _apply(splits, feats, "from cache"), True
+        except (OSError, ValueError, KeyError):
+            pass
+    model = build_stack(splits.x_train.shape[1:], specs, "features", ctx, path="data.features",
+                        weights_dir=weights_dir, load_weights=True)
+    feats = {}
+    for name in ("x_train", "x_val", "x_test"):
+        x = getattr(splits, name)
+        if x is not None:
+            log(f"  extracting features of {name[2:]} ({len(x)} samples) with {model.layers[-1].name} ...")
+            feats[name] = model.predict(x, batch_size=batch_size, verbose=0)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.tmp.npz")
+        np.savez(tmp, **feats)
+        tmp.replace(cache)
+    except OSError:
+        pass
+    return _apply(splits, feats, "extracted"), False
+
+
+def _apply(splits, feats, how: str):
+    shape = "×".join(str(d) for d in feats["x_train"].shape[1:])
+    return replace(splits, x_train=feats["x_train"], x_val=feats.get("x_val"), x_test=feats["x_test"],
+                   source=f"{splits.source}; features {how} ({shape})")
