@@ -32,6 +32,7 @@ def cmd_list(args) -> int:
 
 def cmd_check(args) -> int:
     """Validate configs (all, or the given ones) and build their models in both profiles, without data."""
+    from cnnlab import phases
     from cnnlab.config import Ctx, experiment_names, load
     from cnnlab.models import build_model
 
@@ -40,7 +41,8 @@ def cmd_check(args) -> int:
     for ref in refs:
         for profile in ("full", "quick"):
             exp = load(ref, overrides, profile)
-            build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
+            model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
+            phases.check(model, exp.config.train.phases, Ctx(str(exp.path)))
         print(f"ok  {ref}")
     return 0
 

@@ -291,8 +291,31 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class Phase:
+    """A later training phase: which layers (un)freeze, its optimizer, and how many more epochs."""
+
+    name: str
+    epochs: int
+    optimizer: ClassSpec | None = None  # default: train.optimizer, freshly built
+    unfreeze: tuple[str, ...] = ()      # layer names, also inside a nested base (block5_conv1, ...)
+    freeze: tuple[str, ...] = ()
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        from cnnlab import keras_specs
+
+        if self.epochs < 1:
+            ctx.error(join(path, "epochs"), f"expected a positive integer, received {self.epochs}")
+        if self.optimizer is not None:
+            keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))
+        both = set(self.unfreeze) & set(self.freeze)
+        if both:
+            ctx.error(path, f"layers both frozen and unfrozen: {', '.join(sorted(both))}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    """Optimizer, loss, metrics, epochs, batch size and callbacks, as `model.compile` / `model.fit` take them."""
+    """Optimizer, loss, metrics, epochs, batch size and callbacks, as `model.compile` / `model.fit` take them;
+    `phases` continue training after the first `epochs` with other layers trainable (fine-tuning)."""
 
     optimizer: ClassSpec
     loss: ClassSpec
@@ -300,6 +323,11 @@ class TrainConfig:
     batch_size: int
     metrics: tuple[ClassSpec, ...] = ()
     callbacks: tuple[ClassSpec, ...] = ()
+    phases: tuple[Phase, ...] = ()
+
+    def all_phases(self) -> list[Phase]:
+        """The first phase (train.epochs with train.optimizer, layers as built) followed by `phases`."""
+        return [Phase("phase 1", self.epochs, self.optimizer)] + list(self.phases)
 
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab import keras_specs

@@ -158,3 +158,13 @@ def summary(t: Table) -> dict:
     if t.base_params is not None:
         out["params_conv_base"] = t.base_params
     return out
+
+
+def phases_markdown(records: list[dict]) -> str:
+    """Trainable / non-trainable parameters in each training phase (fine-tuning)."""
+    lines = ["## Trainable parameters per phase", "", "| Phase | Epochs | Trainable params | Non-trainable params |",
+             "|---|---|---:|---:|"]
+    for r in records:
+        lines.append(f"| {r['phase']}. {r['name']} | {r['first_epoch']}-{r['first_epoch'] + r['epochs'] - 1} | "
+                     f"{r['params_trainable']:,} | {r['params_non_trainable']:,} |")
+    return "\n".join(lines) + "\n"

@@ -21,16 +21,20 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def curves(history: Mapping[str, Sequence[float]], title: str) -> bytes:
-    """PNG bytes: one panel per logged quantity (loss, accuracy, ...), training vs validation."""
-    names = [k for k in history if not k.startswith("val_") and k not in ("epoch", "epoch_seconds", "learning_rate")]
+def curves(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = ()) -> bytes:
+    """PNG bytes: one panel per logged quantity (loss, accuracy, ...), training vs validation; a dashed line
+    after each epoch in `boundaries` (where a new training phase starts)."""
+    names = [k for k in history
+             if not k.startswith("val_") and k not in ("epoch", "phase", "epoch_seconds", "learning_rate")]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
         ax.plot(epochs, history[name], "bo", label=f"Training {name}")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], "b", label=f"Validation {name}")
-        ax.set_xlabel("epoch")
+        for b in boundaries:
+            ax.axvline(b + 0.5, color="gray", linestyle="--", linewidth=1)
+        ax.set_xlabel("epoch" + (" (dashed: a new training phase)" if boundaries else ""))
         ax.set_title(f"Training and validation {name}")
         ax.grid(alpha=0.3)
         ax.legend()

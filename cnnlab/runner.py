@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from cnnlab import data as data_mod
-from cnnlab import keras_specs, meta, params, plots
+from cnnlab import keras_specs, meta, params, phases, plots
 from cnnlab.compare import verdict
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
@@ -41,14 +41,15 @@ class EpochLog(keras.callbacks.Callback):
     def __init__(self, run_dir: RunDir):
         super().__init__()
         self.run_dir, self.rows, self._t0 = run_dir, [], 0.0
+        self.phase: int | None = None  # set when a run has several phases: a 'phase' column
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t0 = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._t0
-        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()},
-                          "epoch_seconds": seconds})
+        self.rows.append({"epoch": epoch + 1, **({"phase": self.phase} if self.phase else {}),
+                          **{k: float(v) for k, v in (logs or {}).items()}, "epoch_seconds": seconds})
         self.run_dir.write("history.csv", csv_text(self.rows))
 
 
@@ -105,6 +106,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     keras.utils.set_random_seed(cfg.seed)
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
     model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
+    phases.check(model, cfg.train.phases, ctx)
     table = params.table(model, cfg.report.dense_head_what_if)
     augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
     if cfg.report.augmentation_grid and not augmenters:
@@ -139,10 +141,32 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     log(f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
         f"{'/'.join(str(v) for v in splits.sizes().values())}\n  model: {table.total:,} parameters; "
         f"backend {keras.backend.backend()}; {meta.device()}\n  run folder: {run_dir.partial}")
+    phase_list = tr.all_phases()
+    phase_records, done = [], 0
     try:
         t_fit = time.perf_counter()
-        model.fit(splits.x_train, splits.y_train, epochs=tr.epochs, batch_size=tr.batch_size,
-                  validation_data=validation, callbacks=[epoch_log, *callbacks], verbose=verbose)
+        for i, phase in enumerate(phase_list):
+            if i > 0:  # new trainable layers: recompile with the phase's optimizer, continue the epoch count
+                phases.apply(model, phase)
+                model.compile(optimizer=keras_specs.make("optimizer", phase.optimizer or tr.optimizer, ctx,
+                                                         f"train.phases[{i - 1}].optimizer"),
+                              loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
+                              metrics=[keras_specs.make("metric", m, ctx) for m in tr.metrics])
+            if len(phase_list) > 1:
+                epoch_log.phase = i + 1
+                t = params.table(model)
+                phase_records.append({"phase": i + 1, "name": phase.name, "first_epoch": done + 1,
+                                      "epochs": phase.epochs, "params_trainable": t.trainable,
+                                      "params_non_trainable": t.non_trainable,
+                                      "optimizer": to_plain(phase.optimizer or tr.optimizer)})
+                log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable "
+                    f"parameters")
+            model.fit(splits.x_train, splits.y_train, initial_epoch=done, epochs=done + phase.epochs,
+                      batch_size=tr.batch_size, validation_data=validation, callbacks=[epoch_log, *callbacks],
+                      verbose=verbose)
+            done += phase.epochs
+            if len(epoch_log.rows) < done:  # a callback (EarlyStopping) ended the phase early
+                done = len(epoch_log.rows)
         fit_seconds = time.perf_counter() - t_fit
         t_eval = time.perf_counter()
         test = model.evaluate(splits.x_test, splits.y_test, batch_size=tr.batch_size, verbose=0, return_dict=True)
@@ -155,7 +179,11 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
     names = tr.metric_names()
     epochs_run = len(epoch_log.rows)
-    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)"))
+    boundaries = [r["first_epoch"] - 1 for r in phase_records[1:]]
+    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries))
+    if phase_records:
+        run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters") + "\n" +
+                      params.phases_markdown(phase_records))
     metrics = {
         "experiment": cfg.name,
         "description": cfg.description,
@@ -183,6 +211,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         "batch_size": tr.batch_size,
         "references": to_plain(cfg.reference),
         "environment": meta.environment(),
+        "phases": phase_records,
         "model_file": str(model_file) if model_file else None,
         "pretrained": pretrained(cfg),
     }
