@@ -125,9 +125,10 @@ def test_layer_names_follow_the_slides_not_keras3_counters():
 def test_csv_records_hold_raw_numbers():
     records = params.to_records(table_of("mnist"))
     assert records[0] == {"layer": "conv2d_1", "type": "Conv2D", "output_shape": "(None, 26, 26, 32)", "params": 320,
-                          "trainable_params": 320}
+                          "trainable_params": 320, "formula": "32 × (3×3×1) + 32", "formula_params": 320,
+                          "receptive_field": "3×3 (jump 1×1)"}
     md = params.to_markdown(table_of("mnist"), "mnist")
-    assert "| dense_1 (Dense) | (None, 64) | 36,928 | 36,928 |" in md
+    assert "| dense_1 (Dense) | (None, 64) | 36,928 | 36,928 | 576 × 64 + 64 | whole input |" in md
 
 
 def test_frozen_layers_count_as_non_trainable():
