@@ -99,7 +99,8 @@ def cmd_explain(args) -> int:
     from cnnlab.explain_run import run_explain
 
     files = run_explain(args.run, _results_root(args), image=args.image, index=args.index, class_index=args.cls,
-                        n_filters=args.filters, steps=args.steps, data_dir=args.data_dir)
+                        n_filters=args.filters, steps=args.steps, data_dir=args.data_dir,
+                        max_layers=args.max_layers)
     print("written:\n  " + "\n  ".join(str(f) for f in files))
     return 0
 
@@ -146,6 +147,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--class", dest="cls", type=int, default=None, help="class to explain (default: predicted)")
     sp.add_argument("--filters", type=int, default=16, help="filter patterns per conv layer (default 16)")
     sp.add_argument("--steps", type=int, default=30, help="gradient-ascent steps per filter pattern (default 30)")
+    sp.add_argument("--max-layers", type=int, default=4,
+                    help="conv layers that get filter patterns, spread from first to last (default 4)")
     sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_explain)
     sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)

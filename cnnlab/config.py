@@ -417,7 +417,6 @@ class Experiment:
     path: Path
     profile: str
     overrides: tuple[str, ...]
-    raw: Mapping[str, Any]  # the merged YAML mapping after profile and overrides
 
     def resolved_yaml(self) -> str:
         header = (f"# Resolved config of experiment '{self.config.name}' from {self.path.name}: "
@@ -561,4 +560,4 @@ def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "
         config = base if profile == "full" else quick_cfg
     else:
         config = _validate_with(merged, ctx, (quick if profile == "quick" else []) + cli)
-    return Experiment(config, path, profile, tuple(overrides), types.MappingProxyType(merged))
+    return Experiment(config, path, profile, tuple(overrides))

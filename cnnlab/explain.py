@@ -23,19 +23,41 @@ SQUASHING = ("softmax", "sigmoid")
 SPATIAL = ("Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "SeparableConv2D", "DepthwiseConv2D")
 
 
-def _chain(model) -> list:
+def chain(model) -> list:
+    """The model's layers in order, a nested base (VGG16 inside the stack) expanded into its own layers.
+
+    A nested model can be expanded only if it is itself a chain: every layer reads the previous one's output.
+    """
     import keras
 
     if not isinstance(model, keras.Sequential):
         raise CnnlabError(f"model '{model.name}' is not a chain of layers (keras.Sequential); explain needs one")
-    return list(model.layers)
+    out = []
+    for layer in model.layers:
+        inner = [sub for sub in getattr(layer, "layers", []) if type(sub).__name__ != "InputLayer"]
+        if inner and _is_chain(layer, inner):
+            out += inner
+        elif inner:
+            raise CnnlabError(f"layer '{layer.name}' of model '{model.name}' is not a chain of layers; explain "
+                              "cannot look inside it")
+        else:
+            out.append(layer)
+    return out
+
+
+def _is_chain(model, layers) -> bool:
+    try:
+        return all(layer.input is prev.output for prev, layer in zip(layers, layers[1:])) and \
+            layers[0].input is model.inputs[0]
+    except (AttributeError, ValueError, IndexError):  # a layer used twice, several inputs
+        return False
 
 
 def score_fn(model, start: int = 0):
     """x → class scores: the model's layers from index `start`, the last one without its softmax/sigmoid."""
     import keras
 
-    layers = _chain(model)[start:]
+    layers = chain(model)[start:]
     last = layers[-1]
     squashed = getattr(getattr(last, "activation", None), "__name__", "") in SQUASHING
 
@@ -79,7 +101,7 @@ def saliency(model, x: np.ndarray, class_index: int) -> Saliency:
 
 
 def last_conv_index(model) -> int:
-    idx = [i for i, layer in enumerate(_chain(model)) if type(layer).__name__.startswith(("Conv", "SeparableConv"))]
+    idx = [i for i, layer in enumerate(chain(model)) if type(layer).__name__.startswith(("Conv", "SeparableConv"))]
     if not idx:
         raise CnnlabError(f"model '{model.name}' has no convolutional layer for Grad-CAM")
     return idx[-1]
@@ -89,7 +111,7 @@ def grad_cam(model, x: np.ndarray, class_index: int, layer_index: int | None = N
     """Grad-CAM heatmap in [0, 1] at the conv layer's resolution: ReLU(sum_k mean(dS/dA_k) · A_k)."""
     import keras
 
-    layers = _chain(model)
+    layers = chain(model)
     i = last_conv_index(model) if layer_index is None else layer_index
     h = x
     for layer in layers[:i + 1]:
@@ -106,7 +128,7 @@ def activations(model, x: np.ndarray) -> dict[str, np.ndarray]:
     import keras
 
     out, h = {}, x
-    for layer in _chain(model):
+    for layer in chain(model):
         h = layer(h, training=False)
         if type(layer).__name__ in SPATIAL and len(h.shape) == 4:
             out[layer.name] = keras.ops.convert_to_numpy(h)[0]
@@ -122,7 +144,7 @@ def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, 
     """
     import keras
 
-    layers = _chain(model)[:layer_index + 1]
+    layers = chain(model)[:layer_index + 1]
     shape = (1, *model.input_shape[1:])
 
     def fn(x):

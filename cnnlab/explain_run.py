@@ -69,8 +69,19 @@ def _as_image(x: np.ndarray) -> np.ndarray:
     return x
 
 
+MAX_CHANNELS = 64  # activation grids beyond this (VGG16's 512 channels) would be unreadable and large
+
+
+def pattern_layers(conv: list[int], max_layers: int) -> list[int]:
+    """Up to `max_layers` conv layers for filter patterns, evenly spread from the first to the last."""
+    if len(conv) <= max_layers:
+        return conv
+    picks = {round(i * (len(conv) - 1) / (max_layers - 1)) for i in range(max_layers)} if max_layers > 1 else {0}
+    return [conv[p] for p in sorted(picks)]
+
+
 def run_explain(ref: str, results_root: Path, image: str | None = None, index: int = 0, class_index: int | None = None,
-                n_filters: int = 16, steps: int = 30, data_dir: str | None = None) -> list[Path]:
+                n_filters: int = 16, steps: int = 30, data_dir: str | None = None, max_layers: int = 4) -> list[Path]:
     """Write saliency, Grad-CAM, activation, filter-pattern and kernel pictures for one run; return the files."""
     import keras
 
@@ -101,22 +112,25 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
     sal_max = fold(sal.max_map if sal.gradient.ndim > 1 else np.abs(sal.gradient))
     sal_mean = fold(sal.mean_map if sal.gradient.ndim > 1 else np.abs(sal.gradient))
     save("saliency.png", plots.saliency_figure(shown, sal_max, sal_mean, f"{exp.config.name}: {caption}, class {cls}"))
-    conv = [i for i, layer in enumerate(model.layers) if type(layer).__name__.startswith("Conv")]
+    layers = explain.chain(model)  # a nested pretrained base is looked into, layer by layer
+    conv = [i for i, layer in enumerate(layers) if type(layer).__name__.startswith("Conv")]
     if conv:
         cam = explain.grad_cam(model, x, cls)
         save("gradcam.png", plots.gradcam_figure(shown, cam, f"{exp.config.name}: Grad-CAM on "
-                                                 f"{model.layers[conv[-1]].name}, class {cls}"))
+                                                 f"{layers[conv[-1]].name}, class {cls}"))
         for name, maps in explain.activations(model, x).items():
-            save(f"activations_{name}.png", plots.tiles(maps, f"{name}: {maps.shape[-1]} channels for {caption}",
-                                                        cols=16))
-        for i in conv:
-            layer = model.layers[i]
+            shown_maps = maps[..., :MAX_CHANNELS]
+            what = (f"{maps.shape[-1]} channels" if maps.shape[-1] <= MAX_CHANNELS
+                    else f"the first {MAX_CHANNELS} of {maps.shape[-1]} channels")
+            save(f"activations_{name}.png", plots.tiles(shown_maps, f"{name}: {what} for {caption}", cols=16))
+        for i in pattern_layers(conv, max_layers):
+            layer = layers[i]
             k = min(n_filters, layer.filters)
             patterns = [explain.deprocess(explain.filter_pattern(model, i, f, steps=steps)[0]) for f in range(k)]
             save(f"filters_{layer.name}.png", plots.tiles(np.stack(patterns), f"{layer.name}: input patterns that "
                                                           f"maximise filters 0-{k - 1} ({steps} ascent steps)",
                                                           cols=8, cmap="gray"))
-        first = model.layers[conv[0]]
+        first = layers[conv[0]]
         kernel = keras.ops.convert_to_numpy(first.kernel)  # (kh, kw, in, filters)
         if kernel.ndim == 4 and kernel.shape[2] in (1, 3):
             kernels = np.moveaxis(kernel, -1, 0)

@@ -111,12 +111,5 @@ def complete_runs(root: Path, experiment: str) -> list[Path]:
                   if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
 
 
-def latest_run(root: Path, experiment: str) -> Path | None:
-    """The newest complete run of the full profile, else the newest complete run of any profile."""
-    runs = complete_runs(root, experiment)
-    full = [r for r in runs if r.name.split("_", 1)[-1].startswith("full")]
-    return (full or runs or [None])[-1]
-
-
 def read_metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())

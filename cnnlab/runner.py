@@ -267,7 +267,7 @@ def save_model(model, experiment: str, run_id: str) -> Path | None:
         print(f"cnnlab: warning: the trained model was not saved ({exc.strerror or exc}); `cnnlab explain` "
               "will not find it", file=sys.stderr)
         return None
-    return path
+    return path.resolve()
 
 
 def _fmt(v) -> str:

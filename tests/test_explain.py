@@ -77,3 +77,26 @@ def test_explain_a_real_run(cli, data_dir, tmp_path):
     assert "test image 3" in (run / "explain" / "README.md").read_text()
     code, _, err = cli("--results-dir", results, "explain", str(run), "--class", "12", "--data-dir", data_dir)
     assert code == 2 and "--class: expected 0 to 9, received 12" in err
+
+
+def test_explain_looks_inside_a_nested_vgg16():
+    """The VGG16 block is expanded into its 18 layers, so Grad-CAM uses block5_conv3 inside the base."""
+    model = build_model(load("vgg16_augmented", ["model.input_shape=[48, 48, 3]"]).config.model, "m")
+    names = [layer.name for layer in explain.chain(model)]
+    assert names[5:8] == ["imagenetpreprocessing_1", "block1_conv1", "block1_conv2"] and "vgg16" not in names
+    assert names[explain.last_conv_index(model)] == "block5_conv3"
+    x = np.random.default_rng(0).uniform(0, 255, (1, 48, 48, 3)).astype("float32")
+    direct = keras.ops.convert_to_numpy(model(x, training=False))
+    h = x
+    for layer in explain.chain(model):
+        h = layer(h, training=False)
+    assert np.allclose(keras.ops.convert_to_numpy(h), direct, atol=1e-5)  # the expanded chain is the same model
+    cam = explain.grad_cam(model, x, class_index=0)
+    assert cam.shape == (3, 3) and cam.max() <= 1.0
+
+
+def test_filter_pattern_layers_are_spread():
+    from cnnlab.explain_run import pattern_layers
+
+    assert pattern_layers([1, 3, 5], 4) == [1, 3, 5]
+    assert pattern_layers(list(range(13)), 4) == [0, 4, 8, 12]
