@@ -126,10 +126,13 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
         for i in pattern_layers(conv, max_layers):
             layer = layers[i]
             k = min(n_filters, layer.filters)
-            patterns = [explain.deprocess(explain.filter_pattern(model, i, f, steps=steps)[0]) for f in range(k)]
+            results = [explain.filter_pattern(model, i, f, steps=steps) for f in range(k)]
+            patterns = [explain.deprocess(img) for img, _, _ in results]
+            # a filter whose activation stays 0 on the start image has no gradient: its tile is the start noise
+            labels = [f"{f}" if after != before else f"{f}: no gradient" for f, (_, before, after) in enumerate(results)]
             save(f"filters_{layer.name}.png", plots.tiles(np.stack(patterns), f"{layer.name}: input patterns that "
                                                           f"maximise filters 0-{k - 1} ({steps} ascent steps)",
-                                                          cols=8, cmap="gray"))
+                                                          cols=8, cmap="gray", labels=labels))
         first = layers[conv[0]]
         kernel = keras.ops.convert_to_numpy(first.kernel)  # (kh, kw, in, filters)
         if kernel.ndim == 4 and kernel.shape[2] in (1, 3):

@@ -106,8 +106,10 @@ def gradcam_figure(image, cam, title: str) -> bytes:
     return _png(fig)
 
 
-def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each: bool = True) -> bytes:
-    """A grid of 2-D maps (h, w, n) or images (n, h, w[, 3]) with their index, e.g. every channel of a layer."""
+def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each: bool = True,
+          labels: Sequence[str] | None = None) -> bytes:
+    """A grid of 2-D maps (h, w, n) or images (n, h, w[, 3]) labelled by index (or `labels`), e.g. every
+    channel of a layer."""
     import numpy as np
 
     maps = np.asarray(maps)
@@ -122,7 +124,7 @@ def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each
             lo, hi = float(item.min()), float(item.max())
             item = (item - lo) / (hi - lo) if hi > lo else item * 0
         ax.imshow(_display(item) if item.ndim == 3 else item, cmap=cmap)
-        ax.set_title(str(i), fontsize=6)
+        ax.set_title(labels[i] if labels else str(i), fontsize=6)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _png(fig)
