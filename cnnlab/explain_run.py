@@ -93,6 +93,10 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
         raise CnnlabError(f"{run}: its trained model is not in the cache on this machine; run the experiment again")
     model = keras.saving.load_model(model_file)
     exp = load(run / "config.yaml")
+    shape = tuple(model.input_shape[1:])
+    if not (len(shape) == 3 and shape[-1] in (1, 3)) and not (len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]):
+        raise CnnlabError(f"{run}: the model's input {shape} is not an image (h, w, 1 or 3); explain the model that "
+                          "sees the pixels (e.g. vgg16_augmented rather than a head trained on features)")
     x, caption = _input(run, exp, image, index, data_dir)
     n_classes = model.output_shape[-1]
     cls = explain.predicted_class(model, x) if class_index is None else class_index
