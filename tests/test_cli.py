@@ -43,3 +43,10 @@ def test_make_help_documents_every_target():
         if line.startswith(".PHONY:"):
             targets = set(line.split(":", 1)[1].split())
     assert targets and targets == documented, targets ^ documented
+
+
+def test_overrides_may_follow_options(cli):
+    code, out, _ = cli("params", "mnist", "--extended", "model.layers.0.Conv2D.filters=16")
+    assert code == 0 and "16 × (3×3×1) + 16" in out
+    with pytest.raises(SystemExit):
+        cli("params", "mnist", "--extended", "--bogus")
