@@ -73,16 +73,25 @@ def score_fn(model, start: int = 0):
 
 
 def _one_hot_upstream(n_classes: int, class_index: int) -> np.ndarray:
+    """Which score to differentiate: class `class_index`; a single sigmoid output scores class 1 (its logit), so
+    class 0 is its negative (a cat is evidence against 'dog')."""
+    if n_classes == 1:
+        return np.array([[1.0 if class_index == 1 else -1.0]], dtype="float32")
     up = np.zeros((1, n_classes), dtype="float32")
     up[0, class_index] = 1.0
     return up
+
+
+def n_classes(model) -> int:
+    """Classes a model tells apart: its outputs, or 2 for a single sigmoid output."""
+    return max(2, model.output_shape[-1])
 
 
 def predicted_class(model, x: np.ndarray) -> int:
     import keras
 
     out = keras.ops.convert_to_numpy(model(x, training=False))[0]
-    return int(np.argmax(out)) if out.shape[-1] > 1 else 0
+    return int(np.argmax(out)) if out.shape[-1] > 1 else int(out[0] > 0.5)
 
 
 @dataclass(frozen=True)

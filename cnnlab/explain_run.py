@@ -91,14 +91,24 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
     model_file = _model_file(run)
     if model_file is None:
         raise CnnlabError(f"{run}: its trained model is not in the cache on this machine; run the experiment again")
-    model = keras.saving.load_model(model_file)
     exp = load(run / "config.yaml")
+    # rebuilt from the run's resolved config, then its trained weights: keras.saving.load_model cannot
+    # deserialize every preprocessing layer (Keras 3.15's RandomShear refuses its own saved config)
+    from cnnlab.config import Ctx
+    from cnnlab.models import build_model
+
+    model = build_model(exp.config.model, exp.config.name, Ctx(str(run / "config.yaml")))
+    try:
+        model.load_weights(model_file)
+    except (ValueError, OSError) as exc:
+        raise CnnlabError(f"{model_file}: its weights do not fit the model of {run / 'config.yaml'}: "
+                          f"{exc}") from None
     shape = tuple(model.input_shape[1:])
     if not (len(shape) == 3 and shape[-1] in (1, 3)) and not (len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]):
         raise CnnlabError(f"{run}: the model's input {shape} is not an image (h, w, 1 or 3); explain the model that "
                           "sees the pixels (e.g. vgg16_augmented rather than a head trained on features)")
     x, caption = _input(run, exp, image, index, data_dir)
-    n_classes = model.output_shape[-1]
+    n_classes = explain.n_classes(model)
     cls = explain.predicted_class(model, x) if class_index is None else class_index
     if not 0 <= cls < n_classes:
         raise CnnlabError(f"--class: expected 0 to {n_classes - 1}, received {cls}")

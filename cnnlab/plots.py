@@ -78,6 +78,8 @@ def _display(img):
     img = np.asarray(img, dtype="float32")
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
+    if img.max() > 1.5:  # raw pixels (0-255) of a model that rescales them itself
+        img = img / 255.0
     return np.clip(img, 0, 1)
 
 

@@ -43,9 +43,10 @@ def test_grad_cam_finds_the_channel_and_place_the_score_depends_on():
     x = np.zeros((1, 8, 8, 2), dtype="float32")
     x[0, 0:3, 0:3, 0] = 1.0
     x[0, 5:8, 5:8, 1] = 1.0
-    cam = explain.grad_cam(model, x, class_index=0)
+    cam = explain.grad_cam(model, x, class_index=1)  # a single sigmoid output scores class 1
     assert cam.shape == (8, 8)
     assert np.all(cam[5:8, 5:8] == 1.0) and np.all(cam[0:3, 0:3] == 0.0) and cam.sum() == 9
+    assert np.all(explain.grad_cam(model, x, class_index=0) == 0)  # evidence against class 1: none here
 
 
 def test_activations_and_filter_pattern_on_the_mnist_model():
@@ -91,7 +92,7 @@ def test_explain_looks_inside_a_nested_vgg16():
     for layer in explain.chain(model):
         h = layer(h, training=False)
     assert np.allclose(keras.ops.convert_to_numpy(h), direct, atol=1e-5)  # the expanded chain is the same model
-    cam = explain.grad_cam(model, x, class_index=0)
+    cam = explain.grad_cam(model, x, class_index=1)
     assert cam.shape == (3, 3) and cam.max() <= 1.0
 
 
