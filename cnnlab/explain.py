@@ -145,11 +145,13 @@ def activations(model, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, step_size: float = 1.0,
-                   seed: int = 0) -> tuple[np.ndarray, float, float]:
+                   seed: int = 0, pixel_scale: float = 255.0) -> tuple[np.ndarray, float, float]:
     """Gradient ascent in input space from a grey noise image, maximising one filter's mean activation.
 
-    The gradient is divided by its RMS before each step (lecture 003: "normalise the gradient") so the step size
-    does not depend on the layer's scale. Returns (image, mean activation before, after).
+    As in lecture 003 / DLwP §5.4.2: start from grey (128) plus uniform noise of 20, and take steps of 1 in
+    0-255 pixel units along the gradient divided by its RMS ("normalise the gradient"), so the step does not
+    depend on the layer's scale. `pixel_scale` is what the model's input calls white (255 for raw pixels, 1.0
+    for inputs already scaled to [0, 1]). Returns (image, mean activation before, after).
     """
     import keras
 
@@ -163,14 +165,15 @@ def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, 
         return h[..., filter_index]
 
     rng = np.random.default_rng(seed)
-    x = (0.5 + 0.1 * rng.standard_normal(shape)).astype("float32")
+    unit = pixel_scale / 255.0
+    x = ((128.0 + 20.0 * rng.random(shape)) * unit).astype("float32")
     out_shape = keras.ops.convert_to_numpy(fn(x)).shape
     upstream = np.full(out_shape, 1.0 / math.prod(out_shape[1:]), dtype="float32")  # d mean / d activation
     start = float(keras.ops.convert_to_numpy(fn(x)).mean())
     for _ in range(steps):
         grad = vjp(fn, x, upstream)
         grad /= np.sqrt(np.mean(grad ** 2)) + 1e-5
-        x = x + step_size * grad
+        x = x + step_size * unit * grad
     end = float(keras.ops.convert_to_numpy(fn(x)).mean())
     return x[0], start, end
 

@@ -140,7 +140,8 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
         for i in pattern_layers(conv, max_layers):
             layer = layers[i]
             k = min(n_filters, layer.filters)
-            results = [explain.filter_pattern(model, i, f, steps=steps) for f in range(k)]
+            pixel_scale = 255.0 if float(x.max()) > 1.5 else 1.0  # raw pixels, or already scaled to [0, 1]
+            results = [explain.filter_pattern(model, i, f, steps=steps, pixel_scale=pixel_scale) for f in range(k)]
             patterns = [explain.deprocess(img) for img, _, _ in results]
             # a filter whose activation stays 0 on the start image has no gradient: its tile is the start noise
             labels = [f"{f}" if after != before else f"{f}: no gradient" for f, (_, before, after) in enumerate(results)]

@@ -57,7 +57,7 @@ def test_activations_and_filter_pattern_on_the_mnist_model():
     assert {k: v.shape for k, v in maps.items()} == {
         "conv2d_1": (26, 26, 32), "maxpooling2d_1": (13, 13, 32), "conv2d_2": (11, 11, 64),
         "maxpooling2d_2": (5, 5, 64), "conv2d_3": (3, 3, 64)}
-    image, before, after = explain.filter_pattern(model, 2, filter_index=3, steps=5)
+    image, before, after = explain.filter_pattern(model, 2, filter_index=3, steps=5, pixel_scale=1.0)
     assert image.shape == (28, 28, 1) and after > before  # gradient ascent raises the filter's mean activation
 
 
