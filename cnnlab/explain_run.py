@@ -70,6 +70,7 @@ def _as_image(x: np.ndarray) -> np.ndarray:
 
 
 MAX_CHANNELS = 64  # activation grids beyond this (VGG16's 512 channels) would be unreadable and large
+MAX_ACTIVATION_LAYERS = 8  # beyond this (VGG16's 18), only the first conv layer and the pooling outputs
 
 
 def pattern_layers(conv: list[int], max_layers: int) -> list[int]:
@@ -132,7 +133,11 @@ def run_explain(ref: str, results_root: Path, image: str | None = None, index: i
         cam = explain.grad_cam(model, x, cls)
         save("gradcam.png", plots.gradcam_figure(shown, cam, f"{exp.config.name}: Grad-CAM on "
                                                  f"{layers[conv[-1]].name}, class {cls}"))
-        for name, maps in explain.activations(model, x).items():
+        maps_by_layer = explain.activations(model, x)
+        if len(maps_by_layer) > MAX_ACTIVATION_LAYERS:  # a deep base: the first conv layer and each block's output
+            keep = [next(iter(maps_by_layer))] + [n for n in maps_by_layer if "pool" in n.lower()]
+            maps_by_layer = {n: maps_by_layer[n] for n in keep}
+        for name, maps in maps_by_layer.items():
             shown_maps = maps[..., :MAX_CHANNELS]
             what = (f"{maps.shape[-1]} channels" if maps.shape[-1] <= MAX_CHANNELS
                     else f"the first {MAX_CHANNELS} of {maps.shape[-1]} channels")

@@ -118,7 +118,9 @@ def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each
     items = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
     cols = min(cols, len(items))
     rows = -(-len(items) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.3 * rows + 0.5), squeeze=False)
+    side = 1.3 if len(items) <= 16 else 0.9  # big grids: smaller tiles, and maps thinned to <= 64 pixels
+    items = [item[::max(1, item.shape[0] // 64), ::max(1, item.shape[1] // 64)] for item in items]
+    fig, axes = plt.subplots(rows, cols, figsize=(side * cols, side * rows + 0.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, item) in enumerate(zip(axes.ravel(), items)):
