@@ -9,16 +9,13 @@ weights file, another preprocessing or another image size can never reuse stale 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache") / "features"
+from cnnlab.results import cache_dir, read_npz, write_npz
 
 
 def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
@@ -50,14 +47,10 @@ def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, 
     from cnnlab.models import build_stack
 
     key = cache_key(splits, specs, weights_dir)
-    cache = _cache_dir() / f"{key}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache) as f:
-                feats = {k: f[k] for k in f.files}
-            return _apply(splits, feats, "from cache"), True
-        except (OSError, ValueError, KeyError):
-            pass
+    cache = cache_dir("features", f"{key}.npz")
+    feats = read_npz(cache)
+    if feats is not None and "x_train" in feats:
+        return _apply(splits, feats, "from cache"), True
     model = build_stack(splits.x_train.shape[1:], specs, "features", ctx, path="data.features",
                         weights_dir=weights_dir, load_weights=True)
     feats = {}
@@ -66,13 +59,7 @@ def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, 
         if x is not None:
             log(f"  extracting features of {name[2:]} ({len(x)} samples) with {model.layers[-1].name} ...")
             feats[name] = model.predict(x, batch_size=batch_size, verbose=0)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp.npz")
-        np.savez(tmp, **feats)
-        tmp.replace(cache)
-    except OSError:
-        pass
+    write_npz(cache, **feats)
     return _apply(splits, feats, "extracted"), False
 
 

@@ -111,5 +111,37 @@ def complete_runs(root: Path, experiment: str) -> list[Path]:
                   if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
 
 
+def cache_dir(*parts: str) -> Path:
+    """Large derived files (trained models, decoded images, features): $CNNLAB_CACHE_DIR, else ./.cache
+    (git-ignored), joined with `parts`."""
+    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache").joinpath(*parts)
+
+
+def read_npz(path: Path) -> dict | None:
+    """A cache entry's arrays, or None when it is missing or damaged (the caller rebuilds it)."""
+    import numpy as np
+
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            return {k: f[k] for k in f.files}
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def write_npz(path: Path, **arrays) -> None:
+    """Store a cache entry atomically (temporary file + rename); an unwritable cache is skipped, not an error."""
+    import numpy as np
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    except OSError:
+        pass
+
+
 def read_metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())

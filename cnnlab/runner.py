@@ -20,7 +20,7 @@ from cnnlab.compare import verdict
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model
-from cnnlab.results import RunDir, csv_text
+from cnnlab.results import RunDir, cache_dir, csv_text
 
 
 class Interrupted(CnnlabError):
@@ -81,12 +81,17 @@ def measured_metrics(history: dict[str, list[float]], test: dict[str, float], na
     return out
 
 
-def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
-    """Compile with the config's optimizer, loss and metrics, then evaluate one batch so that a loss that does
-    not fit the labels is a config error before any results folder exists; returns the probe's seconds."""
-    model.compile(optimizer=keras_specs.make("optimizer", tr.optimizer, ctx, "train.optimizer"),
+def compile_model(model, tr, ctx: Ctx, optimizer=None, optimizer_path: str = "train.optimizer") -> None:
+    """Compile with a fresh optimizer (train.optimizer unless a phase names its own), the loss and metrics."""
+    model.compile(optimizer=keras_specs.make("optimizer", optimizer or tr.optimizer, ctx, optimizer_path),
                   loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
                   metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)])
+
+
+def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
+    """Compile, then evaluate one batch so that a loss that does not fit the labels is a config error before
+    any results folder exists; returns the probe's seconds."""
+    compile_model(model, tr, ctx)
     n_probe = min(tr.batch_size, len(splits.x_train))
     t_probe = time.perf_counter()
     try:
@@ -148,10 +153,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         for i, phase in enumerate(phase_list):
             if i > 0:  # new trainable layers: recompile with the phase's optimizer, continue the epoch count
                 phases.apply(model, phase)
-                model.compile(optimizer=keras_specs.make("optimizer", phase.optimizer or tr.optimizer, ctx,
-                                                         f"train.phases[{i - 1}].optimizer"),
-                              loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
-                              metrics=[keras_specs.make("metric", m, ctx) for m in tr.metrics])
+                compile_model(model, tr, ctx, phase.optimizer, f"train.phases[{i - 1}].optimizer")
             if len(phase_list) > 1:
                 epoch_log.phase = i + 1
                 t = params.table(model)
@@ -248,16 +250,9 @@ def pretrained(cfg) -> list[dict]:
     return out
 
 
-def cache_dir() -> Path:
-    """Checkpoints and other large derived files: $CNNLAB_CACHE_DIR, else ./.cache (ignored by git)."""
-    import os
-
-    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache")
-
-
 def save_model(model, experiment: str, run_id: str) -> Path | None:
     """The trained model as .cache/models/<experiment>/<run id>.keras, for `cnnlab explain`; None if unwritable."""
-    path = cache_dir() / "models" / experiment / f"{run_id}.keras"
+    path = cache_dir("models", experiment, f"{run_id}.keras")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp.keras")

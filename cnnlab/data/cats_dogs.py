@@ -18,6 +18,7 @@ from typing import Literal
 import numpy as np
 
 from cnnlab.errors import DataError
+from cnnlab.results import cache_dir, read_npz, write_npz
 
 CLASSES = ("cats", "dogs")  # label 0, 1: alphabetical, as flow_from_directory assigns them
 SPLITS = ("train", "validation", "test")
@@ -33,10 +34,6 @@ class Options:
     interpolation: Literal["nearest", "bilinear"] = "nearest"  # flow_from_directory's default is nearest
     folder: str = "cats_and_dogs_small"                      # under the data directory
     missing_test: Literal["error", "validation"] = "error"   # cats_and_dogs_filtered has no test split
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache") / "data" / "cats_dogs"
 
 
 def list_files(root: Path, split: str) -> list[tuple[Path, int]]:
@@ -89,21 +86,12 @@ def load_split(root: Path, split: str, options: Options) -> tuple[np.ndarray, np
     files = list_files(root, split)
     key = content_key(files, options)
     h, w = options.image_size
-    cache = _cache_root() / f"{split}_{h}x{w}_{options.interpolation}_{key}.npz"
-    if cache.is_file():
-        try:
-            with np.load(cache) as f:
-                return f["x"], f["y"], True
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache entry is rebuilt below
+    cache = cache_dir("data", "cats_dogs", f"{split}_{h}x{w}_{options.interpolation}_{key}.npz")
+    cached = read_npz(cache)
+    if cached is not None and {"x", "y"} <= set(cached):
+        return cached["x"], cached["y"], True
     x, y = decode_split(files, options)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.tmp.npz")
-        np.savez(tmp, x=x, y=y)
-        tmp.replace(cache)
-    except OSError:
-        pass  # no cache, still correct
+    write_npz(cache, x=x, y=y)
     return x, y, False
 
 
