@@ -77,7 +77,7 @@ def report(out: Path) -> Path:
     """Write results/arith.md (and the Sobel picture beside it) from the calculators."""
     from cnnlab import params, plots
     from cnnlab.config import Ctx, experiment_names, load
-    from cnnlab.models import build_model
+    from cnnlab.models import build_model, needs_data
     from cnnlab.results import atomic_write
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,6 +102,8 @@ def report(out: Path) -> Path:
            "dense: inputs × units + units. Both columns are also in every run's params.md.", ""]
     for name in experiment_names():
         exp = load(name)
+        if needs_data(exp.config.model):  # sized by its dataset's vocabulary: `cnnlab params NAME` loads it
+            continue
         table = params.table(build_model(exp.config.model, name, Ctx(str(exp.path))))
         md += [f"### {name}", "", "| Layer (type) | Output Shape | Param # (Keras) | Lecture formula | Receptive field |",
                "|---|---|---:|---|---|"]

@@ -141,7 +141,8 @@ def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ct
 
     sig = inspect.signature(builder)
     hints = typing.get_type_hints(builder)
-    accepted = [n for n in sig.parameters if n != "input_shape" and not n.startswith("_")]
+    # input_shape comes from model.input_shape and data from the dataset (vocabulary, vectors): not parameters
+    accepted = [n for n in sig.parameters if n not in ("input_shape", "data") and not n.startswith("_")]
     for name, value in params.items():
         if name not in accepted:
             ctx.error(join(path, name), f"unknown parameter '{name}' of {builder.__name__}"

@@ -14,6 +14,7 @@ from typing import Callable
 
 from cnnlab.config import ClassSpec, Ctx, ModelConfig, join
 from cnnlab.keras_specs import make
+from cnnlab.text_models import dense_classifier, kim_cnn
 
 
 def keras2_name(class_name: str) -> str:
@@ -98,16 +99,30 @@ def simple_convnet(input_shape: tuple[int, ...], filters: tuple[int, ...] = (32,
     return model
 
 
-# Builders for architectures that are not a plain stack; each takes `input_shape` plus keyword parameters.
+# Builders for architectures that are not a plain stack; each takes `input_shape` plus keyword parameters, and
+# `data` (what the dataset loader reports: vocabulary, pretrained vectors, number of classes) if it declares it.
 MODELS: dict[str, Callable] = {
     "simple_convnet": simple_convnet,
+    "dense_classifier": dense_classifier,
+    "kim_cnn": kim_cnn,
 }
 
 
+def needs_data(model_cfg: ModelConfig) -> bool:
+    """Whether the model's builder takes the dataset's `data` (so the data must be loaded first)."""
+    import inspect
+
+    return model_cfg.builder is not None and "data" in inspect.signature(MODELS[model_cfg.builder]).parameters
+
+
 def build_model(model_cfg: ModelConfig, name: str, ctx: Ctx | None = None, weights_dir=None,
-                load_weights: bool = False):
+                load_weights: bool = False, data=None):
     """The `keras.Model` a config describes (pretrained weights loaded only with `load_weights`)."""
     if model_cfg.layers is not None:
         return build_stack(model_cfg.input_shape, model_cfg.layers, name, ctx, weights_dir=weights_dir,
                            load_weights=load_weights)
-    return MODELS[model_cfg.builder](input_shape=tuple(model_cfg.input_shape), **dict(model_cfg.params))
+    extra = {"data": data} if needs_data(model_cfg) else {}
+    try:
+        return MODELS[model_cfg.builder](input_shape=tuple(model_cfg.input_shape), **dict(model_cfg.params), **extra)
+    except ValueError as exc:  # a builder's own check of parameters against the data
+        (ctx or Ctx("<config>")).error(join("model", "params"), f"{model_cfg.builder}: {exc}")

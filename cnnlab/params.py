@@ -84,7 +84,9 @@ def table(model, what_if_units=()) -> Table:
     base_len = next((i for i, r in enumerate(rows) if r.type in HEAD_START), len(rows))
     conv_like = {layer.name for layer in model.layers if "Conv" in type(layer).__name__
                  or any("Conv" in type(sub).__name__ for sub in getattr(layer, "layers", []))}
-    has_conv = any(r.name in conv_like for r in rows[:base_len])
+    # a convolutional base is a chain of layers before the head: a branching (functional) model such as Kim's
+    # CNN has none in the lectures' sense, so no base line and no what-if head for it
+    has_conv = isinstance(model, keras.Sequential) and any(r.name in conv_like for r in rows[:base_len])
     base_params = sum(r.params for r in rows[:base_len]) if has_conv else None
     base_output = rows[base_len - 1].output_shape if has_conv and base_len else None
     features = math.prod(base_output[1:]) if base_output else None

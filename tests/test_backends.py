@@ -71,3 +71,26 @@ def test_autodiff_under_jax_without_tensorflow():
         assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"], "tensorflow was imported"
     """, {"KERAS_BACKEND": "jax", "PYTHONPATH": str(REPO)})
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("ref, overrides, params_total", [
+    # Kim's multichannel CNN with GloVe vectors: Embedding ×2, per-channel Conv1D, MaxNorm, Adadelta
+    ("kim_trec:multichannel", ["data.train_subset=300", "data.test_subset=100", "train.epochs=1"], None),
+    # the IMDB Conv1D on the cached raw reviews: tokeniser and padding in numpy
+    ("imdb_conv1d", ["data.train_subset=200", "data.test_subset=100", "train.epochs=1"], 1_315_937),
+])
+def test_text_models_train_under_jax_without_tensorflow(data_dir, tmp_path, ref, overrides, params_total):
+    pytest.importorskip("jax")
+    proc = _python(f"""
+        from cnnlab.cli import main
+        rc = main(["--results-dir", {str(tmp_path)!r}, "run", {ref!r}, *{overrides!r}, "--data-dir",
+                   {str(data_dir)!r}, "--verbose", "0", "--no-summary"])
+        assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"], "tensorflow was imported"
+        sys.exit(rc)
+    """, {"KERAS_BACKEND": "jax"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = [p for p in (tmp_path / ref.replace(":", "_")).iterdir() if p.is_dir()]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["environment"]["backend"] == "jax" and m["epochs_run"] == 1
+    if params_total:
+        assert m["measured"]["params_total"] == params_total

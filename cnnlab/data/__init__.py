@@ -7,13 +7,14 @@ set, so the reported test metric stays untouched by model selection.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-from cnnlab.data import cats_dogs, mnist
+from cnnlab.data import cats_dogs, imdb, kim, mnist
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class Arrays:
     source: str
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
+    # Data-derived facts a model builder may need, e.g. {"vocabulary": [...], "embeddings": (V, d) array}.
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,7 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     source: str
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "val": 0 if self.x_val is None else len(self.x_val),
@@ -60,6 +64,11 @@ DATASETS: dict[str, Dataset] = {
     "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1"),
     "cats_dogs": Dataset(cats_dogs.load, cats_dogs.Options, "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 "
                          "train / 1,000 validation / 1,000 test, uint8 RGB", has_validation=True),
+    "imdb": Dataset(imdb.load, imdb.Options, "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
+                    "integer sequences or multi-hot vectors over the 10,000 most frequent training words"),
+    # Kim (2014)'s seven sentence-classification sets: mr, sst1, sst2, subj, trec, cr, mpqa
+    **{name: Dataset(kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev)
+       for name, info in kim.SETS.items()},
 }
 
 
@@ -90,7 +99,7 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
         x_tr, y_tr = _subset(arrays.x_train, arrays.y_train, train_subset, rng)
         x_va, y_va = _subset(arrays.x_val, arrays.y_val, val_subset, rng)
         x_te, y_te = _subset(arrays.x_test, arrays.y_test, test_subset, rng)
-        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, arrays.source)
+        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, arrays.source, arrays.extras)
     n_train = len(arrays.x_train)
     order = rng.permutation(n_train)
     if train_subset is not None:
@@ -103,7 +112,7 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
     x_val = arrays.x_train[val_idx] if n_val else None
     y_val = arrays.y_train[val_idx] if n_val else None
     return Splits(arrays.x_train[train_idx], arrays.y_train[train_idx], x_val, y_val,
-                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source)
+                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source, arrays.extras)
 
 
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
