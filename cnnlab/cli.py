@@ -20,27 +20,29 @@ def _results_root(args) -> Path:
 
 def cmd_list(args) -> int:
     """Experiments with their one-line descriptions."""
-    from cnnlab.config import experiment_names, read_yaml, resolve_path
+    from cnnlab.config import experiment_refs, load
 
-    names = experiment_names()
-    width = max(map(len, names), default=0)
-    for name in names:
-        raw = read_yaml(resolve_path(name))
-        print(f"{name:<{width}}  {raw.get('description', '')}")
+    refs = list(experiment_refs().values())
+    width = max(map(len, refs), default=0)
+    for ref in refs:
+        print(f"{ref:<{width}}  {load(ref).config.description}")
     return 0
 
 
 def cmd_check(args) -> int:
     """Validate configs (all, or the given ones) and build their models in both profiles, without data."""
     from cnnlab import phases
-    from cnnlab.config import Ctx, experiment_names, load
-    from cnnlab.models import build_model
+    from cnnlab.config import Ctx, experiment_refs, load, variant_refs
+    from cnnlab.models import build_model, needs_data
 
-    refs = [a for a in args.experiments if "=" not in a] or experiment_names()
+    named = [a for a in args.experiments if "=" not in a]
+    refs = [r for a in named for r in (variant_refs(a) if ":" not in a else [a])] or list(experiment_refs().values())
     overrides = [a for a in args.experiments if "=" in a]
     for ref in refs:
         for profile in ("full", "quick"):
             exp = load(ref, overrides, profile)
+            if needs_data(exp.config.model):  # built from the dataset's vocabulary: `cnnlab params` shows it
+                continue
             model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
             phases.check(model, exp.config.train.phases, Ctx(str(exp.path)))
         print(f"ok  {ref}")
@@ -51,10 +53,17 @@ def cmd_params(args) -> int:
     """The parameter table of a config's model, built without data or training."""
     from cnnlab import params
     from cnnlab.config import Ctx, load
-    from cnnlab.models import build_model
+    from cnnlab.models import build_model, needs_data
 
     exp = load(args.experiment, args.overrides, args.profile)
-    model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
+    data = None
+    if needs_data(exp.config.model):  # e.g. Kim's CNN: the vocabulary size and vectors come from the dataset
+        from cnnlab import data as data_mod
+
+        cfg = exp.config
+        data = data_mod.load(cfg.data, data_mod.resolve_data_dir(args.data_dir, cfg.data.data_dir, exp.path),
+                             cfg.seed).extras
+    model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)), data=data)
     print(params.to_text(params.table(model, exp.config.report.dense_head_what_if), args.extended), end="")
     return 0
 
@@ -63,15 +72,40 @@ def cmd_run(args) -> int:
     """Train, evaluate and write results/<experiment>/<run>/."""
     from cnnlab.config import load
 
-    exp = load(args.experiment, args.overrides, args.profile)
+    combos = sweep_overrides(args.sweep)
+    exps = [load(args.experiment, [*args.overrides, *combo], args.profile) for combo in combos]  # all checked first
     from cnnlab import runner
 
-    runner.run(exp, _results_root(args), data_dir=args.data_dir, verbose=args.verbose)
+    for i, (exp, combo) in enumerate(zip(exps, combos), start=1):
+        if len(combos) > 1:
+            print(f"== {args.experiment}: sweep {i}/{len(combos)}: {' '.join(combo)}", flush=True)
+        runner.run(exp, _results_root(args), data_dir=args.data_dir, verbose=args.verbose)
     if not args.no_summary:
         from cnnlab.compare import write_summary
 
         write_summary(_results_root(args))
     return 0
+
+
+def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
+    """['seed=1,2', 'data.options.fold=0..1'] → every combination as override lists; [] → [[]]."""
+    import itertools
+
+    axes = []
+    for item in sweeps:
+        if "=" not in item or not item.split("=", 1)[1].strip():
+            raise CnnlabError(f"command line: --sweep {item}: expected KEY=V1,V2,... or KEY=FIRST..LAST")
+        key, text = (part.strip() for part in item.split("=", 1))
+        if ".." in text and "," not in text:
+            lo, _, hi = text.partition("..")
+            if not (lo.strip().lstrip("-").isdigit() and hi.strip().lstrip("-").isdigit()) or int(lo) > int(hi):
+                raise CnnlabError(f"command line: --sweep {item}: a range is FIRST..LAST with integers, "
+                                  f"FIRST <= LAST, received '{text}'")
+            values = [str(v) for v in range(int(lo), int(hi) + 1)]
+        else:
+            values = [v.strip() for v in text.split(",") if v.strip()]
+        axes.append([f"{key}={v}" for v in values])
+    return [list(c) for c in itertools.product(*axes)] if axes else [[]]
 
 
 def cmd_compare(args) -> int:
@@ -129,8 +163,11 @@ def parser() -> argparse.ArgumentParser:
                     help="Keras progress: 1 bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     sp.add_argument("--no-summary", action="store_true", help="do not regenerate results/summary.* afterwards")
     sp.set_defaults(func=cmd_run)
+    sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                    help="run once per value (several --sweep: every combination); a range as 0..9, e.g. "
+                    "--sweep seed=1,2,3 or --sweep data.options.fold=0..9 (compare reports mean ± std)")
     sp = sub.add_parser("params", help=cmd_params.__doc__)
-    exp_args(sp)
+    exp_args(sp, data=True)
     sp.add_argument("--extended", action="store_true",
                     help="add the lecture's parameter formula and the receptive field of each layer")
     sp.set_defaults(func=cmd_params)
@@ -156,6 +193,9 @@ def parser() -> argparse.ArgumentParser:
     from cnnlab.arith_report import add_parser
 
     add_parser(sub)
+    from cnnlab.reproduce import add_parser as add_reproduce
+
+    add_reproduce(sub)
     return p
 
 

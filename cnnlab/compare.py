@@ -10,13 +10,10 @@ import re
 import time
 from pathlib import Path
 
-import yaml
-
-from cnnlab.config import configs_dir, experiment_names
 from cnnlab.results import atomic_write, complete_runs, csv_text, read_metrics
 
-SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "measured", "verdict",
-                  "profile", "overrides", "run_id", "finished_at", "backend", "device", "epochs", "batch_size",
+SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "measured",
+                  "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at", "backend", "device", "epochs", "batch_size",
                   "params_total", "fit_seconds", "mean_epoch_seconds", "train_samples_per_second"]
 
 
@@ -33,55 +30,146 @@ def verdict(value: float | None, rng, profile: str = "full", overrides=()) -> st
     return base
 
 
+# Overrides that repeat the same experiment rather than change it: runs differing only in these form a run set,
+# reported as mean ± std (seeds; cross-validation folds for Kim's datasets).
+SWEEP_KEYS = ("seed", "data.options.fold")
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].strip()
+
+
+def signature(m: dict) -> tuple:
+    """What makes two runs the same setting: profile and the overrides other than seed and fold."""
+    return (m.get("profile"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) not in SWEEP_KEYS)))
+
+
 def pick_run(root: Path, experiment: str) -> tuple[Path, dict] | None:
     """The newest complete run, preferring the published setting (full profile, no overrides)."""
     best = None
     for run in complete_runs(root, experiment):
         m = read_metrics(run)
-        rank = (m.get("profile") == "full") + (m.get("profile") == "full" and not m.get("overrides"))
+        rest = signature(m)[1]
+        rank = (m.get("profile") == "full") + (m.get("profile") == "full" and not rest)
         if best is None or rank >= best[0]:
             best = (rank, run, m)
     return None if best is None else (best[1], best[2])
 
 
-def _raw_config(name: str) -> dict:
-    try:
-        data = yaml.safe_load((configs_dir() / f"{name}.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
+def run_set(root: Path, experiment: str) -> list[tuple[Path, dict]]:
+    """The picked run and every other complete run of the same setting, one per (seed, fold): the newest."""
+    picked = pick_run(root, experiment)
+    if picked is None:
+        return []
+    sig, members = signature(picked[1]), {}
+    for run in complete_runs(root, experiment):  # oldest first: a newer run of the same seed/fold replaces it
+        m = read_metrics(run)
+        if signature(m) == sig:
+            ident = (tuple(sorted(m["repeat"].items())) if m.get("repeat") else  # the values, however given
+                     (m.get("seed"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) in SWEEP_KEYS))))
+            members[ident] = (run, m)
+    return list(members.values())
 
 
-def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dict]]]]:
-    """Summary rows (one per reference) and the runs of each comparison group."""
-    names = sorted(set(experiment_names()) | {p.name for p in Path(root).iterdir() if p.is_dir()
-                                              and not p.name.startswith(".") and complete_runs(root, p.name)}
-                   if Path(root).is_dir() else set(experiment_names()))
+def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, int]]:
+    """metric → (mean, sample standard deviation (0 for one run), number of runs)."""
+    import statistics
+
+    values: dict[str, list[float]] = {}
+    for _, m in runs:
+        for k, v in (m.get("measured") or {}).items():
+            if isinstance(v, (int, float)):
+                values.setdefault(k, []).append(float(v))
+    return {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for k, v in values.items()}
+
+
+def experiment_configs() -> dict[str, dict]:
+    """Results name → the plain config of every experiment and variant in configs/ (references, report)."""
+    from cnnlab.config import experiment_refs, load, to_plain
+    from cnnlab.errors import CnnlabError
+
+    out = {}
+    for name, ref in experiment_refs().items():
+        try:
+            out[name] = to_plain(load(ref).config)
+        except CnnlabError:
+            out[name] = {}
+    return out
+
+
+def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dict]]], dict[str, dict]]:
+    """Summary rows (one per reference), the runs of each comparison group, and the configs."""
+    configs = experiment_configs()
+    names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
+                                   and not p.name.startswith(".") and complete_runs(root, p.name)}
+                   if Path(root).is_dir() else set(configs))
     rows, groups = [], {}
     for name in names:
-        cfg = _raw_config(name)
+        cfg = configs.get(name, {})
+        runs = run_set(root, name)
+        run, m = (runs[-1] if runs else (None, {}))
         picked = pick_run(root, name)
-        run, m = picked if picked else (None, {})
+        if picked:
+            run, m = picked
+        stats = aggregate(runs)
         refs = cfg.get("reference") or m.get("references") or []
         group = (cfg.get("report") or {}).get("group")
         if group and run is not None:
             groups.setdefault(group, []).append((name, run, m))
         env, timing, measured = m.get("environment", {}), m.get("timing", {}), m.get("measured", {})
-        common = {"experiment": name, "profile": m.get("profile"), "overrides": " ".join(m.get("overrides", [])),
+        common = {"experiment": name, "profile": m.get("profile"),
+                  "overrides": " ".join(o for o in m.get("overrides", []) if _key(o) not in SWEEP_KEYS),
+                  "n_runs": len(runs), "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
                   "run_id": m.get("run_id"), "finished_at": m.get("finished_at"), "backend": env.get("backend"),
                   "device": env.get("device"), "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
                   "params_total": measured.get("params_total"), "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
         for ref in refs or [{}]:
-            value = measured.get(ref.get("metric")) if run else None
+            mean, std, n = stats.get(ref.get("metric"), (None, None, 0)) if run else (None, None, 0)
             rng = ref.get("range") or [None, None]
             rows.append({**common, "metric": ref.get("metric"), "reference": ref.get("value"),
                          "range_low": rng[0], "range_high": rng[1], "source": ref.get("source"),
-                         "measured": value,
-                         "verdict": (verdict(value, rng, m.get("profile"), m.get("overrides")) if run and ref
+                         "measured": mean, "measured_std": std if n > 1 else None,
+                         "verdict": ("stopped: NaN loss" if m.get("status") == "nan_loss" else
+                                     verdict(mean, rng, m.get("profile"), signature(m)[1]) if run and ref
                                      else "not run yet" if ref else "no reference")})
-    return rows, groups
+    return rows, groups, configs
+
+
+def paper_tables(root: Path, configs: dict[str, dict]) -> list[str]:
+    """Tables in a paper's layout (report.table/row/column), e.g. Kim (2014) Table 2: measured mean ± std over
+    folds and seeds, and the paper's number from the experiment's first reference."""
+    tables: dict[str, dict[tuple[str, str], str]] = {}
+    notes: dict[str, set[str]] = {}
+    for name, cfg in configs.items():
+        rep = cfg.get("report") or {}
+        if not (rep.get("table") and rep.get("row") and rep.get("column")):
+            continue
+        ref = (cfg.get("reference") or [{}])[0]
+        runs = run_set(root, name)
+        stats = aggregate(runs).get(ref.get("metric"))
+        paper = _num(ref.get("value")) if ref.get("value") is not None else "–"
+        if stats:
+            mean, std, n = stats
+            prof = runs[-1][1].get("profile")
+            cell = f"{mean:.3f} ± {std:.3f} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
+        else:
+            cell = f"– / {paper}"
+        tables.setdefault(rep["table"], {})[(rep["row"], rep["column"])] = cell
+        vectors = ((cfg.get("data") or {}).get("options") or {}).get("vectors")
+        if vectors:
+            notes.setdefault(rep["table"], set()).add(f"{rep['row']}: {vectors}")
+    lines = []
+    for title, cells in tables.items():
+        rows = list(dict.fromkeys(r for r, _ in cells))
+        cols = list(dict.fromkeys(c for _, c in cells))
+        lines += [f"## {title}", "", "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number. "
+                  "Pretrained vectors per row: " + "; ".join(sorted(notes.get(title, []))) + ".", "",
+                  "| Model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+        lines += [f"| {r} | " + " | ".join(cells.get((r, c), "") for c in cols) + " |" for r in rows]
+        lines.append("")
+    return lines
 
 
 def _num(v) -> str:
@@ -97,27 +185,32 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]]) -> list[str]:
+def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
+                  configs: dict[str, dict] | None = None) -> list[str]:
     """A comparison table and an overlay of validation curves for experiments the lectures set side by side."""
     import csv
 
     from cnnlab import plots
 
-    lines = [f"## {group}", "", "| Experiment | Params | Best validation (epoch) | Test accuracy | Test loss | "
-             "Mean epoch (s) | Profile |", "|---|---:|---|---:|---:|---:|---|"]
+    lines = [f"## {group}", "", "| Experiment | Params | Best validation (epoch) | Lowest val_loss (epoch) | "
+             "Test accuracy | Test loss | Mean epoch (s) | Profile |", "|---|---:|---|---|---:|---:|---:|---|"]
     series = {}
     for name, run, m in members:
-        best = m.get("best_val") or {}
-        meas = m.get("measured", {})
-        lines.append(f"| {name} | {_num(meas.get('params_total'))} | {best.get('monitor', '–')} "
-                     f"{_num(best.get('value'))} ({best.get('epoch', '–')}) | {_num(meas.get('test_accuracy'))} | "
-                     f"{_num(meas.get('test_loss'))} | {m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f} | "
-                     f"{m.get('profile')} |")
         with open(run / "history.csv", newline="") as f:
             hist_rows = list(csv.DictReader(f))
         series[name] = {k: [float(r[k]) for r in hist_rows if r.get(k) not in (None, "")] for k in hist_rows[0]} \
             if hist_rows else {}
-    keys = [k for k in ("val_accuracy", "val_loss") if any(k in s for s in series.values())]
+        best = m.get("best_val") or {}
+        meas = m.get("measured", {})
+        val_loss = series[name].get("val_loss") or []
+        low = (f"{min(val_loss):.4f} ({val_loss.index(min(val_loss)) + 1})" if val_loss else "–")
+        lines.append(f"| {name} | {_num(meas.get('params_total'))} | {best.get('monitor', '–')} "
+                     f"{_num(best.get('value'))} ({best.get('epoch', '–')}) | {low} | "
+                     f"{_num(meas.get('test_accuracy'))} | {_num(meas.get('test_loss'))} | "
+                     f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f} | {m.get('profile')} |")
+    wanted = next((tuple((c.get("report") or {}).get("overlay") or ()) for n, c in (configs or {}).items()
+                   if n in series and (c.get("report") or {}).get("overlay")), ()) or ("val_accuracy", "val_loss")
+    keys = [k for k in wanted if any(k in s for s in series.values())]
     if keys:
         png = Path(root) / "groups" / f"{_slug(group)}.png"
         png.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +223,7 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     """Regenerate results/summary.csv and results/summary.md from the runs on disk."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    rows, groups = collect(root)
+    rows, groups, configs = collect(root)
     csv_path, md_path = root / "summary.csv", root / "summary.md"
     atomic_write(csv_path, csv_text(rows, SUMMARY_FIELDS))
     md = ["# cnnlab: measured vs published", "",
@@ -143,11 +236,13 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         run_link = (f"[{(r['finished_at'] or '')[:10] or r['run_id']}]({r['experiment']}/{r['run_id']}/)"
                     if r["run_id"] else "–")
         rng = f"{_num(r['range_low'])} – {_num(r['range_high'])}" if r["range_low"] is not None else "–"
+        spread = f" ± {_num(r['measured_std'])} (n={r['n_runs']})" if r["measured_std"] is not None else ""
         md.append(f"| {r['experiment']} | {r['metric'] or '–'} | {_num(r['reference'])} | {r['source'] or '–'} | "
-                  f"{rng} | {_num(r['measured'])} | {r['verdict']} | {run_link} |")
+                  f"{rng} | {_num(r['measured'])}{spread} | {r['verdict']} | {run_link} |")
     md.append("")
     for group, members in groups.items():
-        md += group_section(root, group, members)
+        md += group_section(root, group, members, configs)
+    md += paper_tables(root, configs)
     weights = []
     for r in rows:
         if not r["run_id"] or any(w.startswith(f"- {r['experiment']}:") for w in weights):

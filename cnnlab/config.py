@@ -324,6 +324,9 @@ class TrainConfig:
     metrics: tuple[ClassSpec, ...] = ()
     callbacks: tuple[ClassSpec, ...] = ()
     phases: tuple[Phase, ...] = ()
+    # Evaluate the test split with the weights of the best validation epoch instead of the last one
+    # (Kim 2014: "test accuracy at the best dev epoch"); needs validation data.
+    restore_best: bool = False
 
     def all_phases(self) -> list[Phase]:
         """The first phase (train.epochs with train.optimizer, layers as built) followed by `phases`."""
@@ -376,6 +379,10 @@ class ReportConfig:
     group: str | None = None
     dense_head_what_if: tuple[int, ...] = ()
     augmentation_grid: bool = False  # augmentation.png: the model's Random* layers applied to one training image
+    overlay: tuple[str, ...] = ()    # history columns the group's overlay plot draws (default: val accuracy/loss)
+    table: str | None = None         # a results table in a paper's layout (e.g. Kim 2014 Table 2) ...
+    row: str | None = None           # ... this experiment's row (e.g. the variant) ...
+    column: str | None = None        # ... and column (e.g. the dataset)
 
 
 @dataclass(frozen=True)
@@ -391,8 +398,18 @@ class Config:
     reference: tuple[Reference, ...] = ()
     report: ReportConfig = field(default_factory=ReportConfig)
     quick: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+    # Named variants of this experiment, each a mapping of dotted overrides like `quick`; variant V of
+    # experiment E runs as `E:V` and writes results/E_V/.
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def check(self, ctx: Ctx, path: str) -> None:
+        from cnnlab.data import DATASETS
+
+        if self.train.restore_best and not self.data.validation_split and not DATASETS[self.data.dataset].has_validation:
+            ctx.error("train.restore_best", "needs validation data to pick the best epoch: set data.validation_split")
+        for variant in self.variants:
+            if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", variant):
+                ctx.error(join("variants", variant), "a variant name takes lower-case letters, digits and '_'")
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.name):
             ctx.error("name", f"expected lower-case letters, digits and '_' (it names results/<name>/), "
                       f"received {describe(self.name)}")
@@ -417,12 +434,21 @@ class Experiment:
     path: Path
     profile: str
     overrides: tuple[str, ...]
+    variant: str | None = None
 
     def resolved_yaml(self) -> str:
-        header = (f"# Resolved config of experiment '{self.config.name}' from {self.path.name}: "
+        header = (f"# Resolved config of experiment '{self.config.name}' from {self.path.name}"
+                  f"{f' (variant {self.variant})' if self.variant else ''}: "
                   f"profile {self.profile}, overrides {list(self.overrides) or 'none'}.\n"
                   "# Every default is filled in; `cnnlab run <this file>` repeats the run.\n")
         return header + yaml.safe_dump(to_plain(self.config), sort_keys=False, default_flow_style=None, width=100)
+
+    def config_hash(self) -> str:
+        """SHA-256 (16 hex digits) of the resolved config: equal hashes mean the same experiment settings."""
+        import hashlib
+
+        text = yaml.safe_dump(to_plain(self.config), sort_keys=True, default_flow_style=None, width=100)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def resolve_path(ref: str | os.PathLike) -> Path:
@@ -541,16 +567,35 @@ def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "
 
     if profile not in PROFILES:
         raise ConfigError("command line", "--profile", f"expected one of {', '.join(PROFILES)}, received '{profile}'")
-    path = resolve_path(ref)
+    ref_text, variant = split_variant(ref)
+    path = resolve_path(ref_text)
     ctx = Ctx(str(path))
-    raw = read_yaml(path)
-    base = _validate_with(raw, ctx, [])
+    raw = read_raw(path)
+    variant_overrides: list[tuple[str, Any, str]] = []
+    if variant is not None:
+        variants = raw.get("variants") or {}
+        if not isinstance(variants, dict) or variant not in variants:
+            known = sorted(variants) if isinstance(variants, dict) else []
+            raise ConfigError(str(path), "variants", f"no variant '{variant}'{suggest(variant, known)}; "
+                              f"known: {', '.join(known) or 'none'}")
+        changes = variants[variant]
+        if not isinstance(changes, dict):
+            raise ConfigError(str(path), join("variants", variant),
+                              f"expected a mapping of dotted keys to values, received {describe(changes)}")
+        _validate_with(raw, ctx, [])  # the base first, so that its own errors are not blamed on the variant
+        raw = copy.deepcopy(raw)
+        raw.pop("variants", None)
+        variant_overrides = [(k, v, f"variant {variant}") for k, v in changes.items()]
+        for key, value, _ in variant_overrides:
+            apply_override(raw, key, copy.deepcopy(value), Ctx(f"{path} (variant {variant})"))
+        raw["name"] = f"{raw.get('name')}_{variant}"
+    base = _validate_with(raw, ctx, variant_overrides)
 
     quick_raw = copy.deepcopy(raw)
     quick = [(k, v, "quick profile") for k, v in base.quick.items()]
     for key, value, _ in quick:
         apply_override(quick_raw, key, copy.deepcopy(value), Ctx(f"{path} (quick profile)"))
-    quick_cfg = _validate_with(quick_raw, ctx, quick)
+    quick_cfg = _validate_with(quick_raw, ctx, variant_overrides + quick)
 
     merged = copy.deepcopy(raw if profile == "full" else quick_raw)
     cli = [(k, v, "override") for k, v in parse_overrides(overrides)]
@@ -559,5 +604,56 @@ def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "
     if not cli:
         config = base if profile == "full" else quick_cfg
     else:
-        config = _validate_with(merged, ctx, (quick if profile == "quick" else []) + cli)
-    return Experiment(config, path, profile, tuple(overrides))
+        config = _validate_with(merged, ctx, variant_overrides + (quick if profile == "quick" else []) + cli)
+    return Experiment(config, path, profile, tuple(overrides), variant)
+
+
+def split_variant(ref: str | os.PathLike) -> tuple[str, str | None]:
+    """'kim_mr:static' → ('kim_mr', 'static'); a path or a plain name has no variant."""
+    text = str(ref)
+    if ":" in text and not Path(text).exists():
+        name, variant = text.rsplit(":", 1)
+        return name, variant
+    return text, None
+
+
+def deep_merge(base: dict, child: dict) -> dict:
+    """`child` over `base`: mappings merge key by key, anything else (lists included) is replaced."""
+    out = dict(base)
+    for key, value in child.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else value
+    return out
+
+
+def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """A config file's mapping with its `extends:` chain merged in (the file's own keys win)."""
+    raw = read_yaml(path)
+    parent_ref = raw.get("extends")
+    if parent_ref is None:
+        return raw
+    if not isinstance(parent_ref, str):
+        raise ConfigError(str(path), "extends", f"expected an experiment name or a path, received {describe(parent_ref)}")
+    try:  # a name is configs/<name>.yaml; a file name is relative to this file's folder
+        parent = resolve_path(str(path.parent / parent_ref) if parent_ref.endswith((".yaml", ".yml")) else parent_ref)
+    except ConfigError as err:
+        raise ConfigError(str(path), "extends", err.message) from None
+    if parent.resolve() in _seen or parent.resolve() == path.resolve():
+        raise ConfigError(str(path), "extends", f"'{parent_ref}' extends this file again (a cycle)")
+    return deep_merge(read_raw(parent, _seen + (path.resolve(),)), {k: v for k, v in raw.items() if k != "extends"})
+
+
+def variant_refs(name: str) -> list[str]:
+    """'name' plus 'name:variant' for each of its variants (for list/check/compare)."""
+    raw = read_raw(resolve_path(name))
+    variants = raw.get("variants") if isinstance(raw.get("variants"), dict) else {}
+    return [name] + [f"{name}:{v}" for v in variants]
+
+
+def experiment_refs() -> dict[str, str]:
+    """Every runnable experiment: its results name (kim_mr_static) → its reference (kim_mr:static)."""
+    out = {}
+    for name in experiment_names():
+        for ref in variant_refs(name):
+            out[ref.replace(":", "_")] = ref
+    return out

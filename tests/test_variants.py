@@ -1,0 +1,137 @@
+"""Variants (`name:variant`), `extends:`, `--sweep`, restore-best testing, and run sets reported as mean ± std."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from cnnlab.cli import sweep_overrides
+from cnnlab.compare import aggregate, run_set, write_summary
+from cnnlab.config import experiment_refs, load
+from cnnlab.errors import CnnlabError, ConfigError
+
+from conftest import MNIST_YAML
+
+VARIANTS = MNIST_YAML + """
+variants:
+  wide:
+    description: a wider first layer
+    model.layers.0.Conv2D.filters: 64
+  short:
+    train.epochs: 1
+"""
+
+
+def test_variant_applies_its_overrides_and_names_the_results(write_config):
+    path = write_config(VARIANTS)
+    wide = load(f"{path}:wide").config
+    assert wide.name == "mnist_wide" and wide.description == "a wider first layer"
+    assert wide.model.layers[0].kwargs["filters"] == 64 and not wide.variants
+    base = load(path).config
+    assert base.name == "mnist" and base.model.layers[0].kwargs["filters"] == 32 and set(base.variants) == {"wide", "short"}
+    assert load(f"{path}:short", ["train.epochs=3"]).config.train.epochs == 3   # CLI overrides come last
+    assert load(f"{path}:short", profile="quick").config.train.epochs == 2      # quick profile over the variant
+
+
+def test_unknown_variant_names_the_known_ones(write_config):
+    path = write_config(VARIANTS)
+    with pytest.raises(ConfigError, match=r"no variant 'wdie' \(did you mean 'wide'\?\); known: short, wide"):
+        load(f"{path}:wdie")
+
+
+def test_a_bad_value_in_a_variant_is_blamed_on_the_variant(write_config):
+    path = write_config(VARIANTS.replace("train.epochs: 1", "train.epochs: many"))
+    with pytest.raises(ConfigError) as err:
+        load(f"{path}:short")
+    assert "variant short train.epochs='many'" in str(err.value) and "expected an integer" in str(err.value)
+
+
+def test_extends_merges_the_parent_and_refuses_cycles(write_config):
+    write_config(MNIST_YAML, "base.yaml")
+    child = write_config("extends: base.yaml\nname: child\ntrain: {epochs: 7}\n", "child.yaml")
+    cfg = load(child).config
+    assert cfg.name == "child" and cfg.train.epochs == 7 and cfg.train.batch_size == 64   # merged key by key
+    assert cfg.model == load(write_config(MNIST_YAML, "again.yaml")).config.model
+    write_config("extends: b.yaml\nname: a\n", "a.yaml")
+    loop = write_config("extends: a.yaml\nname: b\n", "b.yaml")
+    with pytest.raises(ConfigError, match=r"a.yaml: extends: 'b.yaml' extends this file again \(a cycle\)"):
+        load(loop)
+
+
+def test_every_variant_of_the_repository_is_an_experiment():
+    refs = experiment_refs()
+    assert refs["imdb_capacity_smaller"] == "imdb_capacity:smaller" and refs["mnist"] == "mnist"
+    for name, ref in refs.items():
+        assert load(ref).config.name == name
+
+
+def test_sweep_expands_lists_ranges_and_combinations():
+    assert sweep_overrides([]) == [[]]
+    assert sweep_overrides(["seed=1,2"]) == [["seed=1"], ["seed=2"]]
+    assert sweep_overrides(["data.options.fold=0..2", "seed=5"]) == [
+        ["data.options.fold=0", "seed=5"], ["data.options.fold=1", "seed=5"], ["data.options.fold=2", "seed=5"]]
+    with pytest.raises(CnnlabError, match="a range is FIRST..LAST"):
+        sweep_overrides(["seed=3..1"])
+    with pytest.raises(CnnlabError, match="expected KEY=V1,V2"):
+        sweep_overrides(["seed"])
+
+
+def _fake_run(root, experiment, run_id, seed, value, overrides=(), profile="full", fold=None):
+    run = root / experiment / run_id
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "experiment": experiment, "run_id": run_id, "profile": profile, "overrides": list(overrides), "seed": seed,
+        "repeat": {"seed": seed, "fold": fold},
+        "finished_at": "2026-11-22T00:00:00Z", "measured": {"test_accuracy": value}, "timing": {},
+        "environment": {}}))
+    (run / "history.csv").write_text("epoch,val_accuracy\n1,0.5\n")
+    return run
+
+
+def test_runs_differing_by_seed_or_fold_form_one_set(tmp_path):
+    root = tmp_path / "results"
+    _fake_run(root, "mnist", "20260101-000000_full", 1, 0.10)                      # replaced by the newer seed 1
+    _fake_run(root, "mnist", "20260102-000000_full", 1, 0.98)
+    _fake_run(root, "mnist", "20260103-000000_full", 2, 0.99, ["seed=2"])
+    _fake_run(root, "mnist", "20260104-000000_full", 3, 0.97, ["seed=3"])
+    _fake_run(root, "mnist", "20260105-000000_quick", 1, 0.50, profile="quick")   # another setting: not mixed in
+    _fake_run(root, "mnist", "20260106-000000_full", 1, 0.20, ["train.epochs=1"])  # another setting too
+    members = run_set(root, "mnist")
+    assert sorted(m["seed"] for _, m in members) == [1, 2, 3]
+    mean, std, n = aggregate(members)["test_accuracy"]
+    assert n == 3 and mean == pytest.approx(0.98) and std == pytest.approx(0.01)   # sample std of .98 .99 .97
+    write_summary(root)
+    with open(root / "summary.csv") as f:
+        row = next(r for r in csv.DictReader(f) if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
+    assert row["n_runs"] == "3" and row["seeds"] == "1 2 3" and float(row["measured"]) == pytest.approx(0.98)
+    assert float(row["measured_std"]) == pytest.approx(0.01)
+    assert "0.9800 ± 0.0100 (n=3)" in (root / "summary.md").read_text()
+
+
+def test_restore_best_tests_the_best_validation_epoch(cli, data_dir, tmp_path):
+    results = tmp_path / "results"
+    code, out, err = cli("--results-dir", results, "run", "mnist", "data.train_subset=300", "data.test_subset=100",
+                         "train.epochs=3", "train.restore_best=true", "--data-dir", data_dir, "--verbose", "0")
+    assert code == 0, err
+    (run,) = (results / "mnist").glob("2*")
+    m = json.loads((run / "metrics.json").read_text())
+    with open(run / "history.csv") as f:
+        val = [float(r["val_accuracy"]) for r in csv.DictReader(f)]
+    last_best = max(i for i, v in enumerate(val, 1) if v == max(val))   # ties: the later epoch, as Kim's code
+    assert m["test_weights"] == f"best validation epoch (val_accuracy = {max(val):.4f} at epoch {last_best})"
+
+
+def test_restore_best_without_validation_is_refused(mnist_config):
+    with pytest.raises(ConfigError, match="train.restore_best: needs validation data"):
+        load(mnist_config(), ["train.restore_best=true", "data.validation_split=0"])
+
+
+def test_a_fold_given_by_the_config_or_by_an_override_is_one_fold(tmp_path):
+    root = tmp_path / "results"
+    _fake_run(root, "kim_mr", "20260101-000000_full", 1, 0.70, fold=0)                          # the config's fold 0
+    _fake_run(root, "kim_mr", "20260102-000000_full", 1, 0.76, ["data.options.fold=0"], fold=0)  # the same fold
+    _fake_run(root, "kim_mr", "20260103-000000_full", 1, 0.78, ["data.options.fold=1"], fold=1)
+    members = run_set(root, "kim_mr")
+    assert sorted(m["repeat"]["fold"] for _, m in members) == [0, 1]
+    assert aggregate(members)["test_accuracy"][0] == pytest.approx(0.77)   # the newer fold-0 run counts, once
