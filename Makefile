@@ -4,6 +4,10 @@ VENV     ?= .venv
 BIN      := $(VENV)/bin
 EXP      ?= mnist
 ARGS     ?=
+PROFILE  ?= full
+EXPS     ?=
+SEEDS    ?= 1
+FORCE    ?=
 # Offline copies of the datasets: ../shared/data when it sits beside the checkout (override: DATA_DIR=/path).
 DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 ifneq ($(strip $(DATA_DIR)),)
@@ -12,10 +16,10 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run params list check compare arith zoo explain test test-slow bench clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-mnist bench-images clean distclean
 
 help: ## List the targets with one line each
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  Variables: EXP=$(EXP) ARGS='$(ARGS)' DATA_DIR=$(DATA_DIR)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -34,6 +38,9 @@ venv-dev: $(VENV)/.installed-dev ## Add the test dependencies (pytest, jax)
 
 run: venv ## Train one experiment: make run EXP=mnist ARGS="train.epochs=1" (or ARGS="--profile quick")
 	$(BIN)/cnnlab run $(EXP) $(ARGS)
+
+reproduce: venv ## Every experiment (or EXPS="mnist kim_*") under SEEDS=N seeds, PROFILE=quick|full; FORCE=1 reruns complete ones
+	$(BIN)/cnnlab reproduce $(foreach e,$(EXPS),'$(e)') --profile $(PROFILE) --seeds $(SEEDS) $(if $(FORCE),--force) $(ARGS)
 
 params: venv ## Print an experiment's parameter table without training: make params EXP=mnist_no_pooling
 	$(BIN)/cnnlab params $(EXP) $(ARGS)
@@ -62,8 +69,13 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: venv ## Time the MNIST experiment through cnnlab vs plain Keras; writes results/bench.md
+bench: bench-mnist bench-images ## All benchmarks (results/bench.md, results/bench_images.md)
+
+bench-mnist: venv ## Time the MNIST experiment through cnnlab vs plain Keras; writes results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
+
+bench-images: venv ## Decode/cache, augmentation layers vs ImageDataGenerator, aug vs no-aug, quick profiles → results/bench_images.md
+	$(BIN)/python -m cnnlab.bench_images
 
 clean: ## Remove caches and interrupted (.partial) run folders; keeps .venv and complete results
 	rm -rf .cache .pytest_cache build *.egg-info

@@ -70,6 +70,15 @@ class RunDir:
                 from None
         self.run_id, self.final, self.partial = run_id, final, partial
 
+    @classmethod
+    def reopen(cls, root: Path, experiment: str, run_id: str) -> "RunDir | None":
+        """An interrupted run's `.partial` folder to continue writing into, or None if it is gone."""
+        self = cls.__new__(cls)
+        self.experiment_dir = Path(root) / experiment
+        self.run_id, self.final = run_id, self.experiment_dir / run_id
+        self.partial = self.experiment_dir / f".{run_id}.partial"
+        return self if self.partial.is_dir() and not self.final.exists() else None
+
     def path(self, name: str) -> Path:
         return self.partial / name
 

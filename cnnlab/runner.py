@@ -19,8 +19,9 @@ from cnnlab import keras_specs, meta, params, phases, plots
 from cnnlab.compare import verdict
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
-from cnnlab.models import build_model
+from cnnlab.models import build_model, needs_data
 from cnnlab.results import RunDir, cache_dir, csv_text
+from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
 
 
 class Interrupted(CnnlabError):
@@ -38,9 +39,9 @@ class RunResult:
 class EpochLog(keras.callbacks.Callback):
     """Times every epoch and rewrites history.csv (atomically) after each one."""
 
-    def __init__(self, run_dir: RunDir):
+    def __init__(self, run_dir: RunDir, rows: list[dict] | None = None):
         super().__init__()
-        self.run_dir, self.rows, self._t0 = run_dir, [], 0.0
+        self.run_dir, self.rows, self._t0 = run_dir, list(rows or []), 0.0
         self.phase: int | None = None  # set when a run has several phases: a 'phase' column
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -48,9 +49,61 @@ class EpochLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._t0
+        # a resumed run repeats the epoch whose row was written but whose backup was not: keep the newer row
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1]
         self.rows.append({"epoch": epoch + 1, **({"phase": self.phase} if self.phase else {}),
                           **{k: float(v) for k, v in (logs or {}).items()}, "epoch_seconds": seconds})
         self.run_dir.write("history.csv", csv_text(self.rows))
+
+
+class BestWeights(keras.callbacks.Callback):
+    """Keeps (in memory) the weights of the epoch with the best validation value, for the test evaluation.
+
+    Trap: Keras's EarlyStopping(restore_best_weights=True) restores only when it actually stops early.
+    """
+
+    def __init__(self, names: list[str], state: ResumeState | None = None):
+        super().__init__()
+        self.names, self.weights, self.epoch, self.best, self.monitor = names, None, None, None, None
+        self.state = state
+        if state is not None:  # a resumed run continues with the best epoch found before the interruption
+            saved, info = state.load_best()
+            if saved is not None and info:
+                self.weights, self.best, self.epoch, self.monitor = saved, info["best"], info["epoch"], info["monitor"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        found = best_epoch({k: [v] for k, v in logs.items()}, self.names)
+        if found is None:
+            return
+        self.monitor, value = found["monitor"], found["value"]
+        # ties go to the later epoch, as in Kim's code (`if val_perf >= best_val_perf`)
+        better = self.best is None or (value <= self.best if "loss" in self.monitor else value >= self.best)
+        if better:
+            self.best, self.epoch = value, epoch + 1
+            self.weights = weights_by_path(self.model)
+            if self.state is not None:
+                self.state.save_best(self.model, {"best": value, "epoch": epoch + 1, "monitor": self.monitor})
+
+
+def nan_epoch(rows: list[dict]) -> int | None:
+    """The first epoch whose training loss is NaN or infinite (TerminateOnNaN stops there), else None."""
+    import math
+
+    return next((int(r["epoch"]) for r in rows if not math.isfinite(float(r.get("loss", 0.0)))), None)
+
+
+def read_history(path: Path) -> list[dict]:
+    """history.csv rows as numbers (epoch and phase as integers); [] if there is none."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    return [{k: (int(float(v)) if k in ("epoch", "phase") else float(v)) for k, v in r.items() if v not in (None, "")}
+            for r in rows]
 
 
 def _utc() -> str:
@@ -110,12 +163,10 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     started, t_start = _utc(), time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
-    model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
-    phases.check(model, cfg.train.phases, ctx)
-    table = params.table(model, cfg.report.dense_head_what_if)
-    augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
-    if cfg.report.augmentation_grid and not augmenters:
-        ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
+    # A model whose builder needs the data (vocabulary, pretrained vectors) is built after it; any other model
+    # first, so that a mistake in it is reported before a slow data step.
+    model = None if needs_data(cfg.model) else \
+        build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
 
     t_data = time.perf_counter()
     splits = data_mod.load(cfg.data, data_dir_path, cfg.seed)
@@ -124,6 +175,14 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
 
         splits, _ = features.extract(splits, cfg.data.features, ctx, data_dir_path, log=log)
     data_seconds = time.perf_counter() - t_data
+    if model is None:
+        model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True,
+                            data=splits.extras)
+    phases.check(model, cfg.train.phases, ctx)
+    table = params.table(model, cfg.report.dense_head_what_if)
+    augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
+    if cfg.report.augmentation_grid and not augmenters:
+        ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
     sample_shape = tuple(splits.x_train.shape[1:])
     if sample_shape != tuple(cfg.model.input_shape):
         ctx.error("model.input_shape", f"{list(cfg.model.input_shape)} does not match the shape of one "
@@ -133,13 +192,23 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     probe_seconds = compile_and_probe(model, tr, splits, ctx)
     callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
 
-    run_dir = RunDir(results_root, cfg.name, exp.profile)
+    # An interrupted run of the same settings (same config hash) is continued in its own .partial folder.
+    state = ResumeState(cfg.name, exp.config_hash())
+    previous = state.partial_run_id()
+    run_dir = RunDir.reopen(results_root, cfg.name, previous) if previous else None
+    rows = read_history(run_dir.path("history.csv")) if run_dir else []
+    if run_dir is None:
+        state.clear()
+        run_dir = RunDir(results_root, cfg.name, exp.profile)
+        state.start(run_dir.run_id)
     run_dir.write("config.yaml", exp.resolved_yaml())
     run_dir.write("params.csv", csv_text(params.to_records(table)))
     run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters"))
     if cfg.report.augmentation_grid:
         run_dir.write("augmentation.png", augmentation_grid(augmenters, splits.x_train[0]))
-    epoch_log = EpochLog(run_dir)
+    epoch_log = EpochLog(run_dir, rows)
+    best_weights = BestWeights(tr.metric_names(), state) if tr.restore_best else None
+    resumed_from = len(rows)
     validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -148,8 +217,11 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         f"backend {keras.backend.backend()}; {meta.device()}\n  run folder: {run_dir.partial}")
     phase_list = tr.all_phases()
     phase_records, done = [], 0
+    if resumed_from:
+        log(f"  resuming an interrupted run: {resumed_from} epochs were done")
     try:
         t_fit = time.perf_counter()
+        finished = None  # the last phase finished before an interruption, whose weights are to be restored
         for i, phase in enumerate(phase_list):
             if i > 0:  # new trainable layers: recompile with the phase's optimizer, continue the epoch count
                 phases.apply(model, phase)
@@ -163,19 +235,39 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
                                       "optimizer": to_plain(phase.optimizer or tr.optimizer)})
                 log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable "
                     f"parameters")
+            if state.phase_done(i):  # finished before the interruption
+                finished = i
+                done = sum(1 for r in epoch_log.rows if int(r.get("phase", 1)) <= i + 1)
+                continue
+            if finished is not None:
+                state.restore_phase(finished, model)
+                finished = None
+            model._initial_epoch = None  # Keras keeps a restored epoch on the model; each phase sets its own
+            # weights, optimizer state and epoch after every epoch; double_checkpoint keeps the previous backup, so
+            # a kill while the file is written falls back to it
+            backup = keras.callbacks.BackupAndRestore(str(state.phase_dir(i)), double_checkpoint=True)
             model.fit(splits.x_train, splits.y_train, initial_epoch=done, epochs=done + phase.epochs,
-                      batch_size=tr.batch_size, validation_data=validation, callbacks=[epoch_log, *callbacks],
+                      batch_size=tr.batch_size, validation_data=validation,
+                      callbacks=[epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
+                                 keras.callbacks.TerminateOnNaN()],
                       verbose=verbose)
+            if nan_epoch(epoch_log.rows):
+                break  # TerminateOnNaN stopped it: no later phase, results say so
+            state.finish_phase(i, model)
             done += phase.epochs
             if len(epoch_log.rows) < done:  # a callback (EarlyStopping) ended the phase early
                 done = len(epoch_log.rows)
+        if finished is not None:
+            state.restore_phase(finished, model)
         fit_seconds = time.perf_counter() - t_fit
+        if best_weights is not None and best_weights.weights is not None:
+            set_weights_by_path(model, best_weights.weights)  # test at the best validation epoch (Kim 2014 §3.1)
         t_eval = time.perf_counter()
         test = model.evaluate(splits.x_test, splits.y_test, batch_size=tr.batch_size, verbose=0, return_dict=True)
         eval_seconds = time.perf_counter() - t_eval
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; the partial run is left in {run_dir.partial} and is never read as "
-                          "a result") from None
+        raise Interrupted(f"interrupted after {len(epoch_log.rows)} epochs; the partial run in {run_dir.partial} is "
+                          "never read as a result: the same command continues it") from None
 
     model_file = save_model(model, cfg.name, run_dir.run_id)
     history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
@@ -190,13 +282,22 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         "experiment": cfg.name,
         "description": cfg.description,
         "run_id": run_dir.run_id,
-        "status": "complete",
+        "status": "nan_loss" if nan_epoch(epoch_log.rows) else "complete",
+        "status_detail": f"training stopped: the loss became NaN/inf at epoch {nan_epoch(epoch_log.rows)}"
+                         if nan_epoch(epoch_log.rows) else None,
         "profile": exp.profile,
         "overrides": list(exp.overrides),
+        "config_hash": exp.config_hash(),
+        # what repeats the same setting (seeds, cross-validation folds): compare averages over these
+        "repeat": {"seed": cfg.seed, "fold": getattr(cfg.data.options, "fold", None)},
+        "resumed_from_epoch": resumed_from or None,
         "started_at": started,
         "finished_at": _utc(),
         "measured": measured_metrics(history, test, names, params.summary(table)),
         "best_val": best_epoch(history, names),
+        "test_weights": f"best validation epoch ({best_weights.monitor} = {best_weights.best:.4f} at epoch "
+                        f"{best_weights.epoch})" if best_weights and best_weights.weights is not None else
+                        "last epoch",
         "epochs_run": epochs_run,
         "timing": {
             "wall_seconds": time.perf_counter() - t_start,
@@ -219,6 +320,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     }
     run_dir.write_json("metrics.json", metrics)
     final = run_dir.finish()
+    state.clear()
     log(f"results: {final}")
     for ref in cfg.reference:
         value = metrics["measured"].get(ref.metric)

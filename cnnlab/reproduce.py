@@ -1,0 +1,478 @@
+"""`cnnlab reproduce`: run every experiment (or a selection) under N seeds, one subprocess per run, then the summary.
+
+Reference: the project's issue "Batch reproduction you can trust".
+Trap: a run is skipped only when a complete run has the same config hash, the same profile and the same
+*clean* git commit as now; a '-dirty' commit records no diff, so it never counts as the same code (and git's
+status ignores untracked files, so a new, uncommitted module is not seen at all: commit before trusting a skip).
+Seeds: with --seeds 1 a run takes the config's own seed with no override (the published setting); with
+--seeds N > 1 run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without
+the override already covers seed k).
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cnnlab.errors import CnnlabError, suggest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPORT = "reproduce.json"
+GLOB_CHARS = "*?["
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of the batch: `cnnlab run <ref> <overrides>` under the batch's profile."""
+
+    ref: str                        # as `cnnlab run` takes it: kim_mr:static
+    name: str                       # its results folder: kim_mr_static
+    seed: int                       # the seed the run will use (the config's own, or the seed=k override)
+    overrides: tuple[str, ...]      # the batch's overrides, then seed=k when --seeds N > 1
+    profile: str = "full"
+    config_hash: str = ""           # Experiment.config_hash() of the run as it would run now
+
+
+@dataclass
+class Outcome:
+    """What happened to a job: complete / skipped / failed / interrupted / pending."""
+
+    status: str
+    seconds: float | None = None
+    run_id: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    headline: str | None = None     # 'test_accuracy 0.8123'
+    log: str | None = None          # the child's stdout/stderr files (stem), for a failure
+
+
+# --------------------------------------------------------------------------------------------------
+# Selection and plan (pure: no subprocess, no training)
+# --------------------------------------------------------------------------------------------------
+
+
+def select(refs: dict[str, str], patterns: Sequence[str]) -> list[str]:
+    """Experiment references to run, from results names → refs (`experiment_refs()`) and the user's patterns.
+
+    A pattern is a results name (kim_mr_static), a reference (kim_mr:static) or a glob on the results names
+    (kim_*); a plain name selects that experiment only, not its variants (`imdb_capacity*` selects them all).
+    No patterns: everything. An unknown name, or a glob matching nothing, is a CnnlabError naming it.
+    """
+    if not patterns:
+        return list(refs.values())
+    by_ref = {ref: ref for ref in refs.values()}
+    out: list[str] = []
+    for pattern in patterns:
+        if any(c in pattern for c in GLOB_CHARS):
+            found = [ref for name, ref in refs.items() if fnmatch.fnmatchcase(name, pattern)
+                     or fnmatch.fnmatchcase(ref, pattern)]
+            if not found:
+                raise CnnlabError(f"reproduce: no experiment matches '{pattern}'; known: {', '.join(refs)}")
+        elif pattern in refs or pattern in by_ref:
+            found = [refs.get(pattern) or by_ref[pattern]]
+        else:
+            raise CnnlabError(f"reproduce: unknown experiment '{pattern}'{suggest(pattern, list(refs))}; "
+                              f"known: {', '.join(refs)}")
+        out += [ref for ref in found if ref not in out]
+    return out
+
+
+def seed_overrides(seeds: int) -> list[list[str]]:
+    """[[]] for one seed (the config's own), else [['seed=1'], ..., ['seed=N']]."""
+    if seeds < 1:
+        raise CnnlabError(f"reproduce: --seeds: expected a positive integer, received {seeds}")
+    return [[]] if seeds == 1 else [[f"seed={k}"] for k in range(1, seeds + 1)]
+
+
+def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int = 1, profile: str = "full",
+         load: Callable | None = None) -> list[Job]:
+    """Every (experiment, seed) job, each config loaded and validated now, so that a mistake in any of them
+    is reported before the first run starts."""
+    if load is None:
+        from cnnlab.config import load
+    if seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
+        raise CnnlabError(f"reproduce: an override seed=... and --seeds {seeds} contradict each other; "
+                          "give one of them")
+    jobs = []
+    for ref in refs:
+        for extra in seed_overrides(seeds):
+            exp = load(ref, [*overrides, *extra], profile)
+            jobs.append(Job(ref, exp.config.name, exp.config.seed, (*overrides, *extra), profile,
+                            exp.config_hash()))
+    return jobs
+
+
+def clean_commit(commit: str | None) -> str | None:
+    """The commit if it identifies the code exactly; None for no git or a '-dirty' working tree."""
+    return commit if commit and not commit.endswith("-dirty") else None
+
+
+def is_complete(job: Job, runs: Iterable[tuple[str, dict]], commit: str | None) -> str | None:
+    """The newest run id among `runs` (run id, metrics.json) made with the same config, profile and clean
+    commit as `job` would run now; None when the job must run."""
+    commit = clean_commit(commit)
+    if commit is None:
+        return None
+    found = None
+    for run_id, m in runs:  # oldest first
+        if (m.get("status", "complete") == "complete" and m.get("config_hash") == job.config_hash
+                and m.get("profile") == job.profile and (m.get("environment") or {}).get("git_commit") == commit):
+            found = run_id
+    return found
+
+
+def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
+    """The wall time of the newest earlier run of the same config (else of the same profile), for estimates."""
+    same_hash = same_profile = None
+    for _, m in runs:
+        seconds = (m.get("timing") or {}).get("wall_seconds")
+        if not isinstance(seconds, (int, float)):
+            continue
+        if m.get("profile") == job.profile:
+            same_profile = float(seconds)
+            if m.get("config_hash") == job.config_hash:
+                same_hash = float(seconds)
+    return same_hash if same_hash is not None else same_profile
+
+
+def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
+    """(run id, metrics) of every complete run of one experiment, oldest first; unreadable ones left out."""
+    from cnnlab.results import complete_runs, read_metrics
+
+    out = []
+    for run in complete_runs(results_root, name):
+        try:
+            out.append((run.name, read_metrics(run)))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def headline(metrics: dict) -> str:
+    """The run's main number: its first referenced test/val metric, else test_accuracy, else any test_*."""
+    measured = metrics.get("measured") or {}
+    keys = [r.get("metric") for r in metrics.get("references") or [] if isinstance(r, dict)]
+    keys = [k for k in keys if k and not k.startswith("params_")] + ["test_accuracy"] + sorted(measured)
+    key = next((k for k in keys if k in measured and k.startswith(("test_", "val_", "train_"))), None)
+    if key is None:
+        return "no test metric"
+    value = measured[key]
+    text = f"{key} {value:.4f}" if isinstance(value, (int, float)) else f"{key} {value}"
+    nans = [k for k, v in measured.items() if isinstance(v, float) and math.isnan(v)]
+    return text + (f" (NaN in {', '.join(nans)})" if nans else "")
+
+
+def hms(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def estimate_left(todo: Sequence[Job], known: dict[Job, float], finished: Sequence[float]) -> float | None:
+    """Seconds left for `todo`: each job's earlier wall time if known, else the mean of this batch's finished
+    runs; None when neither exists for some job."""
+    mean = sum(finished) / len(finished) if finished else None
+    total = 0.0
+    for job in todo:
+        guess = known.get(job, mean)
+        if guess is None:
+            return None
+        total += guess
+    return total
+
+
+# --------------------------------------------------------------------------------------------------
+# One run, in a subprocess
+# --------------------------------------------------------------------------------------------------
+
+
+def child_command(job: Job, results_root: Path, data_dir: str | None = None) -> list[str]:
+    """`python -m cnnlab run` for one job: no summary (the batch writes it once), no Keras progress bars."""
+    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results_root), "run", job.ref, *job.overrides,
+           "--profile", job.profile, "--no-summary", "--verbose", "0"]
+    return cmd + (["--data-dir", str(data_dir)] if data_dir else [])
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_line(stderr: str, returncode: int) -> str:
+    """The one line that says why a child failed: its 'cnnlab: error:' message, else the last line of its
+    traceback, else its last line, else the signal that killed it."""
+    lines = [ln.rstrip() for ln in _ANSI.sub("", stderr).splitlines() if ln.strip()]
+    mine = [ln.split("cnnlab: error:", 1)[1].strip() for ln in lines if "cnnlab: error:" in ln]
+    if mine:
+        return _short(mine[-1])
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
+    if starts:
+        tail = [ln for ln in lines[starts[-1] + 1:] if not ln[:1].isspace()]
+        if tail:
+            return _short(tail[-1])
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        hint = " (out of memory?)" if -returncode == signal.SIGKILL else ""
+        return f"killed by {name}{hint}"
+    return _short(lines[-1]) if lines else f"exit status {returncode} with nothing on stderr"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def run_job(job: Job, results_root: Path, log_stem: Path, data_dir: str | None = None,
+            command: Sequence[str] | None = None) -> Outcome:
+    """Run one job in a fresh Python process; its stdout and stderr go to `log_stem`.{out,err}.
+
+    A crash, NaN or out-of-memory in the child is an Outcome('failed'), never an exception here. Ctrl-C
+    stops the child (its `.partial` folder stays, never read as a result) and is re-raised.
+    """
+    before = {run_id for run_id, _ in existing_runs(results_root, job.name)}
+    cmd = list(command or child_command(job, results_root, data_dir))
+    log_stem.parent.mkdir(parents=True, exist_ok=True)
+    out_path, err_path = log_stem.with_suffix(".out"), log_stem.with_suffix(".err")
+    t0 = time.perf_counter()
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        try:
+            returncode = proc.wait()
+        except KeyboardInterrupt:
+            stop(proc)
+            raise
+    seconds = time.perf_counter() - t0
+    stderr = err_path.read_text(errors="replace")
+    if returncode != 0:
+        return Outcome("failed", seconds, exit_code=returncode, reason=error_line(stderr, returncode),
+                       log=str(log_stem))
+    new = [(run_id, m) for run_id, m in existing_runs(results_root, job.name) if run_id not in before]
+    if not new:
+        return Outcome("failed", seconds, exit_code=0, reason=f"exited 0 but wrote no complete run of {job.name}",
+                       log=str(log_stem))
+    # the folder the child names on its 'results: <folder>' line; another process may be adding runs too
+    named = [ln[len("results: "):].strip() for ln in out_path.read_text(errors="replace").splitlines()
+             if ln.startswith("results: ")]
+    run_id, metrics = next(((r, m) for r, m in new if named and Path(named[-1]).name == r), new[-1])
+    return Outcome("complete", seconds, run_id=run_id, exit_code=0, headline=headline(metrics))
+
+
+def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """End a child after Ctrl-C: a terminal's Ctrl-C has reached it already; else SIGINT, then SIGTERM, SIGKILL."""
+    for action in (None, lambda: proc.send_signal(signal.SIGINT), proc.terminate, proc.kill):
+        if action is not None:
+            try:
+                action()
+            except OSError:
+                pass
+        try:
+            proc.wait(timeout=grace if action is not None else 2.0)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+        except KeyboardInterrupt:  # a second Ctrl-C: do not wait politely any longer
+            proc.kill()
+            proc.wait()
+            return
+
+
+# --------------------------------------------------------------------------------------------------
+# The batch
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    """The state of one `cnnlab reproduce`: jobs, their outcomes, and what reproduce.json records."""
+
+    jobs: list[Job]
+    profile: str
+    seeds: int
+    selection: list[str]
+    overrides: list[str]
+    force: bool
+    commit: str | None
+    command: str = "cnnlab reproduce"
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    t0: float = field(default_factory=time.perf_counter)
+
+    def record(self, status: str) -> dict:
+        runs = []
+        for i, job in enumerate(self.jobs):
+            o = self.outcomes.get(i, Outcome("pending"))
+            runs.append({"experiment": job.name, "ref": job.ref, "seed": job.seed, "overrides": list(job.overrides),
+                         "config_hash": job.config_hash, **{k: v for k, v in asdict(o).items() if v is not None}})
+        counts: dict[str, int] = {}
+        for r in runs:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        return {"status": status, "profile": self.profile, "seeds": self.seeds,
+                "selection": self.selection or ["all"], "overrides": self.overrides, "force": self.force,
+                "git_commit": self.commit, "started_at": self.started_at,
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status != "running" else None,
+                "wall_seconds": round(time.perf_counter() - self.t0, 3), "counts": counts,
+                "command": self.command, "runs": runs}
+
+
+def write_report(results_root: Path, batch: Batch, status: str) -> Path:
+    from cnnlab.results import atomic_write
+
+    path = Path(results_root) / REPORT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(batch.record(status), indent=2) + "\n")
+    return path
+
+
+def failure_table(batch: Batch) -> list[str]:
+    rows = [(job.name, str(job.seed), str(o.exit_code), o.reason or "")
+            for i, job in enumerate(batch.jobs) if (o := batch.outcomes.get(i)) and o.status == "failed"]
+    if not rows:
+        return []
+    heads = ("experiment", "seed", "exit", "reason")
+    widths = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(heads[:3])]
+    fmt = lambda r: "  ".join(v.ljust(w) for v, w in zip(r[:3], widths)) + "  " + r[3]  # noqa: E731
+    return [f"{len(rows)} failed:", fmt(heads), *(fmt(r) for r in rows)]
+
+
+def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=print,
+            runner: Callable[..., Outcome] | None = None) -> int:
+    """Run (or skip) every job in order, keep going past failures, write reproduce.json and the summary.
+    Returns the exit status: 0, 1 when a run failed, 130 on Ctrl-C."""
+    runner = runner or run_job
+    results_root = Path(results_root)
+    n = len(batch.jobs)
+    log_dir = logs_dir(batch)
+    history = {job.name: existing_runs(results_root, job.name) for job in batch.jobs}
+    skips = {i: None if batch.force else is_complete(job, history[job.name], batch.commit)
+             for i, job in enumerate(batch.jobs)}
+    known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
+    finished: list[float] = []
+    if not batch.force and dirty_note(batch.commit) and any(not s for s in skips.values()):
+        print(f"cnnlab: note: {dirty_note(batch.commit)}", file=sys.stderr)
+    i = 0
+    try:
+        for i, job in enumerate(batch.jobs):
+            label = f"[{i + 1}/{n}] {job.name} seed {job.seed}"
+            if skips[i]:
+                batch.outcomes[i] = Outcome("skipped", run_id=skips[i])
+                log(f"{label}: skipped (complete: {skips[i]})")
+                continue
+            todo = [j for k, j in enumerate(batch.jobs) if k >= i and not skips[k]]
+            left = estimate_left(todo, known, finished)
+            log(f"{label}: started (elapsed {hms(time.perf_counter() - batch.t0)}, "
+                f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
+            write_report(results_root, batch, "running")
+            outcome = runner(job, results_root, log_dir / f"{i + 1:03d}_{job.name}_seed{job.seed}", data_dir)
+            batch.outcomes[i] = outcome
+            if outcome.seconds is not None:
+                finished.append(outcome.seconds)
+            if outcome.status == "complete":
+                log(f"{label}: done in {outcome.seconds:.1f} s: {outcome.headline}")
+            else:
+                log(f"{label}: FAILED (exit {outcome.exit_code}): {outcome.reason}")
+    except KeyboardInterrupt:
+        for k in range(i, n):
+            batch.outcomes.setdefault(k, Outcome("interrupted"))
+        path = write_report(results_root, batch, "interrupted")
+        log(f"interrupted at [{i + 1}/{n}]: the rest not run; the stopped run's .partial folder is never read as "
+            f"a result; written: {path} (`cnnlab compare` updates the summary)")
+        return 130
+    failed = any(o.status == "failed" for o in batch.outcomes.values())
+    path = write_report(results_root, batch, "failed" if failed else "complete")
+    from cnnlab.compare import write_summary
+
+    _, md = write_summary(results_root)
+    counts = batch.record("complete")["counts"]
+    log(f"finished in {hms(time.perf_counter() - batch.t0)}: " +
+        ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; written: {path}, {md}")
+    if failed:
+        for line in failure_table(batch):
+            log(line)
+        return 1
+    return 0
+
+
+def logs_dir(batch: Batch) -> Path:
+    """Each child's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
+    from cnnlab.results import cache_dir
+
+    return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
+
+
+def dry_run(batch: Batch, results_root: Path, log=print) -> int:
+    """What would run and what would be skipped, without running or writing anything."""
+    n = len(batch.jobs)
+    runs = 0
+    for i, job in enumerate(batch.jobs):
+        history = existing_runs(results_root, job.name)
+        done = None if batch.force else is_complete(job, history, batch.commit)
+        runs += done is None
+        extra = f" {' '.join(job.overrides)}" if job.overrides else ""
+        log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: " +
+            (f"skipped (complete: {done})" if done else f"would run: cnnlab run {job.ref}{extra} --profile "
+             f"{job.profile}"))
+    note = "" if batch.force else dirty_note(batch.commit)
+    log(f"dry run: {runs} to run, {n - runs} skipped" + (f"; {note}" if note and runs else ""))
+    return 0
+
+
+def dirty_note(commit: str | None) -> str:
+    """Why nothing can be skipped, or '' when the commit is clean."""
+    if clean_commit(commit) is not None:
+        return ""
+    return (f"the working tree is not a clean commit ({commit or 'no git'}): no earlier run counts as the same "
+            "code, every run runs")
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def add_parser(sub) -> None:
+    """The `cnnlab reproduce` subcommand."""
+    sp = sub.add_parser("reproduce", help="run every experiment (or a selection) under N seeds, one subprocess "
+                        "each, skipping runs already complete for the same config and commit; then the summary")
+    # dest 'overrides' so that cli.main accepts key=value after the options, as for `cnnlab run`
+    sp.add_argument("overrides", nargs="*", metavar="EXP or key=value",
+                    help="experiments: names (mnist), variants (kim_mr:static) or globs (kim_*); default: all; "
+                    "key=value overrides apply to every run")
+    sp.add_argument("--profile", default="full", choices=["full", "quick"],
+                    help="full: the published settings (default); quick: the configs' CPU smoke settings")
+    sp.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="run each experiment with seed=1..N (default 1: the config's own seed, no override)")
+    sp.add_argument("--force", action="store_true", help="run even where a complete run of the same config "
+                    "and commit exists")
+    sp.add_argument("--dry-run", action="store_true", help="print what would run and what would be skipped")
+    sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
+    sp.set_defaults(func=cmd_reproduce)
+
+
+def cmd_reproduce(args) -> int:
+    """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
+    from cnnlab import meta
+    from cnnlab.cli import _results_root
+    from cnnlab.config import experiment_refs
+
+    items = list(args.overrides)
+    patterns = [a for a in items if "=" not in a]
+    overrides = [a for a in items if "=" in a]
+    refs = select(experiment_refs(), patterns)
+    jobs = plan(refs, overrides, args.seeds, args.profile)
+    commit = meta.git_commit(REPO_ROOT)
+    command = " ".join(["cnnlab reproduce", *items, f"--profile {args.profile}", f"--seeds {args.seeds}",
+                        *(["--force"] if args.force else [])])
+    batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command)
+    root = _results_root(args)
+    if args.dry_run:
+        return dry_run(batch, root)
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    return execute(batch, root, data_dir)

@@ -1,0 +1,336 @@
+"""`cnnlab reproduce`: selection, plan with seeds, skip-if-complete, failure isolation, Ctrl-C, dry run, and one
+real end-to-end run of a tiny MNIST config in a subprocess."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnlab import reproduce
+from cnnlab.errors import CnnlabError
+from cnnlab.reproduce import Job, Outcome
+
+REPO = Path(__file__).resolve().parent.parent
+REFS = {"mnist": "mnist", "mnist_dense": "mnist_dense", "imdb_capacity": "imdb_capacity",
+        "imdb_capacity_smaller": "imdb_capacity:smaller", "kim_mr": "kim_mr", "kim_mr_static": "kim_mr:static"}
+
+
+@pytest.fixture
+def configs(tmp_path, monkeypatch) -> Path:
+    """A configs dir with a tiny mnist (200 train / 50 test images, 1 epoch, variant 'narrow') and mnist_dense."""
+    raw = yaml.safe_load((REPO / "configs" / "mnist.yaml").read_text())
+    raw["data"].update(train_subset=200, test_subset=50)
+    raw["train"]["epochs"] = 1
+    raw.pop("report", None)  # no comparison group: the summary draws no group plot from the fake runs
+    raw["variants"] = {"narrow": {"model.layers.0.Conv2D.filters": 8}}
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    (folder / "mnist.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    dense = yaml.safe_load((REPO / "configs" / "mnist_dense.yaml").read_text())
+    dense.pop("report", None)
+    (folder / "mnist_dense.yaml").write_text(yaml.safe_dump(dense, sort_keys=False))
+    monkeypatch.setenv("CNNLAB_CONFIGS_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def rcli(cli, monkeypatch):
+    """The `cli` fixture with `reproduce` registered, whether or not cli.py registers it already."""
+    import cnnlab.cli as cli_mod
+
+    original = cli_mod.parser
+
+    def parser():
+        p = original()
+        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+        if "reproduce" not in sub.choices:
+            reproduce.add_parser(sub)
+        return p
+
+    monkeypatch.setattr(cli_mod, "parser", parser)
+    return cli
+
+
+@pytest.fixture
+def commit(monkeypatch):
+    """The current commit as cnnlab.meta.git_commit reports it; set `.value` to pretend another."""
+
+    class Commit:
+        value = "c0ffee"
+
+    monkeypatch.setattr("cnnlab.meta.git_commit", lambda root: Commit.value)
+    return Commit
+
+
+@pytest.fixture
+def fake_runs(monkeypatch):
+    """Replace run_job: records each job, returns 'complete' (or what `plan[name, seed]` says)."""
+    calls, script = [], {}
+
+    def run_job(job, results_root, log_stem, data_dir=None):
+        calls.append(job)
+        outcome = script.get((job.name, job.seed), "complete")
+        if outcome == "interrupt":
+            raise KeyboardInterrupt
+        if isinstance(outcome, Outcome):
+            return outcome
+        return Outcome("complete", 1.5, run_id=f"fake_{job.name}_{job.seed}", exit_code=0,
+                       headline="test_accuracy 0.5000")
+
+    monkeypatch.setattr(reproduce, "run_job", run_job)
+    return calls, script
+
+
+def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "20240101-000000_full") -> Path:
+    run = results / job.name / run_id
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({
+        "experiment": job.name, "run_id": run_id, "status": "complete", "profile": job.profile,
+        "overrides": list(job.overrides), "config_hash": job.config_hash, "seed": job.seed,
+        "measured": {"test_accuracy": 0.9}, "timing": {"wall_seconds": 42.0},
+        "environment": {"git_commit": git_commit}}))
+    return run
+
+
+# ------------------------------------------------------------------------------------------------ selection
+
+
+def test_select_by_name_variant_and_glob_keeps_order_without_duplicates():
+    assert reproduce.select(REFS, []) == list(REFS.values())
+    assert reproduce.select(REFS, ["imdb_capacity"]) == ["imdb_capacity"]  # a plain name: not its variants
+    assert reproduce.select(REFS, ["imdb_capacity:smaller"]) == ["imdb_capacity:smaller"]
+    assert reproduce.select(REFS, ["imdb_capacity_smaller"]) == ["imdb_capacity:smaller"]
+    assert reproduce.select(REFS, ["kim_*", "mnist", "kim_mr"]) == ["kim_mr", "kim_mr:static", "mnist"]
+    assert reproduce.select(REFS, ["imdb_capacity*"]) == ["imdb_capacity", "imdb_capacity:smaller"]
+
+
+@pytest.mark.parametrize("pattern, says", [("mnsit", "unknown experiment 'mnsit' (did you mean 'mnist'?)"),
+                                           ("kim_mr:dynamic", "unknown experiment 'kim_mr:dynamic'"),
+                                           ("vgg*", "no experiment matches 'vgg*'")])
+def test_select_unknown_names_the_pattern_and_the_known_ones(pattern, says):
+    with pytest.raises(CnnlabError) as err:
+        reproduce.select(REFS, ["mnist", pattern])
+    assert says in str(err.value) and "known: mnist, mnist_dense, imdb_capacity" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_unknown_experiment_on_the_command_line_is_one_line_before_anything_runs(rcli, configs, fake_runs,
+                                                                                tmp_path):
+    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "mnsit")
+    assert code == 2 and out == "" and not fake_runs[0]
+    assert err.strip() == ("cnnlab: error: reproduce: unknown experiment 'mnsit' (did you mean 'mnist'?); "
+                           "known: mnist, mnist_narrow, mnist_dense")
+    code, _, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "train.epoch=2")
+    assert code == 2 and "unknown key 'epoch'" in err and not fake_runs[0]
+    assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+def test_plan_one_seed_is_the_configs_own_many_seeds_are_overrides(configs):
+    (job,) = reproduce.plan(["mnist"])
+    assert (job.ref, job.name, job.seed, job.overrides, job.profile) == ("mnist", "mnist", 1, (), "full")
+    jobs = reproduce.plan(["mnist", "mnist:narrow"], ["train.epochs=2"], seeds=3, profile="quick")
+    assert [(j.name, j.seed, j.overrides) for j in jobs] == [
+        (name, k, ("train.epochs=2", f"seed={k}")) for name in ("mnist", "mnist_narrow") for k in (1, 2, 3)]
+    assert len({j.config_hash for j in jobs}) == 6
+    # seed=1 is the config's own seed: the same resolved config as no override, hence the same hash
+    assert reproduce.plan(["mnist"], ["seed=1"])[0].config_hash == job.config_hash
+    assert reproduce.plan(["mnist"], seeds=2)[0].config_hash == job.config_hash
+    with pytest.raises(CnnlabError, match="contradict"):
+        reproduce.plan(["mnist"], ["seed=4"], seeds=2)
+    with pytest.raises(CnnlabError, match="--seeds: expected a positive integer"):
+        reproduce.plan(["mnist"], seeds=0)
+
+
+# ------------------------------------------------------------------------------------------------ skip if complete
+
+
+def test_is_complete_needs_same_hash_profile_and_clean_commit():
+    job = Job("mnist", "mnist", 1, (), "full", "h1")
+    ok = {"status": "complete", "config_hash": "h1", "profile": "full", "environment": {"git_commit": "abc"}}
+    assert reproduce.is_complete(job, [("r1", ok), ("r2", ok)], "abc") == "r2"  # the newest
+    assert reproduce.is_complete(job, [("r1", ok)], "def") is None
+    assert reproduce.is_complete(job, [("r1", {**ok, "config_hash": "h2"})], "abc") is None
+    assert reproduce.is_complete(job, [("r1", {**ok, "profile": "quick"})], "abc") is None
+    dirty = {**ok, "environment": {"git_commit": "abc-dirty"}}
+    assert reproduce.is_complete(job, [("r1", dirty)], "abc-dirty") is None  # a dirty tree is never the same code
+    assert reproduce.is_complete(job, [("r1", ok)], None) is None
+
+
+def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    calls, _ = fake_runs
+    (job,) = reproduce.plan(["mnist"])
+    fake_complete_run(results, job, "c0ffee")
+
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist_dense")
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == "[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)"
+    assert lines[1].startswith("[2/2] mnist_dense seed 1: started (elapsed 0:00:0")
+    assert lines[2] == "[2/2] mnist_dense seed 1: done in 1.5 s: test_accuracy 0.5000"
+    assert [c.name for c in calls] == ["mnist_dense"]
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "complete" and report["profile"] == "full" and report["seeds"] == 1
+    assert report["selection"] == ["mnist", "mnist_dense"] and report["git_commit"] == "c0ffee"
+    assert [(r["experiment"], r["status"], r.get("run_id")) for r in report["runs"]] == [
+        ("mnist", "skipped", "20240101-000000_full"), ("mnist_dense", "complete", "fake_mnist_dense_1")]
+    assert report["wall_seconds"] >= 0 and (results / "summary.md").is_file()
+
+    calls.clear()  # a different config (override), another profile, --force, or a dirty tree: it runs
+    for args in (["train.epochs=2"], ["--profile", "quick"], ["--force"]):
+        code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", *args)
+        assert code == 0 and "skipped (" not in out, args
+    commit.value = "c0ffee-dirty"
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist")
+    assert code == 0 and "skipped (" not in out and "not a clean commit (c0ffee-dirty)" in err
+    assert [c.name for c in calls] == ["mnist"] * 4
+
+
+def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_mean():
+    a, b, c = (Job(n, n, 1, (), "full", n + "h") for n in ("a", "b", "c"))
+    runs = [("r1", {"profile": "quick", "config_hash": "x", "timing": {"wall_seconds": 5.0}}),  # oldest first
+            ("r2", {"profile": "full", "config_hash": "ah", "timing": {"wall_seconds": 60.0}}),
+            ("r3", {"profile": "full", "config_hash": "other", "timing": {"wall_seconds": 100.0}})]
+    assert reproduce.previous_seconds(a, runs) == 60.0
+    assert reproduce.previous_seconds(b, runs) == 100.0  # the newest of the same profile, another config
+    assert reproduce.previous_seconds(c, runs[:1]) is None
+    assert reproduce.estimate_left([a, b], {a: 60.0, b: 100.0}, []) == 160.0
+    assert reproduce.estimate_left([a, c], {a: 60.0}, []) is None
+    assert reproduce.estimate_left([a, c], {a: 60.0}, [10.0, 30.0]) == 80.0
+    assert reproduce.hms(4 * 60 + 12) == "0:04:12" and reproduce.hms(3600 + 630.4) == "1:10:30"
+
+
+# ------------------------------------------------------------------------------------------------ failures
+
+
+def test_error_line_is_the_childs_one_line_reason():
+    assert reproduce.error_line("W0 noise\ncnnlab: error: configs/x.yaml: train.epochs: bad\n", 2) == \
+        "configs/x.yaml: train.epochs: bad"
+    tb = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n    boom()\n"
+          "ValueError: NaN loss at epoch 3\n")
+    assert reproduce.error_line("some warning\n" + tb, 1) == "ValueError: NaN loss at epoch 3"
+    assert reproduce.error_line("", -signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
+    assert reproduce.error_line("", 3) == "exit status 3 with nothing on stderr"
+
+
+# A stand-in for `python -m cnnlab run`: seed 1 fails like a config error, seed 2 crashes with a traceback,
+# seed 3 writes a complete run folder.
+FAKE_CHILD = r"""
+import json, pathlib, sys
+root, name, seed = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+print("training", name, seed)
+if seed == 1:
+    sys.stderr.write("some backend noise\ncnnlab: error: data/mnist: no such file\n"); sys.exit(2)
+if seed == 2:
+    raise MemoryError("out of memory in the child")
+run = root / name / f"20250101-00000{seed}_full"
+run.mkdir(parents=True)
+(run / "metrics.json").write_text(json.dumps({"status": "complete", "profile": "full", "seed": seed,
+    "measured": {"test_accuracy": 0.75, "test_loss": float("nan")}, "timing": {"wall_seconds": 0.1}}))
+(root / name / "20250101-000009_full").mkdir()  # another process's run appearing meanwhile
+((root / name / "20250101-000009_full") / "metrics.json").write_text("{}")
+print(f"results: {run}")
+"""
+
+
+def test_a_failing_run_does_not_stop_the_batch(rcli, configs, commit, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setattr(reproduce, "child_command", lambda job, root, data_dir=None: [
+        sys.executable, "-c", FAKE_CHILD, str(root), job.name, str(job.seed)])
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3")
+    assert code == 1, out + err
+    lines = out.splitlines()
+    assert lines[1] == "[1/3] mnist_dense seed 1: FAILED (exit 2): data/mnist: no such file"
+    assert lines[3] == "[2/3] mnist_dense seed 2: FAILED (exit 1): MemoryError: out of memory in the child"
+    assert lines[4].startswith("[3/3] mnist_dense seed 3: started (elapsed 0:00:0")
+    assert lines[4].endswith("left)")  # the estimate: the mean of the two finished runs
+    assert lines[5].startswith("[3/3] mnist_dense seed 3: done in ")
+    assert lines[5].endswith(": test_accuracy 0.7500 (NaN in test_loss)")
+    assert "2 failed:" in out and "mnist_dense  1     2     data/mnist: no such file" in out
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 1}
+    failed = [r for r in report["runs"] if r["status"] == "failed"]
+    assert [(r["seed"], r["exit_code"], r["reason"]) for r in failed] == [
+        (1, 2, "data/mnist: no such file"), (2, 1, "MemoryError: out of memory in the child")]
+    assert Path(failed[0]["log"] + ".out").read_text() == "training mnist_dense 1\n"
+    assert report["runs"][2]["run_id"] == "20250101-000003_full" and report["runs"][2]["seconds"] > 0
+
+
+def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fake_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    fake_runs[1][("mnist_narrow", 1)] = "interrupt"
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist*", "mnist_dense")
+    assert code == 130
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "interrupted"
+    assert [(r["experiment"], r["status"]) for r in report["runs"]] == [
+        ("mnist", "complete"), ("mnist_narrow", "interrupted"), ("mnist_dense", "interrupted")]
+    assert not (results / "summary.md").exists()
+
+
+def test_ctrl_c_stops_the_running_child(tmp_path):
+    job = Job("mnist", "mnist", 1, ())
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    child = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            reproduce.run_job(job, tmp_path / "results", tmp_path / "logs" / "x", command=[sys.executable, "-c",
+                                                                                             child])
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 30
+
+
+# ------------------------------------------------------------------------------------------------ dry run
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    (job,) = reproduce.plan(["mnist"])
+    fake_complete_run(results, job, "c0ffee")
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist:narrow", "--dry-run")
+    assert code == 0 and not fake_runs[0]
+    assert out.splitlines() == ["[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)",
+                                "[2/2] mnist_narrow seed 1: would run: cnnlab run mnist:narrow --profile full",
+                                "dry run: 1 to run, 1 skipped"]
+    commit.value = "c0ffee-dirty"
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "--seeds", "2", "--dry-run")
+    assert code == 0 and "[2/2] mnist seed 2: would run: cnnlab run mnist seed=2 --profile full" in out
+    assert "not a clean commit (c0ffee-dirty)" in out
+    assert not (results / "reproduce.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+
+
+def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path):
+    results = tmp_path / "results"
+    t0 = time.perf_counter()
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir)
+    seconds = time.perf_counter() - t0
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == "[1/1] mnist seed 1: started (elapsed 0:00:00, time left unknown)"
+    assert lines[1].startswith("[1/1] mnist seed 1: done in ") and ": test_accuracy 0." in lines[1]
+    report = json.loads((results / "reproduce.json").read_text())
+    (run,) = report["runs"]
+    assert report["status"] == "complete" and run["status"] == "complete"
+    metrics = json.loads((results / "mnist" / run["run_id"] / "metrics.json").read_text())
+    assert metrics["config_hash"] == reproduce.plan(["mnist"])[0].config_hash
+    assert metrics["data"]["n_test"] == 50 and metrics["epochs_run"] == 1
+    assert "--no-summary" in metrics["environment"]["command"]
+    assert (results / "summary.md").is_file()
+    print(f"end-to-end reproduce of the tiny mnist: {seconds:.1f} s (child {run['seconds']:.1f} s)")
