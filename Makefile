@@ -51,8 +51,8 @@ list: venv ## List the experiments with their one-line descriptions
 check: venv ## Validate every config (full and quick profiles) without touching data
 	$(BIN)/cnnlab check
 
-compare: venv ## Regenerate results/summary.csv and results/summary.md from the latest runs
-	$(BIN)/cnnlab compare
+compare: venv ## Regenerate results/summary.{csv,md}; with A=dir B=dir, set two result sets side by side
+	$(BIN)/cnnlab compare $(A) $(B)
 
 arith: venv ## The lectures' calculators (output size, receptive field, max-pool backprop, ...) → results/arith.md
 	$(BIN)/cnnlab arith report

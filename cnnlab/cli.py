@@ -109,8 +109,19 @@ def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
 
 
 def cmd_compare(args) -> int:
-    """Regenerate results/summary.csv and results/summary.md from the latest runs."""
-    from cnnlab.compare import write_summary
+    """Regenerate results/summary.csv and results/summary.md; with two result folders, set them side by side."""
+    from cnnlab.compare import compare_sets, write_summary
+
+    if args.sets:
+        if len(args.sets) != 2:
+            raise CnnlabError(f"command line: compare takes two result folders (A B), received {len(args.sets)}")
+        text = compare_sets(Path(args.sets[0]), Path(args.sets[1]))
+        if args.out:
+            from cnnlab.results import atomic_write
+
+            atomic_write(Path(args.out), text)
+        print(text, end="")
+        return 0
 
     csv_path, md_path = write_summary(_results_root(args))
     print(md_path.read_text(), end="")
@@ -176,6 +187,9 @@ def parser() -> argparse.ArgumentParser:
                     help="names or paths (default: every config), and overrides to check with them")
     sp.set_defaults(func=cmd_check)
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
+    sp.add_argument("sets", nargs="*", metavar="RESULTS", help="two result folders A B to set side by side "
+                    "(two machines, backends, Keras versions); none: regenerate the summary")
+    sp.add_argument("--out", help="also write the A/B comparison to this Markdown file")
     sp.set_defaults(func=cmd_compare)
     sp = sub.add_parser("explain", help=cmd_explain.__doc__)
     sp.add_argument("run", help="a run folder, or an experiment name (its newest complete run with a saved model)")

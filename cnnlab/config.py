@@ -327,6 +327,11 @@ class TrainConfig:
     # Evaluate the test split with the weights of the best validation epoch instead of the last one
     # (Kim 2014: "test accuracy at the best dev epoch"); needs validation data.
     restore_best: bool = False
+    # The backend's determinism switch on top of the seed (TensorFlow: enable_op_determinism; torch:
+    # use_deterministic_algorithms); on CPU a run is then repeatable bit for bit.
+    deterministic: bool = True
+    # Keras's global dtype policy while the model is built and trained: float32 weights, float16/bfloat16 compute.
+    mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
 
     def all_phases(self) -> list[Phase]:
         """The first phase (train.epochs with train.optimizer, layers as built) followed by `phases`."""

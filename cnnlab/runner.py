@@ -86,6 +86,34 @@ class BestWeights(keras.callbacks.Callback):
                 self.state.save_best(self.model, {"best": value, "epoch": epoch + 1, "monitor": self.monitor})
 
 
+def set_determinism(on: bool) -> str:
+    """Switch the backend's deterministic kernels on (or say why not); returns what was done, for metrics.json.
+
+    Trap: JAX on GPU reads its switch (XLA_FLAGS=--xla_gpu_deterministic_ops=true) only at start-up, and
+    TensorFlow's cannot be switched off again in the same process.
+    """
+    backend = keras.backend.backend()
+    if not on:
+        return "off"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+        return "tf.config.experimental.enable_op_determinism()"
+    if backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return "torch.use_deterministic_algorithms(True)"
+    if backend == "jax":
+        import os
+
+        flag = "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")
+        return "XLA_FLAGS --xla_gpu_deterministic_ops=true" if flag else "jax: deterministic on CPU; on GPU set " \
+            "XLA_FLAGS=--xla_gpu_deterministic_ops=true before start-up"
+    return f"no switch known for backend {backend}"
+
+
 def nan_epoch(rows: list[dict]) -> int | None:
     """The first epoch whose training loss is NaN or infinite (TerminateOnNaN stops there), else None."""
     import math
@@ -162,6 +190,8 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
     ctx = Ctx(str(exp.path))
     started, t_start = _utc(), time.perf_counter()
     keras.utils.set_random_seed(cfg.seed)
+    determinism = set_determinism(cfg.train.deterministic)
+    keras.config.set_dtype_policy(cfg.train.mixed_precision or "float32")  # reset by every run (global state)
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
     # A model whose builder needs the data (vocabulary, pretrained vectors) is built after it; any other model
     # first, so that a mistake in it is reported before a slow data step.
@@ -291,6 +321,8 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         # what repeats the same setting (seeds, cross-validation folds): compare averages over these
         "repeat": {"seed": cfg.seed, "fold": getattr(cfg.data.options, "fold", None)},
         "resumed_from_epoch": resumed_from or None,
+        "determinism": determinism,
+        "dtype_policy": keras.config.dtype_policy().name,
         "started_at": started,
         "finished_at": _utc(),
         "measured": measured_metrics(history, test, names, params.summary(table)),

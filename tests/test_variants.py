@@ -107,6 +107,9 @@ def test_runs_differing_by_seed_or_fold_form_one_set(tmp_path):
     assert row["n_runs"] == "3" and row["seeds"] == "1 2 3" and float(row["measured"]) == pytest.approx(0.98)
     assert float(row["measured_std"]) == pytest.approx(0.01)
     assert "0.9800 ± 0.0100 (n=3)" in (root / "summary.md").read_text()
+    report = (root / "README.md").read_text()                  # the generated report: one line per experiment
+    line = next(ln for ln in report.splitlines() if ln.startswith("| [mnist]"))
+    assert "| 0.9800 ± 0.0100 (n=3) | below |" in line   # the accepted range is 0.987-0.994 and "(mnist/20260104-000000_full/)" in line
 
 
 def test_restore_best_tests_the_best_validation_epoch(cli, data_dir, tmp_path):
@@ -135,3 +138,21 @@ def test_a_fold_given_by_the_config_or_by_an_override_is_one_fold(tmp_path):
     members = run_set(root, "kim_mr")
     assert sorted(m["repeat"]["fold"] for _, m in members) == [0, 1]
     assert aggregate(members)["test_accuracy"][0] == pytest.approx(0.77)   # the newer fold-0 run counts, once
+
+
+def test_compare_two_result_sets_flags_deltas_beyond_the_seed_spread(cli, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for i, (va, vb) in enumerate([(0.980, 0.960), (0.982, 0.962), (0.981, 0.961)], start=1):   # B 0.02 lower
+        _fake_run(a, "mnist", f"2026010{i}-000000_full", i, va, [f"seed={i}"])
+        _fake_run(b, "mnist", f"2026010{i}-000000_full", i, vb, [f"seed={i}"])
+        _fake_run(a, "mnist_dense", f"2026010{i}-000000_full", i, 0.97 + i / 1000, [f"seed={i}"])
+        _fake_run(b, "mnist_dense", f"2026010{i}-000000_full", i, 0.97 + (4 - i) / 1000, [f"seed={i}"])  # same mean
+    _fake_run(a, "mnist_no_pooling", "20260101-000000_full", 1, 0.99)
+    code, out, err = cli("compare", a, b, "--out", tmp_path / "ab.md")
+    assert code == 0, err
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines() if "test_accuracy" in line}
+    assert "| -0.0200 | **beyond spread** |" in rows["mnist"]        # std 0.001 each: a real difference
+    assert "| +0.0000 | within spread |" in rows["mnist_dense"]
+    assert "only in A" in out and (tmp_path / "ab.md").read_text() == out
+    code, _, err = cli("compare", a)
+    assert code == 2 and "compare takes two result folders" in err

@@ -1,0 +1,36 @@
+"""Mixed precision as a config switch, recorded in metrics.json, and the determinism switch on the seed."""
+from __future__ import annotations
+
+import json
+
+SLICE = ["data.train_subset=300", "data.test_subset=50", "train.epochs=1", "--verbose", "0", "--no-summary"]
+
+
+def _metrics(results, experiment="mnist"):
+    runs = sorted(p for p in (results / experiment).iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [json.loads((r / "metrics.json").read_text()) for r in runs]
+
+
+def test_mixed_precision_is_used_recorded_and_reset(cli, data_dir, tmp_path):
+    import keras
+
+    results = tmp_path / "results"
+    assert cli("--results-dir", results, "run", "mnist", "train.mixed_precision=mixed_bfloat16", *SLICE,
+               "--data-dir", data_dir)[0] == 0
+    assert cli("--results-dir", results, "run", "mnist", *SLICE, "--data-dir", data_dir)[0] == 0
+    first, second = _metrics(results)
+    assert first["dtype_policy"] == "mixed_bfloat16" and second["dtype_policy"] == "float32"
+    assert keras.config.dtype_policy().name == "float32"     # the next run in the process starts from float32
+    assert first["measured"]["params_total"] == second["measured"]["params_total"] == 93_322
+    assert first["determinism"] == "tf.config.experimental.enable_op_determinism()" or \
+        keras.backend.backend() != "tensorflow"
+
+
+def test_unknown_precision_is_a_config_error(mnist_config):
+    import pytest
+
+    from cnnlab.config import load
+    from cnnlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.mixed_precision: expected one of mixed_float16, mixed_bfloat16"):
+        load(mnist_config(), ["train.mixed_precision=float8"])
