@@ -332,6 +332,9 @@ class TrainConfig:
     deterministic: bool = True
     # Keras's global dtype policy while the model is built and trained: float32 weights, float16/bfloat16 compute.
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
+    # Data-parallel training on every local accelerator (or virtual CPU device) through the backend's own API:
+    # keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow; batch_size is global.
+    distribution: Literal["data_parallel"] | None = None
 
     def all_phases(self) -> list[Phase]:
         """The first phase (train.epochs with train.optimizer, layers as built) followed by `phases`."""

@@ -6,6 +6,7 @@ results folder is created, so a mistake never leaves an empty or half-written ru
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
@@ -183,9 +184,56 @@ def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
     return time.perf_counter() - t_probe
 
 
+@contextlib.contextmanager
+def distribution_scope(kind: str | None, ctx: Ctx):
+    """Everything built and trained inside runs data-parallel over the local devices (`train.distribution`).
+
+    Reference: keras.io/guides/distribution (keras.distribution.DataParallel); tf.distribute.MirroredStrategy.
+    Trap: MirroredStrategy takes only GPUs by default; without one it is given the (virtual) CPU devices, so the
+    same config is testable on a CPU split into logical devices.
+    """
+    if kind is None:
+        yield None
+        return
+    import os
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        if os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES"):  # several machines: one process each (README)
+            keras.distribution.initialize()  # reads KERAS_DISTRIBUTION_{JOB_ADDRESSES,NUM_PROCESSES,PROCESS_ID}
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        try:
+            yield f"keras.distribution.DataParallel over {len(devices)} devices ({', '.join(devices)})"
+        finally:
+            keras.distribution.set_distribution(None)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if os.environ.get("TF_CONFIG"):  # several machines: TF_CONFIG names the cluster and this worker (README)
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+            names = ["TF_CONFIG cluster"]
+        else:
+            names = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                [d.name for d in tf.config.list_logical_devices("CPU")]
+            strategy = tf.distribute.MirroredStrategy(devices=names)
+        with strategy.scope():
+            yield (f"tf.distribute.{type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas "
+                   f"({', '.join(names)})")
+    else:
+        ctx.error("train.distribution", f"data_parallel runs through Keras's distribution API (JAX) or "
+                  f"tf.distribute (TensorFlow); this run uses KERAS_BACKEND={backend}")
+
+
 def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None,
         log=print) -> RunResult:
     """Train and evaluate one experiment and write its results folder."""
+    with distribution_scope(exp.config.train.distribution, Ctx(str(exp.path))) as distribution:
+        return _run(exp, results_root, data_dir, verbose, log, distribution)
+
+
+def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int | None, log,
+         distribution: str | None) -> RunResult:
     cfg = exp.config
     ctx = Ctx(str(exp.path))
     started, t_start = _utc(), time.perf_counter()
@@ -322,6 +370,7 @@ def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbos
         "repeat": {"seed": cfg.seed, "fold": getattr(cfg.data.options, "fold", None)},
         "resumed_from_epoch": resumed_from or None,
         "determinism": determinism,
+        "distribution": distribution,
         "dtype_policy": keras.config.dtype_policy().name,
         "started_at": started,
         "finished_at": _utc(),
