@@ -16,10 +16,10 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-mnist bench-images clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-mnist bench-images bench-backends clean distclean
 
 help: ## List the targets with one line each
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  Variables: EXP=$(EXP) ARGS='$(ARGS)' DATA_DIR=$(DATA_DIR)"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -69,10 +69,13 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-mnist bench-images ## All benchmarks (results/bench.md, results/bench_images.md)
+bench: bench-mnist bench-images bench-backends ## All benchmarks (results/bench*.md)
 
 bench-mnist: venv ## Time the MNIST experiment through cnnlab vs plain Keras; writes results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
+
+bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D and Kim's CNN under each installed backend → results/bench_backends.md
+	$(BIN)/python -m cnnlab.bench_backends
 
 bench-images: venv ## Decode/cache, augmentation layers vs ImageDataGenerator, aug vs no-aug, quick profiles → results/bench_images.md
 	$(BIN)/python -m cnnlab.bench_images

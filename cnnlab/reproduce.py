@@ -7,19 +7,28 @@ status ignores untracked files, so a new, uncommitted module is not seen at all:
 Seeds: with --seeds 1 a run takes the config's own seed with no override (the published setting); with
 --seeds N > 1 run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without
 the override already covers seed k).
+Devices: with --devices 0,1 (GPU ids, or 'cpu') one worker thread per listed device takes the next job from
+a shared queue and runs it as now, in its own child process, whose environment pins it to that device
+(CUDA_VISIBLE_DEVICES=<id>, or "" for cpu; TensorFlow, JAX and torch all honour it). Outcomes, progress lines
+and reproduce.json change under one lock; Ctrl-C reaches the main thread only, which stops every running
+child at once. Without --devices the jobs run one after another in the inherited environment.
 """
 from __future__ import annotations
 
 import fnmatch
 import json
 import math
+import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, suggest
@@ -52,6 +61,7 @@ class Outcome:
     reason: str | None = None
     headline: str | None = None     # 'test_accuracy 0.8123'
     log: str | None = None          # the child's stdout/stderr files (stem), for a failure
+    device: str | None = None       # the worker that ran it ('gpu 1', 'cpu'), with --devices only
 
 
 # --------------------------------------------------------------------------------------------------
@@ -231,11 +241,13 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def run_job(job: Job, results_root: Path, log_stem: Path, data_dir: str | None = None,
-            command: Sequence[str] | None = None) -> Outcome:
+            command: Sequence[str] | None = None, env: dict[str, str] | None = None,
+            started: Callable[[subprocess.Popen], None] | None = None) -> Outcome:
     """Run one job in a fresh Python process; its stdout and stderr go to `log_stem`.{out,err}.
 
     A crash, NaN or out-of-memory in the child is an Outcome('failed'), never an exception here. Ctrl-C
-    stops the child (its `.partial` folder stays, never read as a result) and is re-raised.
+    stops the child (its `.partial` folder stays, never read as a result) and is re-raised. `env`: the
+    child's whole environment (default: this one's); `started(proc)` is told the child as soon as it exists.
     """
     before = {run_id for run_id, _ in existing_runs(results_root, job.name)}
     cmd = list(command or child_command(job, results_root, data_dir))
@@ -243,7 +255,9 @@ def run_job(job: Job, results_root: Path, log_stem: Path, data_dir: str | None =
     out_path, err_path = log_stem.with_suffix(".out"), log_stem.with_suffix(".err")
     t0 = time.perf_counter()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        if started is not None:
+            started(proc)
         try:
             returncode = proc.wait()
         except KeyboardInterrupt:
@@ -284,6 +298,21 @@ def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
             return
 
 
+def stop_all(procs: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """stop() every child at once, each in its own thread; a second Ctrl-C kills them all."""
+    threads = [threading.Thread(target=stop, args=(proc, grace), daemon=True) for proc in procs]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except KeyboardInterrupt:
+        for proc in procs:
+            proc.kill()
+        for t in threads:
+            t.join()
+
+
 # --------------------------------------------------------------------------------------------------
 # The batch
 # --------------------------------------------------------------------------------------------------
@@ -301,6 +330,7 @@ class Batch:
     force: bool
     commit: str | None
     command: str = "cnnlab reproduce"
+    devices: list[str] | None = None   # --devices as parsed ('0', 'cpu'); None: one job after another
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     t0: float = field(default_factory=time.perf_counter)
@@ -319,7 +349,7 @@ class Batch:
                 "git_commit": self.commit, "started_at": self.started_at,
                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status != "running" else None,
                 "wall_seconds": round(time.perf_counter() - self.t0, 3), "counts": counts,
-                "command": self.command, "runs": runs}
+                "command": self.command, **({"devices": self.devices} if self.devices else {}), "runs": runs}
 
 
 def write_report(results_root: Path, batch: Batch, status: str) -> Path:
@@ -331,8 +361,12 @@ def write_report(results_root: Path, batch: Batch, status: str) -> Path:
     return path
 
 
+def exit_text(code: int | None) -> str:
+    return f"exit {code}" if code is not None else "no exit status"
+
+
 def failure_table(batch: Batch) -> list[str]:
-    rows = [(job.name, str(job.seed), str(o.exit_code), o.reason or "")
+    rows = [(job.name, str(job.seed), "-" if o.exit_code is None else str(o.exit_code), o.reason or "")
             for i, job in enumerate(batch.jobs) if (o := batch.outcomes.get(i)) and o.status == "failed"]
     if not rows:
         return []
@@ -344,58 +378,194 @@ def failure_table(batch: Batch) -> list[str]:
 
 def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=print,
             runner: Callable[..., Outcome] | None = None) -> int:
-    """Run (or skip) every job in order, keep going past failures, write reproduce.json and the summary.
-    Returns the exit status: 0, 1 when a run failed, 130 on Ctrl-C."""
-    runner = runner or run_job
-    results_root = Path(results_root)
-    n = len(batch.jobs)
-    log_dir = logs_dir(batch)
-    history = {job.name: existing_runs(results_root, job.name) for job in batch.jobs}
-    skips = {i: None if batch.force else is_complete(job, history[job.name], batch.commit)
-             for i, job in enumerate(batch.jobs)}
-    known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
-    finished: list[float] = []
-    if not batch.force and dirty_note(batch.commit) and any(not s for s in skips.values()):
+    """Run (or skip) every job, keep going past failures, write reproduce.json and the summary: in order, or
+    with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
+    Ctrl-C."""
+    state = Progress(batch, Path(results_root), log, runner or run_job, data_dir)
+    if not batch.force and dirty_note(batch.commit) and any(not s for s in state.skips.values()):
         print(f"cnnlab: note: {dirty_note(batch.commit)}", file=sys.stderr)
-    i = 0
     try:
-        for i, job in enumerate(batch.jobs):
-            label = f"[{i + 1}/{n}] {job.name} seed {job.seed}"
-            if skips[i]:
-                batch.outcomes[i] = Outcome("skipped", run_id=skips[i])
-                log(f"{label}: skipped (complete: {skips[i]})")
-                continue
-            todo = [j for k, j in enumerate(batch.jobs) if k >= i and not skips[k]]
-            left = estimate_left(todo, known, finished)
-            log(f"{label}: started (elapsed {hms(time.perf_counter() - batch.t0)}, "
-                f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
-            write_report(results_root, batch, "running")
-            outcome = runner(job, results_root, log_dir / f"{i + 1:03d}_{job.name}_seed{job.seed}", data_dir)
-            batch.outcomes[i] = outcome
-            if outcome.seconds is not None:
-                finished.append(outcome.seconds)
-            if outcome.status == "complete":
-                log(f"{label}: done in {outcome.seconds:.1f} s: {outcome.headline}")
-            else:
-                log(f"{label}: FAILED (exit {outcome.exit_code}): {outcome.reason}")
+        if batch.devices:
+            run_workers(state, batch.devices)
+        else:
+            for i in range(len(batch.jobs)):
+                state.current = i
+                state.run(i)
     except KeyboardInterrupt:
-        for k in range(i, n):
+        return interrupted(state)
+    return finish(state)
+
+
+class Progress:
+    """What the batch's loop, or its workers, share: skip decisions, earlier durations for the estimate, the
+    children running now (for Ctrl-C); outcomes, log lines and reproduce.json change under one lock."""
+
+    def __init__(self, batch: Batch, root: Path, log, runner: Callable[..., Outcome], data_dir: str | None):
+        self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
+        self.log_dir = logs_dir(batch)
+        history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
+        self.skips = {i: None if batch.force else is_complete(job, history[job.name], batch.commit)
+                      for i, job in enumerate(batch.jobs)}
+        self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
+        self.finished: list[float] = []
+        self.running: dict[int, subprocess.Popen | None] = {}
+        self.lock, self.cancel, self.current = threading.Lock(), threading.Event(), 0
+
+    def label(self, i: int, worker: str | None) -> str:
+        job = self.batch.jobs[i]
+        return f"[{i + 1}/{len(self.batch.jobs)}]{f' [{worker}]' if worker else ''} {job.name} seed {job.seed}"
+
+    def run(self, i: int, worker: str | None = None, device: str | None = None) -> None:
+        """Skip job i, or run it (pinned to `device` when given) and record its outcome."""
+        job, label = self.batch.jobs[i], self.label(i, worker)
+        if self.skips[i]:
+            with self.lock:
+                self.batch.outcomes[i] = Outcome("skipped", run_id=self.skips[i])
+                self.log(f"{label}: skipped (complete: {self.skips[i]})")
+            return
+        self.start(i, label)
+        stem = self.log_dir / f"{i + 1:03d}_{job.name}_seed{job.seed}"
+        if device is None:
+            outcome = self.runner(job, self.root, stem, self.data_dir)
+        else:
+            outcome = self.run_pinned(i, stem, device)
+        self.end(i, label, outcome, worker)
+
+    def start(self, i: int, label: str) -> None:
+        with self.lock:
+            todo = [j for k, j in enumerate(self.batch.jobs)
+                    if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
+            self.running[i] = None
+            left = estimate_left(todo, self.known, self.finished)
+            if left is not None:  # the workers share the jobs not yet started
+                left /= max(1, min(len(self.batch.devices or [None]), len(todo)))
+            self.log(f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
+                     f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
+            write_report(self.root, self.batch, "running")
+
+    def run_pinned(self, i: int, stem: Path, device: str) -> Outcome:
+        """The runner with the child's environment pinned to `device`; any exception is this job's failure."""
+        env = {**os.environ, **device_env(device)}
+        try:
+            return self.runner(self.batch.jobs[i], self.root, stem, self.data_dir, env=env,
+                               started=lambda proc: self.register(i, proc))
+        except Exception as exc:  # noqa: BLE001  (a worker outlives any one job)
+            return Outcome("failed", reason=_short(f"{type(exc).__name__}: {exc}"), log=str(stem))
+
+    def register(self, i: int, proc: subprocess.Popen) -> None:
+        """A worker's child has started: Ctrl-C stops it, or it came too late and is killed now."""
+        with self.lock:
+            if self.cancel.is_set():
+                proc.kill()
+            else:
+                self.running[i] = proc
+
+    def end(self, i: int, label: str, outcome: Outcome, worker: str | None) -> None:
+        with self.lock:
+            self.running.pop(i, None)
+            if self.cancel.is_set() and outcome.status != "complete":
+                outcome = Outcome("interrupted", outcome.seconds, log=outcome.log)
+            outcome = replace(outcome, device=worker) if worker else outcome
+            self.batch.outcomes[i] = outcome
+            if outcome.seconds is not None and outcome.status != "interrupted":
+                self.finished.append(outcome.seconds)
+            if outcome.status == "complete":
+                self.log(f"{label}: done in {outcome.seconds:.1f} s: {outcome.headline}")
+            elif outcome.status == "failed":
+                self.log(f"{label}: FAILED ({exit_text(outcome.exit_code)}): {outcome.reason}")
+            else:
+                self.log(f"{label}: stopped (Ctrl-C)")
+            write_report(self.root, self.batch, "running")
+
+    def stop_running(self) -> None:
+        """Ctrl-C: no worker takes another job; every running child is stopped at once."""
+        with self.lock:
+            self.cancel.set()
+            procs = [proc for proc in self.running.values() if proc is not None]
+        stop_all(procs)
+
+
+def parse_devices(text: str) -> list[str]:
+    """'0,1' → ['0', '1'], 'cpu,cpu' → ['cpu', 'cpu']; an empty list or item, or anything but a GPU id or
+    'cpu', is a one-line CnnlabError."""
+    items = [item.strip().lower() for item in text.split(",")]
+    bad = [item for item in items if item != "cpu" and not re.fullmatch(r"[0-9]+", item)]
+    if bad:
+        what = f"'{bad[0]}' is neither a GPU id nor 'cpu'" if bad[0] else "an empty item"
+        raise CnnlabError(f"reproduce: --devices '{text}': {what}; expected GPU ids or 'cpu', comma-separated "
+                          "(e.g. 0,1,2,3 or cpu,cpu)")
+    return [item if item == "cpu" else str(int(item)) for item in items]
+
+
+def device_env(device: str) -> dict[str, str]:
+    """What pins a child to one device: CUDA_VISIBLE_DEVICES=<id>, or no GPU at all for 'cpu'."""
+    return {"CUDA_VISIBLE_DEVICES": "" if device == "cpu" else device}
+
+
+def worker_names(devices: Sequence[str]) -> list[str]:
+    """'gpu 1', 'cpu'; a device listed twice gives workers 'cpu#1', 'cpu#2'."""
+    names = ["cpu" if d == "cpu" else f"gpu {d}" for d in devices]
+    return [f"{n}#{names[:k + 1].count(n)}" if names.count(n) > 1 else n for k, n in enumerate(names)]
+
+
+def run_workers(state: Progress, devices: Sequence[str]) -> None:
+    """One worker thread per device, all taking jobs from one queue; Ctrl-C stops them all and is re-raised."""
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(state.batch.jobs)):
+        pending.put(i)
+    futures = []
+    with ThreadPoolExecutor(len(devices), thread_name_prefix="reproduce") as pool:
+        try:
+            for name, device in zip(worker_names(devices), devices):
+                futures.append(pool.submit(worker, state, pending, name, device))
+            while wait(futures, timeout=0.5).not_done:  # a timed wait: Ctrl-C is seen at once
+                pass
+        except KeyboardInterrupt:
+            state.stop_running()
+            raise
+    for future in futures:
+        future.result()  # a worker's own error (not a job's) surfaces here
+
+
+def worker(state: Progress, pending: queue.SimpleQueue, name: str, device: str) -> None:
+    """One device's loop: take the next job, skip or run it pinned to `device`, until none is left or Ctrl-C."""
+    while not state.cancel.is_set():
+        try:
+            i = pending.get_nowait()
+        except queue.Empty:
+            return
+        state.run(i, name, device)
+
+
+def interrupted(state: Progress) -> int:
+    """Ctrl-C: every job without an outcome is 'interrupted'; reproduce.json says so; exit status 130."""
+    batch, n = state.batch, len(state.batch.jobs)
+    with state.lock:
+        stopped = sum(o.status == "interrupted" for o in batch.outcomes.values())
+        for k in range(n):
             batch.outcomes.setdefault(k, Outcome("interrupted"))
-        path = write_report(results_root, batch, "interrupted")
-        log(f"interrupted at [{i + 1}/{n}]: the rest not run; the stopped run's .partial folder is never read as "
-            f"a result; written: {path} (`cnnlab compare` updates the summary)")
-        return 130
+        path = write_report(state.root, batch, "interrupted")
+    where = (f": {stopped} running stopped, the rest not run; the stopped runs' .partial folders are never "
+             "read as results" if batch.devices else f" at [{state.current + 1}/{n}]: the rest not run; the "
+             "stopped run's .partial folder is never read as a result")
+    state.log(f"interrupted{where}; written: {path} (`cnnlab compare` updates the summary)")
+    return 130
+
+
+def finish(state: Progress) -> int:
+    """reproduce.json, the summary, the closing line and the failure table; 1 when a run failed."""
+    batch = state.batch
     failed = any(o.status == "failed" for o in batch.outcomes.values())
-    path = write_report(results_root, batch, "failed" if failed else "complete")
+    path = write_report(state.root, batch, "failed" if failed else "complete")
     from cnnlab.compare import write_summary
 
-    _, md = write_summary(results_root)
+    _, md = write_summary(state.root)
     counts = batch.record("complete")["counts"]
-    log(f"finished in {hms(time.perf_counter() - batch.t0)}: " +
-        ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; written: {path}, {md}")
+    state.log(f"finished in {hms(time.perf_counter() - batch.t0)}: " +
+              ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; written: {path}, {md}")
     if failed:
         for line in failure_table(batch):
-            log(line)
+            state.log(line)
         return 1
     return 0
 
@@ -453,6 +623,9 @@ def add_parser(sub) -> None:
                     "and commit exists")
     sp.add_argument("--dry-run", action="store_true", help="print what would run and what would be skipped")
     sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
+    sp.add_argument("--devices", metavar="LIST", help="run the jobs concurrently, one worker per listed device, "
+                    "each child pinned to its device through CUDA_VISIBLE_DEVICES: GPU ids or 'cpu', e.g. 0,1,2,3 "
+                    "or cpu,cpu (default: one job after another, in the inherited environment)")
     sp.set_defaults(func=cmd_reproduce)
 
 
@@ -462,6 +635,7 @@ def cmd_reproduce(args) -> int:
     from cnnlab.cli import _results_root
     from cnnlab.config import experiment_refs
 
+    devices = parse_devices(args.devices) if args.devices is not None else None
     items = list(args.overrides)
     patterns = [a for a in items if "=" not in a]
     overrides = [a for a in items if "=" in a]
@@ -469,8 +643,9 @@ def cmd_reproduce(args) -> int:
     jobs = plan(refs, overrides, args.seeds, args.profile)
     commit = meta.git_commit(REPO_ROOT)
     command = " ".join(["cnnlab reproduce", *items, f"--profile {args.profile}", f"--seeds {args.seeds}",
-                        *(["--force"] if args.force else [])])
-    batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command)
+                        *(["--force"] if args.force else []),
+                        *([f"--devices {','.join(devices)}"] if devices else [])])
+    batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices)
     root = _results_root(args)
     if args.dry_run:
         return dry_run(batch, root)

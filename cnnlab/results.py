@@ -132,10 +132,12 @@ def read_npz(path: Path) -> dict | None:
 
     if not path.is_file():
         return None
+    import zipfile
+
     try:
         with np.load(path) as f:
             return {k: f[k] for k in f.files}
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
 
 
@@ -145,9 +147,14 @@ def write_npz(path: Path, **arrays) -> None:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
+        os.close(fd)                                                    # processes may build the same entry
+        tmp = Path(name)
+        try:
+            np.savez(tmp, **arrays)
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError:
         pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -292,6 +293,176 @@ def test_ctrl_c_stops_the_running_child(tmp_path):
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 30
+
+
+# ------------------------------------------------------------------------------------------------ devices
+
+
+@pytest.mark.parametrize("text, says", [("", "an empty item"), ("0,,1", "an empty item"),
+                                        ("gpu1", "'gpu1' is neither a GPU id nor 'cpu'"),
+                                        ("0;1", "'0;1' is neither"), ("-1", "'-1' is neither"),
+                                        ("0,gpu 1", "'gpu 1' is neither")])
+def test_devices_empty_or_malformed_is_one_line_before_anything_runs(rcli, configs, fake_runs, tmp_path, text,
+                                                                     says):
+    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text)
+    assert code == 2 and out == "" and not fake_runs[0]
+    assert err.startswith(f"cnnlab: error: reproduce: --devices '{text}': {says}") and "expected GPU ids" in err
+    assert err.count("\n") == 1 and not (tmp_path / "results").exists()
+
+
+def test_devices_parse_and_pin():
+    assert reproduce.parse_devices("0,1, 2,3") == ["0", "1", "2", "3"]
+    assert reproduce.parse_devices("CPU,cpu") == ["cpu", "cpu"] and reproduce.parse_devices("01") == ["1"]
+    assert reproduce.device_env("1") == {"CUDA_VISIBLE_DEVICES": "1"}
+    assert reproduce.device_env("cpu") == {"CUDA_VISIBLE_DEVICES": ""}
+    assert reproduce.worker_names(["0", "1"]) == ["gpu 0", "gpu 1"]
+    assert reproduce.worker_names(["cpu", "0", "cpu"]) == ["cpu#1", "gpu 0", "cpu#2"]
+
+
+@pytest.fixture
+def pinned_runs(monkeypatch):
+    """Replace run_job with a stand-in that records (seed, CUDA_VISIBLE_DEVICES, thread) of each job; `plan[seed]`
+    is a callable run first (wait at a barrier, raise) or an Outcome to return."""
+    calls, script = [], {}
+
+    def run_job(job, results_root, log_stem, data_dir=None, env=None, started=None):
+        calls.append((job.seed, env["CUDA_VISIBLE_DEVICES"], threading.get_ident()))
+        todo = script.get(job.seed)
+        if isinstance(todo, Outcome):
+            return todo
+        if todo is not None:
+            todo()
+        return Outcome("complete", 0.1, run_id=f"fake_{job.seed}", exit_code=0, headline="test_accuracy 0.5000")
+
+    monkeypatch.setattr(reproduce, "run_job", run_job)
+    return calls, script
+
+
+def test_two_workers_run_jobs_concurrently_each_pinned_to_its_device(rcli, configs, pinned_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    calls, script = pinned_runs
+    overlap = threading.Barrier(2, timeout=20)  # seeds 1 and 2 meet here only if two jobs run at once
+    script.update({1: overlap.wait, 2: overlap.wait})
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "4", "--devices", "0,1")
+    assert code == 0, out + err
+    assert not overlap.broken and sorted(seed for seed, _, _ in calls) == [1, 2, 3, 4]
+    assert {cuda for _, cuda, _ in calls} == {"0", "1"} and len({t for _, _, t in calls}) == 2
+    assert {c[1] for c in calls if c[0] in (1, 2)} == {"0", "1"}  # the two that overlapped: one on each GPU
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "complete" and report["devices"] == ["0", "1"]
+    assert "--devices 0,1" in report["command"]
+    by_seed = {seed: cuda for seed, cuda, _ in calls}
+    assert [r["device"] for r in report["runs"]] == [f"gpu {by_seed[r['seed']]}" for r in report["runs"]]
+    started = sorted(ln for ln in out.splitlines() if ": started (" in ln)
+    assert len(started) == 4 and all(re.match(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: started", ln)
+                                     for ln in started)
+    assert any(re.fullmatch(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: done in 0.1 s: test_accuracy 0.5000", ln)
+               for ln in out.splitlines())
+
+
+def test_without_devices_jobs_run_in_order_in_the_inherited_environment(rcli, configs, fake_runs, commit,
+                                                                       tmp_path):
+    results = tmp_path / "results"
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2")
+    assert code == 0 and [c.seed for c in fake_runs[0]] == [1, 2] and "[gpu" not in out
+    report = json.loads((results / "reproduce.json").read_text())
+    assert "devices" not in report and all("device" not in r for r in report["runs"])
+
+
+def test_a_failing_job_on_one_worker_does_not_stop_the_other(rcli, configs, pinned_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    calls, script = pinned_runs
+    overlap = threading.Barrier(2, timeout=20)  # after seed 1 failed, both workers are still taking jobs
+
+    def broken():
+        raise OSError("no such interpreter")
+
+    script.update({1: Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file"),
+                   2: overlap.wait, 3: overlap.wait, 4: broken})
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "5", "--devices",
+                          "cpu,cpu")
+    assert code == 1, out + err
+    assert not overlap.broken and {cuda for _, cuda, _ in calls} == {""}
+    assert len({t for seed, _, t in calls if seed in (2, 3)}) == 2
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 3}
+    assert [(r["seed"], r["status"], r.get("reason")) for r in report["runs"] if r["status"] == "failed"] == [
+        (1, "failed", "data/mnist: no such file"), (4, "failed", "OSError: no such interpreter")]
+    assert {r["device"] for r in report["runs"]} <= {"cpu#1", "cpu#2"}
+    assert re.search(r"\[1/5\] \[cpu#[12]\] mnist_dense seed 1: FAILED \(exit 2\): data/mnist: no such file", out)
+    assert re.search(r"seed 4: FAILED \(no exit status\): OSError: no such interpreter", out)
+    assert "2 failed:" in out and "mnist_dense  1     2     data/mnist: no such file" in out
+
+
+# A stand-in for `python -m cnnlab run` pinned to a device: says it started, waits until `wait_for` children
+# have (or sleeps for a Ctrl-C), then writes a complete run that records its CUDA_VISIBLE_DEVICES.
+PINNED_CHILD = r"""
+import json, os, pathlib, sys, time
+root, name, seed, flags, wait_for = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), \
+    pathlib.Path(sys.argv[4]), int(sys.argv[5])
+flags.mkdir(parents=True, exist_ok=True)
+(flags / f"{seed}.started").write_text(str(os.getpid()))
+t0 = time.time()
+try:
+    while len(list(flags.glob("*.started"))) < wait_for and time.time() - t0 < 60:
+        time.sleep(0.05)
+except KeyboardInterrupt:
+    raise SystemExit(130)
+run = root / name / f"20250101-00000{seed}_full"
+run.mkdir(parents=True)
+(run / "metrics.json").write_text(json.dumps({"status": "complete", "profile": "full", "seed": seed,
+    "measured": {"test_accuracy": 0.75}, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    "overlapped": len(list(flags.glob("*.started"))) >= wait_for}))
+print(f"results: {run}")
+"""
+
+
+def pinned_child(monkeypatch, flags: Path, wait_for: int) -> None:
+    monkeypatch.setattr(reproduce, "child_command", lambda job, root, data_dir=None: [
+        sys.executable, "-c", PINNED_CHILD, str(root), job.name, str(job.seed), str(flags), str(wait_for)])
+
+
+def test_each_child_process_gets_its_devices_environment(rcli, configs, commit, tmp_path, monkeypatch):
+    results = tmp_path / "results"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # what the batch itself was given: not inherited
+    pinned_child(monkeypatch, tmp_path / "flags", wait_for=2)
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2", "--devices",
+                          "3,cpu")
+    assert code == 0, out + err
+    report = json.loads((results / "reproduce.json").read_text())
+    seen = {}
+    for r in report["runs"]:
+        metrics = json.loads((results / "mnist_dense" / r["run_id"] / "metrics.json").read_text())
+        assert metrics["overlapped"], "the two children did not run at the same time"
+        seen[r["device"]] = metrics["cuda"]
+    assert seen == {"gpu 3": "3", "cpu": ""}
+
+
+def test_ctrl_c_stops_every_worker_and_marks_the_rest_interrupted(rcli, configs, commit, tmp_path, monkeypatch):
+    results, flags = tmp_path / "results", tmp_path / "flags"
+    pinned_child(monkeypatch, flags, wait_for=99)  # they wait (60 s at most) for a Ctrl-C
+
+    def ctrl_c_once_both_run():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 30:
+            if len(list(flags.glob("*.started"))) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    t0 = time.perf_counter()
+    threading.Thread(target=ctrl_c_once_both_run, daemon=True).start()
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3", "--devices", "0,1")
+    assert code == 130, out + err
+    assert time.perf_counter() - t0 < 40
+    report = json.loads((results / "reproduce.json").read_text())
+    assert report["status"] == "interrupted" and report["counts"] == {"interrupted": 3}
+    assert sorted(r.get("device", "-") for r in report["runs"]) == ["-", "gpu 0", "gpu 1"]
+    assert "interrupted: 2 running stopped, the rest not run" in out and out.count(": stopped (Ctrl-C)") == 2
+    for pid in (int(f.read_text()) for f in flags.glob("*.started")):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every child has ended (and was reaped)
+    assert not (results / "summary.md").exists()
 
 
 # ------------------------------------------------------------------------------------------------ dry run

@@ -281,8 +281,8 @@ def _keras_download(num_words: int):
     try:
         return keras.datasets.imdb.load_data(num_words=num_words)
     except Exception as exc:  # no network: say exactly what to put where
-        raise DataError(f"IMDB download failed ({one_line(exc)}) and no data directory was given: pass "
-                        f"--data-dir DIR or set CNNLAB_DATA_DIR=DIR, with {WHAT_TO_PUT}") from None
+        raise DataError(f"IMDB download through keras.datasets.imdb failed ({one_line(exc)}) and no local copy "
+                        f"was found: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with {WHAT_TO_PUT}") from None
 
 
 def _keras_vocabulary(data_dir: Path | None) -> list[str] | None:
