@@ -142,7 +142,7 @@ def paper_tables(root: Path, configs: dict[str, dict]) -> list[str]:
     """Tables in a paper's layout (report.table/row/column), e.g. Kim (2014) Table 2: measured mean ± std over
     folds and seeds, and the paper's number from the experiment's first reference."""
     tables: dict[str, dict[tuple[str, str], str]] = {}
-    notes: dict[str, set[str]] = {}
+    layout: dict[str, dict] = {}
     for name, cfg in configs.items():
         rep = cfg.get("report") or {}
         if not (rep.get("table") and rep.get("row") and rep.get("column")):
@@ -154,19 +154,22 @@ def paper_tables(root: Path, configs: dict[str, dict]) -> list[str]:
         if stats:
             mean, std, n = stats
             prof = runs[-1][1].get("profile")
-            cell = f"{mean:.3f} ± {std:.3f} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
+            spread = f" ± {std:.3f}" if n > 1 else ""
+            cell = f"{mean:.3f}{spread} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
         else:
             cell = f"– / {paper}"
         tables.setdefault(rep["table"], {})[(rep["row"], rep["column"])] = cell
-        vectors = ((cfg.get("data") or {}).get("options") or {}).get("vectors")
-        if vectors:
-            notes.setdefault(rep["table"], set()).add(f"{rep['row']}: {vectors}")
+        info = layout.setdefault(rep["table"], {"columns": (), "caption": None})
+        info["columns"] = info["columns"] or tuple(rep.get("columns") or ())
+        info["caption"] = info["caption"] or rep.get("caption")
     lines = []
     for title, cells in tables.items():
         rows = list(dict.fromkeys(r for r, _ in cells))
-        cols = list(dict.fromkeys(c for _, c in cells))
-        lines += [f"## {title}", "", "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number. "
-                  "Pretrained vectors per row: " + "; ".join(sorted(notes.get(title, []))) + ".", "",
+        present = list(dict.fromkeys(c for _, c in cells))
+        cols = [c for c in layout[title]["columns"] if c in present] + \
+            [c for c in present if c not in layout[title]["columns"]]
+        lines += [f"## {title}", "", "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number."
+                  + (f" {layout[title]['caption']}" if layout[title]["caption"] else ""), "",
                   "| Model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         lines += [f"| {r} | " + " | ".join(cells.get((r, c), "") for c in cols) + " |" for r in rows]
         lines.append("")

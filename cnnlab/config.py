@@ -391,6 +391,8 @@ class ReportConfig:
     table: str | None = None         # a results table in a paper's layout (e.g. Kim 2014 Table 2) ...
     row: str | None = None           # ... this experiment's row (e.g. the variant) ...
     column: str | None = None        # ... and column (e.g. the dataset)
+    columns: tuple[str, ...] = ()    # the table's column order as the paper prints it
+    caption: str | None = None       # a line under the table's title (e.g. which vectors the paper used)
 
 
 @dataclass(frozen=True)
@@ -452,10 +454,13 @@ class Experiment:
         return header + yaml.safe_dump(to_plain(self.config), sort_keys=False, default_flow_style=None, width=100)
 
     def config_hash(self) -> str:
-        """SHA-256 (16 hex digits) of the resolved config: equal hashes mean the same experiment settings."""
+        """SHA-256 (16 hex digits) of what decides the numbers — data, model, training, seed — so that a new
+        reference, description or report layout does not make a finished run look stale."""
         import hashlib
 
-        text = yaml.safe_dump(to_plain(self.config), sort_keys=True, default_flow_style=None, width=100)
+        plain = to_plain(self.config)
+        decisive = {k: plain[k] for k in ("name", "data", "model", "train", "seed")}
+        text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -156,3 +156,12 @@ def test_compare_two_result_sets_flags_deltas_beyond_the_seed_spread(cli, tmp_pa
     assert "only in A" in out and (tmp_path / "ab.md").read_text() == out
     code, _, err = cli("compare", a)
     assert code == 2 and "compare takes two result folders" in err
+
+
+def test_the_config_hash_follows_what_decides_the_numbers_only():
+    base = load("mnist").config_hash()
+    assert load("mnist", ["report.group=another table", "description=new words"]).config_hash() == base
+    assert load("mnist", ["reference=[]"]).config_hash() == base
+    assert load("mnist", ["train.epochs=6"]).config_hash() != base
+    assert load("mnist", ["seed=2"]).config_hash() != base
+    assert load("mnist", ["data.validation_split=0.2"]).config_hash() != base
