@@ -196,7 +196,11 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
 
     from cnnlab import plots
 
-    lines = [f"## {group}", "", "| Experiment | Params | Best validation (epoch) | Lowest val_loss (epoch) | "
+    notes = [(c.get("report") or {}).get("group_note") for n, c in (configs or {}).items()
+             if n in {name for name, _, _ in members}]
+    note = next((n for n in notes if n), None)
+    lines = [f"## {group}", "", *([note, ""] if note else []),
+             "| Experiment | Params | Best validation (epoch) | Lowest val_loss (epoch) | "
              "Test accuracy | Test loss | Mean epoch (s) | Profile |", "|---|---:|---|---|---:|---:|---:|---|"]
     series = {}
     for name, run, m in members:

@@ -388,6 +388,7 @@ class ReportConfig:
     dense_head_what_if: tuple[int, ...] = ()
     augmentation_grid: bool = False  # augmentation.png: the model's Random* layers applied to one training image
     overlay: tuple[str, ...] = ()    # history columns the group's overlay plot draws (default: val accuracy/loss)
+    group_note: str | None = None    # a paragraph under the group's heading: what the comparison shows and why
     table: str | None = None         # a results table in a paper's layout (e.g. Kim 2014 Table 2) ...
     row: str | None = None           # ... this experiment's row (e.g. the variant) ...
     column: str | None = None        # ... and column (e.g. the dataset)
