@@ -237,6 +237,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     cfg = exp.config
     ctx = Ctx(str(exp.path))
     started, t_start = _utc(), time.perf_counter()
+    environment = meta.environment()  # at the start: the commit of the code that runs, not of a later checkout
     keras.utils.set_random_seed(cfg.seed)
     determinism = set_determinism(cfg.train.deterministic)
     keras.config.set_dtype_policy(cfg.train.mixed_precision or "float32")  # reset by every run (global state)
@@ -394,7 +395,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
         "references": to_plain(cfg.reference),
-        "environment": meta.environment(),
+        "environment": environment,
         "phases": phase_records,
         "model_file": str(model_file) if model_file else None,
         "pretrained": pretrained(cfg),
