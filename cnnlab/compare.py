@@ -308,7 +308,9 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         md += ["## Pictures of each run", ""] + pictures + [""]
     for extra, what in (("arith.md", "the lectures' calculators worked through Keras"),
                         ("zoo.md", "parameters of the classic architectures"),
-                        ("bench.md", "cnnlab vs plain Keras training time")):
+                        ("bench.md", "cnnlab vs plain Keras training time"),
+                        ("bench_images.md", "decoding, augmentation and quick-profile times of the image family"),
+                        ("bench_backends.md", "seconds per epoch under each Keras backend")):
         if (root / extra).is_file():
             md.append(f"- [{extra}]({extra}): {what}")
     atomic_write(md_path, "\n".join(md).rstrip() + "\n")
