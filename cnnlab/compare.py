@@ -14,8 +14,9 @@ from cnnlab.config import PARAM_METRICS
 from cnnlab.results import atomic_write, complete_runs, csv_text, read_metrics
 
 SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "measured",
-                  "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at", "backend", "device", "epochs", "batch_size",
-                  "params_total", "fit_seconds", "mean_epoch_seconds", "train_samples_per_second"]
+                  "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at",
+                  "backend", "device", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
+                  "mean_epoch_seconds", "train_samples_per_second"]
 
 
 def verdict(value: float | None, rng, profile: str = "full", overrides=()) -> str:
@@ -57,9 +58,10 @@ def pick_run(root: Path, experiment: str) -> tuple[Path, dict] | None:
     return None if best is None else (best[1], best[2])
 
 
-def run_set(root: Path, experiment: str) -> list[tuple[Path, dict]]:
-    """The picked run and every other complete run of the same setting, one per (seed, fold): the newest."""
-    picked = pick_run(root, experiment)
+def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None) -> list[tuple[Path, dict]]:
+    """The picked run (`pick_run`'s, unless given) and every other complete run of the same setting, one per
+    (seed, fold): the newest."""
+    picked = picked or pick_run(root, experiment)
     if picked is None:
         return []
     sig, members = signature(picked[1]), {}
@@ -98,20 +100,20 @@ def experiment_configs() -> dict[str, dict]:
     return out
 
 
-def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dict]]], dict[str, dict]]:
-    """Summary rows (one per reference), the runs of each comparison group, and the configs."""
+def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dict]]], dict[str, dict],
+                                 dict[str, list[tuple[Path, dict]]]]:
+    """Summary rows (one per reference), the runs of each comparison group, the configs, and each experiment's
+    run set."""
     configs = experiment_configs()
     names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
                                    and not p.name.startswith(".") and complete_runs(root, p.name)}
                    if Path(root).is_dir() else set(configs))
-    rows, groups = [], {}
+    rows, groups, sets = [], {}, {}
     for name in names:
         cfg = configs.get(name, {})
-        runs = run_set(root, name)
-        run, m = (runs[-1] if runs else (None, {}))
         picked = pick_run(root, name)
-        if picked:
-            run, m = picked
+        run, m = picked or (None, {})
+        runs = sets[name] = run_set(root, name, picked)
         stats = aggregate(runs)
         refs = cfg.get("reference") or m.get("references") or []
         group = (cfg.get("report") or {}).get("group")
@@ -123,7 +125,8 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "n_runs": len(runs), "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
                   "run_id": m.get("run_id"), "finished_at": m.get("finished_at"), "backend": env.get("backend"),
                   "device": env.get("device"), "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
-                  "params_total": measured.get("params_total"), "fit_seconds": timing.get("fit_seconds"),
+                  "params_total": measured.get("params_total"), "wall_seconds": timing.get("wall_seconds"),
+                  "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
         for ref in refs or [{}]:
@@ -135,10 +138,10 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                          "verdict": ("stopped: NaN loss" if m.get("status") == "nan_loss" else
                                      verdict(mean, rng, m.get("profile"), signature(m)[1]) if run and ref
                                      else "not run yet" if ref else "no reference")})
-    return rows, groups, configs
+    return rows, groups, configs, sets
 
 
-def paper_tables(root: Path, configs: dict[str, dict]) -> list[str]:
+def paper_tables(configs: dict[str, dict], sets: dict[str, list[tuple[Path, dict]]]) -> list[str]:
     """Tables in a paper's layout (report.table/row/column), e.g. Kim (2014) Table 2: measured mean ± std over
     folds and seeds, and the paper's number from the experiment's first reference."""
     tables: dict[str, dict[tuple[str, str], str]] = {}
@@ -148,7 +151,7 @@ def paper_tables(root: Path, configs: dict[str, dict]) -> list[str]:
         if not (rep.get("table") and rep.get("row") and rep.get("column")):
             continue
         ref = (cfg.get("reference") or [{}])[0]
-        runs = run_set(root, name)
+        runs = sets.get(name, [])
         stats = aggregate(runs).get(ref.get("metric"))
         paper = _num(ref.get("value")) if ref.get("value") is not None else "–"
         if stats:
@@ -227,7 +230,7 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
     return lines + [""]
 
 
-def report_readme(root: Path, rows: list[dict], sections: list[str]) -> str:
+def report_readme(rows: list[dict], sections: list[str]) -> str:
     """results/README.md: one line per experiment that has run (reference, measured mean ± std, verdict, parameters,
     epochs, time, device and backend, curves), then the lectures' comparisons and the paper tables."""
     lines = ["# cnnlab results", "",
@@ -243,8 +246,7 @@ def report_readme(root: Path, rows: list[dict], sections: list[str]) -> str:
                             and r["metric"] not in (None, *PARAM_METRICS)):
             first[r["experiment"]] = r
     for r in first.values():
-        m = read_metrics(root / r["experiment"] / r["run_id"])
-        wall = (m.get("timing") or {}).get("wall_seconds")
+        wall = r["wall_seconds"]
         spread = f" ± {r['measured_std']:.4f} (n={r['n_runs']})" if r["measured_std"] is not None else ""
         source = r["source"] or "–"
         lines.append(f"| [{r['experiment']}]({r['experiment']}/{r['run_id']}/) | {r['metric']} {_num(r['reference'])} "
@@ -261,7 +263,7 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     """Regenerate results/summary.csv, results/summary.md and the report results/README.md from the runs on disk."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    rows, groups, configs = collect(root)
+    rows, groups, configs, sets = collect(root)
     csv_path, md_path = root / "summary.csv", root / "summary.md"
     atomic_write(csv_path, csv_text(rows, SUMMARY_FIELDS))
     md = ["# cnnlab: measured vs published", "",
@@ -281,9 +283,9 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     sections = []
     for group, members in groups.items():
         sections += group_section(root, group, members, configs)
-    sections += paper_tables(root, configs)
+    sections += paper_tables(configs, sets)
     md += sections
-    atomic_write(root / "README.md", report_readme(root, rows, sections))
+    atomic_write(root / "README.md", report_readme(rows, sections))
     weights = []
     for r in rows:
         if not r["run_id"] or any(w.startswith(f"- {r['experiment']}:") for w in weights):
