@@ -41,9 +41,14 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].strip()
 
 
+def setting_overrides(overrides) -> tuple[str, ...]:
+    """The overrides that change the setting: all but seed and fold, which repeat it."""
+    return tuple(sorted(o for o in overrides if _key(o) not in SWEEP_KEYS))
+
+
 def signature(m: dict) -> tuple:
     """What makes two runs the same setting: profile and the overrides other than seed and fold."""
-    return (m.get("profile"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) not in SWEEP_KEYS)))
+    return (m.get("profile"), setting_overrides(m.get("overrides", [])))
 
 
 def pick_run(root: Path, experiment: str) -> tuple[Path, dict] | None:
@@ -121,7 +126,7 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
             groups.setdefault(group, []).append((name, run, m))
         env, timing, measured = m.get("environment", {}), m.get("timing", {}), m.get("measured", {})
         common = {"experiment": name, "profile": m.get("profile"),
-                  "overrides": " ".join(o for o in m.get("overrides", []) if _key(o) not in SWEEP_KEYS),
+                  "overrides": " ".join(setting_overrides(m.get("overrides", []))),
                   "n_runs": len(runs), "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
                   "run_id": m.get("run_id"), "finished_at": m.get("finished_at"), "backend": env.get("backend"),
                   "device": env.get("device"), "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
@@ -238,7 +243,8 @@ def report_readme(rows: list[dict], sections: list[str]) -> str:
              "runs in this folder. Each line is an experiment's newest setting (full profile preferred), measured "
              "as mean ± std over its seeds/folds when there are several; every reference with its source and the raw "
              "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "",
-             "| Experiment | Reference (source) | Measured | Verdict | Params | Epochs | Wall (s) | Device, backend | Curves |",
+             "| Experiment | Reference (source) | Measured | Verdict | Params | Epochs | Wall (s) | Device, backend "
+             "| Curves |",
              "|---|---|---:|---|---:|---:|---:|---|---|"]
     first: dict[str, dict] = {}  # per experiment: its first measured reference, a parameter count only if no other
     for r in rows:
@@ -346,8 +352,8 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
     for name in names:
         sa, sb = run_set(a, name), run_set(b, name)
         if not sa or not sb:
-            lines.append(f"| {name} | – | {'–' if not sa else f'{len(sa)} runs'} | {'–' if not sb else f'{len(sb)} runs'}"
-                         " | – | only in " + ("B" if not sa else "A") + " |")
+            count_a, count_b = (f"{len(s)} runs" if s else "–" for s in (sa, sb))
+            lines.append(f"| {name} | – | {count_a} | {count_b} | – | only in {'B' if not sa else 'A'} |")
             continue
         ga, gb = aggregate(sa), aggregate(sb)
         for metric in metrics:

@@ -17,7 +17,7 @@ import numpy as np
 
 from cnnlab import data as data_mod
 from cnnlab import keras_specs, meta, params, phases, plots
-from cnnlab.compare import verdict
+from cnnlab.compare import setting_overrides, verdict
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
@@ -391,7 +391,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
             "train_samples_per_second": len(splits.x_train) * epochs_run / fit_seconds if fit_seconds else None,
         },
-        "data": {"dataset": cfg.data.dataset, "source": splits.source, **{f"n_{k}": v for k, v in splits.sizes().items()}},
+        "data": {"dataset": cfg.data.dataset, "source": splits.source,
+                 **{f"n_{k}": v for k, v in splits.sizes().items()}},
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
         "references": to_plain(cfg.reference),
@@ -407,7 +408,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     for ref in cfg.reference:
         value = metrics["measured"].get(ref.metric)
         log(f"  {ref.metric}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
-            f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: {verdict(value, ref.range, exp.profile, exp.overrides)}")
+            f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: "
+            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides))}")
     return RunResult(final, metrics)
 
 
