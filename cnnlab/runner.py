@@ -348,6 +348,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         raise Interrupted(f"interrupted after {len(epoch_log.rows)} epochs; the partial run in {run_dir.partial} is "
                           "never read as a result: the same command continues it") from None
 
+    stopped_at = nan_epoch(epoch_log.rows)
     model_file = save_model(model, cfg.name, run_dir.run_id)
     history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
     names = tr.metric_names()
@@ -361,9 +362,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "experiment": cfg.name,
         "description": cfg.description,
         "run_id": run_dir.run_id,
-        "status": "nan_loss" if nan_epoch(epoch_log.rows) else "complete",
-        "status_detail": f"training stopped: the loss became NaN/inf at epoch {nan_epoch(epoch_log.rows)}"
-                         if nan_epoch(epoch_log.rows) else None,
+        "status": "nan_loss" if stopped_at else "complete",
+        "status_detail": f"training stopped: the loss became NaN/inf at epoch {stopped_at}" if stopped_at else None,
         "profile": exp.profile,
         "overrides": list(exp.overrides),
         "config_hash": exp.config_hash(),
