@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-mnist bench-images bench-backends clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-overhead bench-images bench-backends bench-suite clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -69,13 +69,16 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-mnist bench-images bench-backends ## All benchmarks (results/bench*.md)
+bench: bench-overhead bench-images bench-backends bench-suite ## All benchmarks (results/bench*.md; about an hour on 2 cores)
 
-bench-mnist: venv ## Time the MNIST experiment through cnnlab vs plain Keras; writes results/bench.md
+bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
 
 bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D and Kim's CNN under each installed backend → results/bench_backends.md
 	$(BIN)/python -m cnnlab.bench_backends
+
+bench-suite: venv-dev ## Wall time of `reproduce --profile quick` from an empty cache, as on a fresh clone → results/bench_suite.md
+	$(BIN)/python -m cnnlab.bench_suite $(ARGS)
 
 bench-images: venv ## Decode/cache, augmentation layers vs ImageDataGenerator, aug vs no-aug, quick profiles → results/bench_images.md
 	$(BIN)/python -m cnnlab.bench_images

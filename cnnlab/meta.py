@@ -85,6 +85,9 @@ def git_commit(root: Path) -> str | None:
         return None
 
 
+RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"   # set by cnnlab/worker.py for each job it runs
+
+
 def environment() -> dict:
     """Everything about the software and machine that can change a number."""
     import keras
@@ -104,4 +107,6 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "git_commit": git_commit(Path(__file__).resolve().parent.parent),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        # a run in `cnnlab reproduce`'s warm process (cnnlab/worker.py): how many runs that process made before
+        **({"runs_before_in_process": int(os.environ[RUNS_BEFORE])} if os.environ.get(RUNS_BEFORE) else {}),
     }

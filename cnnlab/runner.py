@@ -95,6 +95,11 @@ def set_determinism(on: bool) -> str:
     """
     backend = keras.backend.backend()
     if not on:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            if tf.config.experimental.is_op_determinism_enabled():
+                return "on: left on by an earlier run in this process (TensorFlow cannot switch it off)"
         return "off"
     if backend == "tensorflow":
         import tensorflow as tf

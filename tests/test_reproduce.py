@@ -76,7 +76,7 @@ def fake_runs(monkeypatch):
     """Replace run_job: records each job, returns 'complete' (or what `plan[name, seed]` says)."""
     calls, script = [], {}
 
-    def run_job(job, results_root, log_stem, data_dir=None):
+    def run_job(job, results_root, log_stem, data_dir=None, **process):
         calls.append(job)
         outcome = script.get((job.name, job.seed), "complete")
         if outcome == "interrupt":
@@ -325,7 +325,7 @@ def pinned_runs(monkeypatch):
     is a callable run first (wait at a barrier, raise) or an Outcome to return."""
     calls, script = [], {}
 
-    def run_job(job, results_root, log_stem, data_dir=None, env=None, started=None):
+    def run_job(job, results_root, log_stem, data_dir=None, env=None, started=None, process=None):
         calls.append((job.seed, env["CUDA_VISIBLE_DEVICES"], threading.get_ident()))
         todo = script.get(job.seed)
         if isinstance(todo, Outcome):

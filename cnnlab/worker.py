@@ -1,0 +1,144 @@
+"""A warm process for `cnnlab reproduce`: it runs `cnnlab run` jobs one after another in itself, so that a batch
+pays Python + TensorFlow + Keras start-up (about 4 s on 2 cores) once, not once per run.
+
+Reference: issue 5 (the quick suite, 65 runs, within 15 minutes on 2 cores); `cnnlab reproduce --isolate` keeps
+one fresh process per run.
+Trap: Keras and the backends keep global state between runs in one process. The runner resets what it sets
+(seed, dtype policy, distribution), this loop clears the Keras session after every job, and a job that does not
+exit 0 ends the process, so that whatever it left half-done never reaches the next job (a fresh process takes
+over). TensorFlow's op-determinism switch cannot be turned off again: a later `deterministic: false` run in the
+same process says so in its metrics.json.
+
+Protocol: the parent writes one JSON line per job on the worker's stdin, {"argv": [...], "out": path, "err":
+path}; the worker points its file descriptors 1 and 2 at those files (so TensorFlow's C++ messages land there
+too), runs `cnnlab.cli.main(argv)` and answers {"exit": code} on the control descriptor it was given.
+End of stdin ends the worker.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import subprocess
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
+
+from cnnlab.meta import RUNS_BEFORE  # set for each job: how many runs this process made before it
+
+
+@contextmanager
+def redirected(out: str, err: str):
+    """File descriptors 1 and 2 (and sys.stdout/stderr above them) into two files, restored afterwards."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(out, "ab") as fo, open(err, "ab") as fe:
+        os.dup2(fo.fileno(), 1)
+        os.dup2(fe.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def run_one(argv: list[str]) -> int:
+    """`cnnlab ARGV` in this process; an unexpected exception is printed as a traceback and is exit status 1."""
+    from cnnlab.cli import main
+
+    sys.argv = ["cnnlab", *argv]  # what metrics.json records as the run's command
+    try:
+        return int(main(argv) or 0)
+    except SystemExit as exc:  # argparse's own errors
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception:  # noqa: BLE001  (reported like a crashed child: its traceback on its stderr)
+        traceback.print_exc()
+        return 1
+
+
+def serve(control_fd: int) -> int:
+    """The worker's loop: one job per line of stdin until end of input, or until a job fails."""
+    import keras
+
+    done = 0
+    with os.fdopen(control_fd, "w", buffering=1) as control:
+        for line in sys.stdin:
+            job = json.loads(line)
+            os.environ[RUNS_BEFORE] = str(done)
+            with redirected(job["out"], job["err"]):
+                code = run_one(job["argv"])
+                keras.backend.clear_session(free_memory=True)
+                gc.collect()
+            done += 1
+            control.write(json.dumps({"exit": code}) + "\n")
+            if code != 0:
+                return 0  # a failed job may leave state behind: the next job gets a fresh process
+    return 0
+
+
+class WarmProcess:
+    """The parent's handle on one worker: started on first use, started again after it ends or dies."""
+
+    def __init__(self, env: dict[str, str] | None = None):
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self._control = None
+
+    def _start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "cnnlab.worker", str(write_fd)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
+                                         pass_fds=(write_fd,), text=True)
+        finally:
+            os.close(write_fd)
+        self._control = os.fdopen(read_fd, "r")
+
+    def run(self, argv: list[str], out: Path, err: Path, started=None) -> int:
+        """Run one `cnnlab` job in the worker; its exit status, or the worker's (negative: a signal) if it died."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self._start()
+        if started is not None:
+            started(self.proc)
+        try:
+            self.proc.stdin.write(json.dumps({"argv": argv, "out": str(out), "err": str(err)}) + "\n")
+            self.proc.stdin.flush()
+            answer = self._control.readline()
+        except BrokenPipeError:
+            answer = ""
+        if answer:
+            code = int(json.loads(answer)["exit"])
+            if code != 0:
+                self.close()  # it ends itself after a failed job: wait for that, so the next job starts afresh
+            return code
+        code = self.proc.wait()  # it died during the job (killed, out of memory, a crash in native code)
+        self.close()
+        return code if code != 0 else 1
+
+    def close(self) -> None:
+        """End the worker (end of its input) and wait for it."""
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._control is not None:
+            self._control.close()
+        self.proc, self._control = None, None
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    raise SystemExit(serve(int(sys.argv[1])))
