@@ -1,7 +1,8 @@
 """`make bench-backends`: seconds per epoch of the same experiments under each installed Keras backend, on this
 machine (results/bench_backends.md).
 
-Reference: issue "Batch reproduction you can trust" (epoch time per backend for the MNIST and IMDB models).
+Reference: issue "Batch reproduction you can trust" (epoch time per backend for the MNIST and IMDB
+models); issue 3 (the augmentation layers under every backend).
 Trap: the first epoch pays tracing/XLA compilation, which differs a lot between backends; the table reports the
 later epochs' mean ("steady") beside the first, and each backend runs in its own process (a backend is chosen
 once per process).
@@ -22,6 +23,7 @@ CASES = {  # experiment → overrides that keep a CPU measurement to a few minut
     "mnist": ["data.train_subset=20000", "data.test_subset=1000", "train.epochs=3"],
     "imdb_conv1d": ["data.train_subset=5000", "data.test_subset=1000", "train.epochs=3"],
     "kim_mr:non_static": ["train.epochs=3"],
+    "cats_dogs_augmented": ["data.train_subset=320", "data.val_subset=100", "data.test_subset=100", "train.epochs=3"],
 }
 BACKENDS = ("tensorflow", "jax", "torch")
 

@@ -104,6 +104,12 @@ def _check_weights_file(path: Path, model) -> None:
 
 # Names a layer stack may use besides keras.layers: cnnlab layers (classes) and pretrained blocks (functions of
 # the previous layer's output shape).
-LAYERS: dict[str, type] = {"ImageNetPreprocessing": ImageNetPreprocessing}
+def _layers() -> dict[str, type]:
+    from cnnlab.augment import RandomAffine
+
+    return {"ImageNetPreprocessing": ImageNetPreprocessing, "RandomAffine": RandomAffine}
+
+
+LAYERS: dict[str, type] = _layers()
 BLOCKS: dict[str, object] = {"VGG16": vgg16}
 ImageNetMode = Literal["caffe", "torch", "rescale"]
