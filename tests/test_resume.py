@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from conftest import REPO
 
@@ -21,7 +22,8 @@ def _history(path):
 
 def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path):
     results = tmp_path / "results"
-    env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO),
+           "CNNLAB_BACKUP_SECONDS": "0"}   # a backup after every (sub-second) epoch of this tiny run
     cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", "mnist", *ARGS,
            "--data-dir", str(data_dir), "--verbose", "0", "--no-summary"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -77,3 +79,35 @@ def test_a_nan_loss_stops_the_run_and_the_summary_says_so(cli, data_dir, tmp_pat
     with open(results / "summary.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
     assert row["verdict"] == "stopped: NaN loss"
+
+
+def test_backups_are_written_at_most_every_n_seconds(tmp_path, monkeypatch):
+    """TimedBackup: 0 s → a backup at every epoch's end; an hour → none during a short fit (and the run's
+    resume state, Keras's training_metadata.json, names the epoch the weights belong to)."""
+    import keras
+    import numpy as np
+
+    from cnnlab.runner import TimedBackup, backup_seconds
+
+    class Keep(TimedBackup):  # the backup as it stands after training (BackupAndRestore deletes it at the end)
+        def on_train_end(self, logs=None):
+            self.kept = sorted(p.name for p in Path(self.backup_dir).iterdir()) if Path(self.backup_dir).exists() \
+                else []
+            self.metadata = json.loads((Path(self.backup_dir) / "training_metadata.json").read_text()) \
+                if "training_metadata.json" in self.kept else None
+            super().on_train_end(logs)
+
+    x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
+    seen = {}
+    for seconds in (0.0, 3600.0):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        backup = Keep(str(tmp_path / f"b{seconds}"), seconds)
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[backup])
+        seen[seconds] = (backup.kept, backup.metadata)
+    assert "latest.weights.h5" in seen[0.0][0] and seen[0.0][1] == {"epoch": 3, "batch": 0}
+    assert seen[3600.0] == ([], None)
+    monkeypatch.setenv("CNNLAB_BACKUP_SECONDS", "12.5")
+    assert backup_seconds() == 12.5
+    monkeypatch.delenv("CNNLAB_BACKUP_SECONDS")
+    assert backup_seconds() == 30.0
