@@ -69,7 +69,7 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-overhead bench-images bench-backends bench-suite ## All benchmarks (results/bench*.md; about an hour on 2 cores)
+bench: bench-overhead bench-images bench-backends bench-suite ## All benchmarks (results/bench*.md; about 45 minutes on 2 cores)
 
 bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
