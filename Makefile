@@ -74,7 +74,7 @@ bench: bench-overhead bench-images bench-backends bench-suite ## All benchmarks 
 bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
 
-bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D and Kim's CNN under each installed backend → results/bench_backends.md
+bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D, Kim's CNN and the augmented images under each installed backend → results/bench_backends.md
 	$(BIN)/python -m cnnlab.bench_backends
 
 bench-suite: venv-dev ## Wall time of `reproduce --profile quick` from an empty cache, as on a fresh clone → results/bench_suite.md
