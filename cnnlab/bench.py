@@ -96,9 +96,9 @@ FAMILIES = {
 }
 
 
-def _fresh() -> None:
-    """Free the previous model before the next timed fit: otherwise its graphs are collected during that fit,
-    and whichever side runs second in a repeat is seconds slower (seen on MNIST, IMDB and the images)."""
+def free_previous_model() -> None:
+    """Free the previous model before the next timed fit, so that its graphs are not collected during that fit
+    (a suspected cause of the order effect between the two sides of a repeat; the alternation covers the rest)."""
     import gc
 
     import keras
@@ -111,7 +111,7 @@ def plain_fit(family: Family, splits, epochs: int, batch_size: int, seed: int, n
     """The plain script's `fit` on cnnlab's arrays (the first `n` only, for the warm-up); its seconds."""
     import keras
 
-    _fresh()
+    free_previous_model()
     keras.utils.set_random_seed(seed)
     model, script_batch = family.plain()
     if script_batch != batch_size:
@@ -144,7 +144,7 @@ def bench_family(name: str, family: Family, repeats: int, log=print) -> dict:
                 if who == "plain":
                     times["plain"] = plain_fit(family, splits, cfg.train.epochs, cfg.train.batch_size, cfg.seed)
                 else:
-                    _fresh()
+                    free_previous_model()
                     t0 = time.perf_counter()
                     result = runner.run(exp, Path(tmp), verbose=0, log=lambda *a: None)
                     timing = result.metrics["timing"]

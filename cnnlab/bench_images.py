@@ -116,10 +116,9 @@ def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cat
     plain_specs = tuple(s for s in specs if not s.name.startswith("Random"))
 
     def fit(stack: tuple[ClassSpec, ...]) -> float:
-        import gc
+        from cnnlab.bench import free_previous_model
 
-        keras.backend.clear_session()  # the previous model's graphs are freed now, not during this one's timed fit
-        gc.collect()
+        free_previous_model()
         keras.utils.set_random_seed(1)
         model = build_stack(exp.config.model.input_shape, stack, "bench")
         model.compile(optimizer=keras.optimizers.RMSprop(1e-4), loss="binary_crossentropy", metrics=["accuracy"])

@@ -14,6 +14,8 @@ from typing import Literal
 
 import keras
 
+from cnnlab.augment import RandomAffine
+
 MEAN_TORCH = (0.485, 0.456, 0.406)
 STD_TORCH = (0.229, 0.224, 0.225)
 MEAN_CAFFE_BGR = (103.939, 116.779, 123.68)
@@ -104,12 +106,6 @@ def _check_weights_file(path: Path, model) -> None:
 
 # Names a layer stack may use besides keras.layers: cnnlab layers (classes) and pretrained blocks (functions of
 # the previous layer's output shape).
-def _layers() -> dict[str, type]:
-    from cnnlab.augment import RandomAffine
-
-    return {"ImageNetPreprocessing": ImageNetPreprocessing, "RandomAffine": RandomAffine}
-
-
-LAYERS: dict[str, type] = _layers()
+LAYERS: dict[str, type] = {"ImageNetPreprocessing": ImageNetPreprocessing, "RandomAffine": RandomAffine}
 BLOCKS: dict[str, object] = {"VGG16": vgg16}
 ImageNetMode = Literal["caffe", "torch", "rescale"]

@@ -662,7 +662,7 @@ def add_parser(sub) -> None:
                     "each child pinned to its device through CUDA_VISIBLE_DEVICES: GPU ids or 'cpu', e.g. 0,1,2,3 "
                     "or cpu,cpu (default: one job after another, in the inherited environment)")
     sp.add_argument("--isolate", action="store_true", help="one fresh Python process per run (default: one warm "
-                    "process runs the jobs one after another, saving the ~4 s start-up of each run, and is "
+                    "process runs the jobs one after another, saving the ~5 s start-up of each run, and is "
                     "replaced after a failed run)")
     sp.set_defaults(func=cmd_reproduce)
 

@@ -105,7 +105,7 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
         vectors = keras.ops.convert_to_numpy(init((vocab_size, dim)))
         vectors[0] = 0.0
     # The matrix is assigned once the layers exist, not passed as a Constant initializer: that would write
-    # all V × d numbers into the model's JSON config (saving a Kim model took 10-20 s, a .keras file twice the size).
+    # all V × d numbers into the model's JSON config (saving a Kim model took 10-20 s).
     init = "zeros"
     zero_pad = _zero_padding_row()  # the padding vector stays zero while the embeddings train
     tokens = keras.Input(shape=tuple(input_shape), dtype="int32", name="tokens")

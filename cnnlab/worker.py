@@ -1,5 +1,5 @@
 """A warm process for `cnnlab reproduce`: it runs `cnnlab run` jobs one after another in itself, so that a batch
-pays Python + TensorFlow + Keras start-up (about 4 s on 2 cores) once, not once per run.
+pays Python + TensorFlow + Keras start-up (about 5 s on 2 cores) once, not once per run.
 
 Reference: issue 5 (the quick suite, 65 runs, within 15 minutes on 2 cores); `cnnlab reproduce --isolate` keeps
 one fresh process per run.
