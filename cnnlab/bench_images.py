@@ -108,6 +108,7 @@ def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cat
     """Seconds per epoch of a cats_dogs_augmented model with and without its augmentation layers."""
     import keras
 
+    from cnnlab.bench import free_previous_model
     from cnnlab.config import ClassSpec, load
     from cnnlab.models import build_stack
 
@@ -116,8 +117,6 @@ def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cat
     plain_specs = tuple(s for s in specs if not s.name.startswith("Random"))
 
     def fit(stack: tuple[ClassSpec, ...]) -> float:
-        from cnnlab.bench import free_previous_model
-
         free_previous_model()
         keras.utils.set_random_seed(1)
         model = build_stack(exp.config.model.input_shape, stack, "bench")
@@ -188,7 +187,7 @@ def main(argv=None) -> int:
     n = args.train_images
     train = training_ratio(arrays.x_train[:n], arrays.y_train[:n])
     train_affine = training_ratio(arrays.x_train[:n], arrays.y_train[:n], exp_name="cats_dogs_augmented:affine")
-    print(f"  {train}", flush=True)
+    print(f"  stock layers: {train}\n  RandomAffine: {train_affine}", flush=True)
     quick = []
     if not args.skip_quick:
         with tempfile.TemporaryDirectory() as cache:
