@@ -55,13 +55,25 @@ def _namespace(kind: str) -> tuple[Any, type]:
     }[kind]
 
 
-def lookup(kind: str, name: str) -> type | None:
-    """The Keras class called `name` in the namespace of `kind` (for layers also cnnlab's own), or None."""
+def _own(kind: str) -> dict[str, type]:
+    """cnnlab's own classes of `kind` a config may name beside Keras's (layers; the Keras 2.0.8 optimizer and
+    metric of cnnlab.keras2)."""
     if kind == "layer":
         from cnnlab.blocks import LAYERS
 
-        if name in LAYERS:
-            return LAYERS[name]
+        return LAYERS
+    if kind in ("optimizer", "metric"):
+        from cnnlab import keras2
+
+        return keras2.OPTIMIZERS if kind == "optimizer" else keras2.METRICS
+    return {}
+
+
+def lookup(kind: str, name: str) -> type | None:
+    """The Keras class called `name` in the namespace of `kind` (for layers also cnnlab's own), or None."""
+    own = _own(kind)
+    if name in own:
+        return own[name]
     module, base = _namespace(kind)
     cls = getattr(module, name, None)
     return cls if isinstance(cls, type) and issubclass(cls, base) else None
@@ -71,10 +83,11 @@ def class_names(kind: str) -> list[str]:
     module, base = _namespace(kind)
     names = [n for n in dir(module) if not n.startswith("_") and n not in REFUSED.get(kind, {})
              and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)]
+    names += list(_own(kind))
     if kind == "layer":
-        from cnnlab.blocks import BLOCKS, LAYERS
+        from cnnlab.blocks import BLOCKS
 
-        names += list(LAYERS) + list(BLOCKS)
+        names += list(BLOCKS)
     return sorted(names)
 
 

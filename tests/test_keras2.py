@@ -1,0 +1,101 @@
+"""Keras 2.0.8's RMSprop and binary accuracy (cnnlab.keras2) against hand computations."""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from cnnlab.keras2 import BinaryAccuracyKeras2, RMSpropKeras2
+
+
+def _steps(opt, grads: list[list[float]], start: list[float]) -> np.ndarray:
+    var = keras.Variable(np.array(start, dtype="float32"))
+    for g in grads:
+        opt.apply_gradients([(keras.ops.convert_to_tensor(np.array(g, dtype="float32")), var)])
+    return keras.ops.convert_to_numpy(var)
+
+
+def test_rmsprop_keras2_matches_the_2_0_8_formula_by_hand():
+    # lr 0.01, rho 0.9, eps 1e-8; a large gradient 0.5 and a near-zero one 1e-6 on two entries.
+    # step 1: a = 0.1·0.25 = 0.025           → Δ = 0.01·0.5 / (√0.025 + 1e-8)       = 0.0316227760
+    #         a = 0.1·1e-12 = 1e-13          → Δ = 0.01·1e-6 / (3.16228e-7 + 1e-8)  = 0.0306534...
+    # step 2: a = 0.9·0.025 + 0.025 = 0.0475 → Δ = 0.005 / √0.0475                   = 0.0229415734
+    #         a = 0.9e-13 + 1e-13 = 1.9e-13  → Δ = 1e-8 / (4.3589e-7 + 1e-8)
+    a = [0.0, 0.0]
+    p = [1.0, 1.0]
+    g = [0.5, 1e-6]
+    for _ in range(3):
+        for i in range(2):
+            a[i] = 0.9 * a[i] + 0.1 * g[i] ** 2
+            p[i] -= 0.01 * g[i] / (math.sqrt(a[i]) + 1e-8)
+    assert p[0] == pytest.approx(1 - 0.0316227760 - 0.0229415734 - 0.01 * 0.5 / math.sqrt(0.9 * 0.0475 + 0.025))
+    got = _steps(RMSpropKeras2(learning_rate=0.01), [g, g, g], [1.0, 1.0])
+    np.testing.assert_allclose(got, p, rtol=1e-5)
+
+
+def test_keras3_rmsprop_takes_a_far_smaller_step_on_a_near_zero_gradient():
+    # Keras 3: Δ = lr·g / √(a + 1e-7): 0.01·1e-6 / √(1e-13 + 1e-7) = 3.16e-5, a thousandth of Keras 2's 0.0307
+    k2 = 1.0 - _steps(RMSpropKeras2(learning_rate=0.01), [[1e-6]], [1.0])[0]
+    k3 = 1.0 - _steps(keras.optimizers.RMSprop(learning_rate=0.01), [[1e-6]], [1.0])[0]
+    assert k2 == pytest.approx(0.01 * 1e-6 / (math.sqrt(1e-13) + 1e-8), rel=1e-4)
+    assert k3 == pytest.approx(0.01 * 1e-6 / math.sqrt(1e-13 + 1e-7), rel=1e-3)
+    assert k2 / k3 > 900
+
+
+def test_rmsprop_keras2_agrees_with_keras3_where_gradients_are_large():
+    # a ≫ 1e-7: √a + 1e-8 ≈ √(a + 1e-7) to 1e-6 relative, the two optimizers take the same steps
+    grads = [[0.3, -2.0], [0.1, 1.5], [-0.4, 0.7]]
+    k2 = _steps(RMSpropKeras2(learning_rate=1e-3), grads, [0.0, 0.0])
+    k3 = _steps(keras.optimizers.RMSprop(learning_rate=1e-3), grads, [0.0, 0.0])
+    np.testing.assert_allclose(k2, k3, rtol=1e-4)
+
+
+def test_rmsprop_keras2_round_trips_through_its_config():
+    opt = RMSpropKeras2(learning_rate=1e-4, rho=0.8)
+    again = RMSpropKeras2.from_config(opt.get_config())
+    assert (again.rho, again.epsilon) == (0.8, 1e-8)
+    assert float(again.learning_rate) == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="rho"):
+        RMSpropKeras2(rho=1.0)
+
+
+def test_binary_accuracy_keras2_rounds_the_raw_output():
+    # z:      -0.7  -0.2   0.5   0.6   1.4   1.5   2.3
+    # round:   -1    0     0     1     1     2     2     (half to even, as tf.round)
+    # y:        0    0     0     1     1     1     1
+    # equal:    no   yes   yes   yes   yes   no    no    → 4 / 7; Keras 3's accuracy (z > 0.5): 7 / 7
+    z = np.array([[-0.7], [-0.2], [0.5], [0.6], [1.4], [1.5], [2.3]], dtype="float32")
+    y = np.array([[0], [0], [0], [1], [1], [1], [1]], dtype="float32")
+    m = BinaryAccuracyKeras2()
+    m.update_state(y, z)
+    assert float(m.result()) == pytest.approx(4 / 7)
+    k3 = keras.metrics.BinaryAccuracy()
+    k3.update_state(y, z)
+    assert float(k3.result()) == pytest.approx(1.0)
+    assert m.name == "keras2_accuracy"
+
+
+def test_binary_accuracy_keras2_equals_keras3_accuracy_on_probabilities():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 1, size=(200, 1)).astype("float32")
+    y = rng.integers(0, 2, size=(200, 1)).astype("float32")
+    m, k3 = BinaryAccuracyKeras2(), keras.metrics.BinaryAccuracy()
+    m.update_state(y, p)
+    k3.update_state(y, p)
+    assert float(m.result()) == pytest.approx(float(k3.result()))
+
+
+def test_configs_name_the_keras2_classes(write_config):
+    from tests.conftest import MNIST_YAML
+    from cnnlab.config import load
+
+    text = MNIST_YAML.replace("optimizer: rmsprop ", "optimizer: {RMSpropKeras2: {learning_rate: 0.001}} ")
+    exp = load(write_config(text))
+    assert exp.config.train.optimizer.name == "RMSpropKeras2"
+    from cnnlab.errors import CnnlabError
+
+    bad = MNIST_YAML.replace("optimizer: rmsprop ", "optimizer: RMSpropKeras ")
+    with pytest.raises(CnnlabError, match="did you mean 'RMSpropKeras2'"):
+        load(write_config(bad))
