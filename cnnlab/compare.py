@@ -11,25 +11,14 @@ import time
 from pathlib import Path
 
 from cnnlab.config import PARAM_METRICS
-from cnnlab.results import atomic_write, complete_runs, csv_text, read_metrics
+from cnnlab.results import atomic_write, complete_runs, csv_text, history_columns, read_history, read_metrics
+from cnnlab.verdicts import metric_label, verdict
+from cnnlab import verdicts
 
-SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "measured",
-                  "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at",
+SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "statistic",
+                  "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at",
                   "backend", "device", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
                   "mean_epoch_seconds", "train_samples_per_second"]
-
-
-def verdict(value: float | None, rng, profile: str = "full", overrides=()) -> str:
-    """'within' / 'below' / 'above' the accepted range, qualified when the run was not the published setting."""
-    if value is None:
-        return "not measured"
-    lo, hi = rng
-    base = "within" if lo <= value <= hi else ("below" if value < lo else "above")
-    if profile != "full":
-        return f"{base} (quick profile, not comparable)"
-    if overrides:
-        return f"{base} (run with overrides)"
-    return base
 
 
 # Overrides that repeat the same experiment rather than change it: runs differing only in these form a run set,
@@ -63,6 +52,38 @@ def pick_run(root: Path, experiment: str) -> tuple[Path, dict] | None:
     return None if best is None else (best[1], best[2])
 
 
+_SETTING_HASHES: dict[Path, str | None] = {}
+
+
+def setting_hash(run: Path) -> str | None:
+    """What decides a run's numbers other than its seed and fold, hashed from its own config.yaml by today's
+    schema (so that a key added since, at its default, changes nothing); None if the file no longer loads.
+
+    Trap: two runs of one experiment with the same profile and no overrides can still differ — the config was
+    edited between them (Keras 3's RMSprop, then Keras 2.0.8's): they must not be averaged into one run set."""
+    run = Path(run)
+    if run not in _SETTING_HASHES:
+        import hashlib
+
+        import yaml
+
+        from cnnlab.config import load, to_plain
+        from cnnlab.errors import CnnlabError
+
+        try:
+            plain = to_plain(load(run / "config.yaml").config)
+        except (CnnlabError, OSError):
+            _SETTING_HASHES[run] = None
+        else:
+            decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
+            options = dict(decisive["data"].get("options") or {})
+            options.pop("fold", None)
+            decisive["data"] = {**decisive["data"], "options": options}
+            text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
+            _SETTING_HASHES[run] = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _SETTING_HASHES[run]
+
+
 def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None) -> list[tuple[Path, dict]]:
     """The picked run (`pick_run`'s, unless given) and every other complete run of the same setting, one per
     (seed, fold): the newest."""
@@ -70,9 +91,10 @@ def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None
     if picked is None:
         return []
     sig, members = signature(picked[1]), {}
+    setting = setting_hash(picked[0])
     for run in complete_runs(root, experiment):  # oldest first: a newer run of the same seed/fold replaces it
         m = read_metrics(run)
-        if signature(m) == sig:
+        if signature(m) == sig and setting_hash(run) == setting:
             ident = (tuple(sorted(m["repeat"].items())) if m.get("repeat") else  # the values, however given
                      (m.get("seed"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) in SWEEP_KEYS))))
             members[ident] = (run, m)
@@ -89,6 +111,20 @@ def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, in
             if isinstance(v, (int, float)):
                 values.setdefault(k, []).append(float(v))
     return {k: (statistics.fmean(v), statistics.stdev(v) if len(v) > 1 else 0.0, len(v)) for k, v in values.items()}
+
+
+def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | None, float | None, int]:
+    """(mean, sample std (0 for one run), n) of the reference's statistic over a run set."""
+    import statistics
+
+    values = []
+    for run, m in runs:
+        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")))
+        if v is not None:
+            values.append(float(v))
+    if not values:
+        return None, None, 0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)
 
 
 def experiment_configs() -> dict[str, dict]:
@@ -135,13 +171,16 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
         for ref in refs or [{}]:
-            mean, std, n = stats.get(ref.get("metric"), (None, None, 0)) if run else (None, None, 0)
+            mean, std, n = reference_stats(ref, runs) if run and ref else (None, None, 0)
             rng = ref.get("range") or [None, None]
-            rows.append({**common, "metric": ref.get("metric"), "reference": ref.get("value"),
+            rows.append({**common, "metric": metric_label(ref) if ref else None, "reference": ref.get("value"),
+                         "statistic": verdicts.statistic_of(ref) if ref else None,
+                         "substitution": ref.get("substitution"),
                          "range_low": rng[0], "range_high": rng[1], "source": ref.get("source"),
                          "measured": mean, "measured_std": std if n > 1 else None,
                          "verdict": ("stopped: NaN loss" if m.get("status") == "nan_loss" else
-                                     verdict(mean, rng, m.get("profile"), signature(m)[1]) if run and ref
+                                     verdict(mean, rng, m.get("profile"), signature(m)[1], ref.get("substitution"))
+                                     if run and ref
                                      else "not run yet" if ref else "no reference")})
     return rows, groups, configs, sets
 

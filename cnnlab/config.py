@@ -221,6 +221,9 @@ class DataConfig:
     dataset: str
     data_dir: str | None = None
     validation_split: float = 0.0
+    # 'test': the test set doubles as the validation data, for the curves only (DLwP notebook 4.4's
+    # validation_data=(x_test, y_test)); the model is never selected on it (restore_best is refused)
+    validation: Literal["split", "test"] = "split"
     train_subset: int | None = None
     val_subset: int | None = None
     test_subset: int | None = None
@@ -236,6 +239,10 @@ class DataConfig:
         if not 0.0 <= self.validation_split < 1.0:
             ctx.error(join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}")
         own_val = DATASETS[self.dataset].has_validation
+        if self.validation == "test" and (self.validation_split or own_val):
+            ctx.error(join(path, "validation"), "'test' validates on the test set, so there must be no other "
+                      f"validation data: set validation_split to 0 (received {self.validation_split})"
+                      + (f"; '{self.dataset}' has its own validation split" if own_val else ""))
         if own_val and self.validation_split:
             ctx.error(join(path, "validation_split"), f"'{self.dataset}' has its own validation split; leave "
                       f"validation_split at 0 (received {self.validation_split}) and use val_subset to shrink it")
@@ -365,19 +372,80 @@ _METRIC_RE = re.compile(r"^(test|val|train)_(.+)$")
 
 
 @dataclass(frozen=True)
+class Spread:
+    """Where a reference's accepted range comes from when it is not an exact count: the test set's binomial
+    standard error, the reference's own standard deviation over trials, and other faithful measurements.
+
+    The range is [min(value, *include) − 1.96·σ, max(value, *include) + 1.96·σ] with σ = `std`, else
+    sqrt(p(1 − p)/`binomial`) at p = the reference value: a 95% band around every faithful number.
+    """
+
+    source: str                       # what the spread is, e.g. "binomial 95%, 500 TREC test questions"
+    binomial: int | None = None       # samples behind an accuracy (the test or validation set's size)
+    std: float | None = None          # the reference's own standard deviation over trials
+    include: tuple[float, ...] = ()   # faithful reimplementations' values the range must hold (harvardnlp's)
+
+    def check(self, ctx: Ctx, path: str) -> None:
+        if (self.binomial is None) == (self.std is None):
+            ctx.error(path, "give exactly one of 'binomial' (a sample count) or 'std' (the reference's own spread)")
+        if self.binomial is not None and self.binomial < 1:
+            ctx.error(join(path, "binomial"), f"expected a positive sample count, received {self.binomial}")
+        if self.std is not None and self.std < 0:
+            ctx.error(join(path, "std"), f"expected a standard deviation >= 0, received {self.std}")
+
+    def band(self, value: float) -> tuple[float, float]:
+        import math
+
+        if self.std is not None:
+            sigma = self.std
+        else:
+            p = min(max(value, 0.0), 1.0)
+            sigma = math.sqrt(p * (1.0 - p) / self.binomial)
+        values = (value, *self.include)
+        return (min(values) - 1.96 * sigma, max(values) + 1.96 * sigma)
+
+
+# How a validation or training metric's history becomes one number, as the reference measured it.
+STATISTICS = ("best", "last", "mean_last_10")
+
+
+@dataclass(frozen=True)
 class Reference:
-    """A published number: which measured metric it is compared with, its value, accepted range and source."""
+    """A published number: which measured metric it is compared with and by which statistic, its value, the
+    accepted range (given, or derived from a stated `spread`), its source, and any declared substitution.
+
+    `statistic` (val_/train_ metrics only): 'best' (max, or min for a loss, over epochs; val_'s default),
+    'last' (the last epoch; train_'s default) or 'mean_last_10' (the mean of the last 10 epochs' values).
+    `substitution` names what cnnlab runs in place of the reference's own data, weights or vectors, so a
+    verdict below it reads "below — expected: substitution ...".
+    """
 
     metric: str
     value: float
-    range: tuple[float, float]
     source: str
+    range: tuple[float, float] | None = None
+    spread: Spread | None = None
+    statistic: Literal["best", "last", "mean_last_10"] | None = None
+    substitution: str | None = None
     note: str = ""
 
     def check(self, ctx: Ctx, path: str) -> None:
+        if self.range is None and self.spread is None:
+            ctx.error(path, "give 'range' ([low, high]) or 'spread' (where the range comes from)")
+        if self.spread is not None:
+            self.spread.check(ctx, join(path, "spread"))
+            band = self.spread.band(self.value)
+            # a resolved config (config.yaml of a run) carries the derived range beside its spread: it must agree
+            if self.range is not None and any(abs(a - b) > 1e-9 for a, b in zip(self.range, band)):
+                ctx.error(join(path, "range"), f"the range {list(self.range)} contradicts the spread's "
+                          f"[{band[0]:.6g}, {band[1]:.6g}]; give one of them")
+            object.__setattr__(self, "range", band)  # frozen: set once, while being built
         lo, hi = self.range
         if lo > hi:
             ctx.error(join(path, "range"), f"expected [low, high] with low <= high, received {list(self.range)}")
+        if self.statistic is not None and not self.metric.startswith(("val_", "train_")):
+            ctx.error(join(path, "statistic"), f"a statistic over epochs needs a val_ or train_ metric, "
+                      f"received metric '{self.metric}'")
 
 
 @dataclass(frozen=True)
@@ -416,6 +484,9 @@ class Config:
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
 
+        if self.train.restore_best and self.data.validation == "test":
+            ctx.error("train.restore_best", "would pick the epoch on the test set (data.validation: test); "
+                      "validate on a split of the training data instead")
         if self.train.restore_best and not self.data.validation_split and not DATASETS[self.data.dataset].has_validation:
             ctx.error("train.restore_best", "needs validation data to pick the best epoch: set data.validation_split")
         for variant in self.variants:

@@ -66,7 +66,11 @@ class RMSpropKeras2(keras.optimizers.Optimizer):
 def binary_accuracy_keras2(y_true, y_pred):
     """Keras 2.0.8 ``metrics.binary_accuracy``: ``mean(equal(y_true, round(y_pred)), axis=-1)``."""
     y_pred = ops.convert_to_tensor(y_pred)
-    y_true = ops.cast(y_true, y_pred.dtype)
+    y_true = ops.cast(ops.convert_to_tensor(y_true), y_pred.dtype)
+    # Keras 2 fed the labels through a target of the output's shape, (n, 1); labels of shape (n,) against an
+    # output of (n, 1) would broadcast to (n, n) and score about 0.5 whatever the model does
+    if len(y_true.shape) == len(y_pred.shape) - 1:
+        y_true = ops.expand_dims(y_true, -1)
     # ops.round rounds half to even on every backend, as tf.round (K.round) did: round(0.5) = 0, round(1.5) = 2
     return ops.mean(ops.cast(ops.equal(y_true, ops.round(y_pred)), "float32"), axis=-1)
 

@@ -22,6 +22,26 @@ LATEST = "LATEST"
 REQUIRED = ("config.yaml", "history.csv", "metrics.json", "params.csv", "params.md", "curves.png")
 
 
+def read_history(path: Path) -> list[dict]:
+    """history.csv rows as numbers (epoch and phase as integers); [] if there is none."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError:
+        return []
+    return [{k: (int(float(v)) if k in ("epoch", "phase") else float(v)) for k, v in r.items() if v not in (None, "")}
+            for r in rows]
+
+
+def history_columns(rows: list[dict]) -> dict[str, list[float]]:
+    """read_history's rows as columns: 'val_accuracy' → its value at every epoch that has one."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        for k, v in r.items():
+            out.setdefault(k, []).append(v)
+    return out
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a file so that readers see either the old content or the whole new content."""
     payload = data.encode("utf-8") if isinstance(data, str) else data

@@ -17,11 +17,12 @@ import numpy as np
 
 from cnnlab import data as data_mod
 from cnnlab import keras_specs, meta, params, phases, plots
-from cnnlab.compare import setting_overrides, verdict
+from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
-from cnnlab.results import RunDir, cache_dir, csv_text
+from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, read_history
+from cnnlab.verdicts import metric_label, value as reference_value, verdict
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
 
 
@@ -159,19 +160,6 @@ def nan_epoch(rows: list[dict]) -> int | None:
     import math
 
     return next((int(r["epoch"]) for r in rows if not math.isfinite(float(r.get("loss", 0.0)))), None)
-
-
-def read_history(path: Path) -> list[dict]:
-    """history.csv rows as numbers (epoch and phase as integers); [] if there is none."""
-    import csv
-
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError:
-        return []
-    return [{k: (int(float(v)) if k in ("epoch", "phase") else float(v)) for k, v in r.items() if v not in (None, "")}
-            for r in rows]
 
 
 def _utc() -> str:
@@ -444,11 +432,13 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     final = run_dir.finish()
     state.clear()
     log(f"results: {final}")
+    columns = history_columns(read_history(final / "history.csv"))
     for ref in cfg.reference:
-        value = metrics["measured"].get(ref.metric)
-        log(f"  {ref.metric}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
+        plain = to_plain(ref)
+        value = reference_value(plain, metrics["measured"], columns)
+        log(f"  {metric_label(plain)}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
             f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: "
-            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides))}")
+            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides), ref.substitution)}")
     return RunResult(final, metrics)
 
 

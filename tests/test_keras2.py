@@ -75,6 +75,9 @@ def test_binary_accuracy_keras2_rounds_the_raw_output():
     k3.update_state(y, z)
     assert float(k3.result()) == pytest.approx(1.0)
     assert m.name == "keras2_accuracy"
+    flat = BinaryAccuracyKeras2()  # labels as the data layer hands them: shape (n,), output (n, 1)
+    flat.update_state(y[:, 0], z)
+    assert float(flat.result()) == pytest.approx(4 / 7)
 
 
 def test_binary_accuracy_keras2_equals_keras3_accuracy_on_probabilities():
@@ -88,14 +91,15 @@ def test_binary_accuracy_keras2_equals_keras3_accuracy_on_probabilities():
 
 
 def test_configs_name_the_keras2_classes(write_config):
-    from tests.conftest import MNIST_YAML
     from cnnlab.config import load
-
-    text = MNIST_YAML.replace("optimizer: rmsprop ", "optimizer: {RMSpropKeras2: {learning_rate: 0.001}} ")
-    exp = load(write_config(text))
-    assert exp.config.train.optimizer.name == "RMSpropKeras2"
     from cnnlab.errors import CnnlabError
+    from tests.conftest import MNIST_YAML
 
-    bad = MNIST_YAML.replace("optimizer: rmsprop ", "optimizer: RMSpropKeras ")
+    assert "optimizer: RMSpropKeras2" in MNIST_YAML  # the book's listings run Keras 2.0.8's RMSprop
+    exp = load(write_config(MNIST_YAML.replace("optimizer: RMSpropKeras2",
+                                               "optimizer: {RMSpropKeras2: {learning_rate: 0.01}}")))
+    assert dict(exp.config.train.optimizer.kwargs) == {"learning_rate": 0.01}
     with pytest.raises(CnnlabError, match="did you mean 'RMSpropKeras2'"):
-        load(write_config(bad))
+        load(write_config(MNIST_YAML.replace("optimizer: RMSpropKeras2", "optimizer: RMSpropKeras")))
+    with pytest.raises(CnnlabError, match="unknown argument 'lr' of RMSpropKeras2"):
+        load(write_config(MNIST_YAML.replace("optimizer: RMSpropKeras2", "optimizer: {RMSpropKeras2: {lr: 0.1}}")))

@@ -6,6 +6,7 @@ set, so the reported test metric stays untouched by model selection.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -116,7 +117,12 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
 
 
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
-    """Load the configured dataset and split it."""
+    """Load the configured dataset and split it; `data.validation: test` hands the test split over as the
+    validation data too (the curves of DLwP notebook 4.4)."""
     arrays = DATASETS[data_cfg.dataset].load(data_dir, data_cfg.options)
-    return split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed,
-                 data_cfg.val_subset)
+    splits = split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed,
+                   data_cfg.val_subset)
+    if getattr(data_cfg, "validation", "split") == "test":
+        splits = dataclasses.replace(splits, x_val=splits.x_test, y_val=splits.y_test,
+                                     source=f"{splits.source}; validation data: the test set (curves only)")
+    return splits

@@ -73,6 +73,10 @@ SETS: dict[str, SetInfo] = {
 }
 
 
+# The treebank sets whose training data can be the phrases of the training trees: name → binary labels?
+PHRASE_SETS: dict[str, bool] = {"sst1": False, "sst2": True}
+
+
 # --------------------------------------------------------------------------------------------------
 # Options
 # --------------------------------------------------------------------------------------------------
@@ -95,6 +99,9 @@ class Options:
     vectors_lowercase: bool = True  # a word missing from the vectors is looked up lower-cased (GloVe is uncased)
     embedding_init: Literal["uniform_matched", "uniform_0.25"] = "uniform_matched"  # words without a vector
     vectors_seed: int = 1  # the uniform draws for words without a vector
+    # SST-1/SST-2 only: train on every labelled phrase of the training trees (Kim's and harvardnlp's protocol,
+    # cnnlab.data.sst) or on the training sentences alone; dev and test are sentences either way
+    train_on: Literal["sentences", "phrases"] = "sentences"
 
     DATASET: ClassVar[str | None] = None  # set by the per-dataset subclasses below
 
@@ -112,6 +119,9 @@ class Options:
                                     f"must be 0, received {self.fold}"))
         elif not 0 <= self.fold < max(self.folds, 1):
             out.append(("fold", f"expected 0..{self.folds - 1} (folds: {self.folds}), received {self.fold}"))
+        if self.train_on == "phrases" and dataset is not None and dataset not in PHRASE_SETS:
+            out.append(("train_on", f"'{dataset}' has no phrase-level training data (only "
+                                    f"{', '.join(PHRASE_SETS)} do); expected 'sentences', received 'phrases'"))
         if self.max_length is not None and self.max_length < 1:
             out.append(("max_length", f"expected a positive length or null, received {self.max_length}"))
         if self.pad < 0:
@@ -310,8 +320,16 @@ def load_set(name: str, data_dir: Path | None, options: Options):
         data = {s: ([sents[i] for i in idx], y[idx]) for s, idx in splits.items()}
         where = f"{_file_list(info)}, fold {options.fold} of {options.folds} (stratified, seed {options.cv_seed})"
     else:
-        data = files
+        data = dict(files)
         where = _file_list(info)
+        if options.train_on == "phrases":
+            from cnnlab.data import sst
+
+            texts, y_phr = sst.read_phrases(Path(data_dir), binary=PHRASE_SETS[name])
+            data["train"] = ([tokenize(t, cleaning) for t in texts], y_phr)
+            everything = data["train"][0] + everything
+            where += (f"; training on the {len(texts):,} labelled phrases of {sst.FOLDER}/train.txt (every node, "
+                      f"de-duplicated{', label 2 dropped' if PHRASE_SETS[name] else ''}), dev and test sentences")
 
     unk = options.vocabulary == "train" or options.min_count > 1
     vocab_from = everything if options.vocabulary == "all" else data["train"][0]
