@@ -8,6 +8,8 @@ Trap: Keras's stock layers (RandomRotation, RandomTranslation, RandomShear, Rand
 each, four interpolations in a row; ImageDataGenerator composes one matrix and interpolates once. This layer
 does the latter: as faithful, less blurred and about twice as fast. ImageDataGenerator (Keras >= 2.2) reads
 `rotation_range` and `shear_range` in degrees; the book's Keras 2.0 read `shear_range=0.2` as radians (11.46°).
+The book's Keras 2.0.8 also sampled nearest-neighbour (scipy `order=0`), not bilinear, shore along the row axis
+and centred a pixel off (h/2 + 0.5): `convention='keras2.0.8', interpolation='nearest'` is that warp.
 """
 from __future__ import annotations
 
@@ -18,21 +20,38 @@ import keras
 FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
 
-def affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height: int, width: int):
+CONVENTIONS = ("keras3", "keras2.0.8")
+
+
+def affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height: int, width: int, convention: str = "keras3"):
     """Keras `affine_transform` rows (N, 8) for ImageDataGenerator's parameters (angles in radians, shifts in
     pixels, `flip` 0/1 per image), centred as `transform_matrix_offset_center`; pure keras.ops, any backend.
 
-    The legacy code builds M = rotation · shift · shear · zoom on (x, y) = (column, row) coordinates — tx, from
-    height_shift_range, moves along x — around the centre (h/2 − 0.5, w/2 − 0.5), and flips the result.
+    Both conventions build M = rotation · shift · shear · zoom, then flip the result.
+    'keras3' (Keras >= 2.2 and Keras 3's legacy `apply_affine_transform`): M acts on (x, y) = (column, row)
+    — tx, from height_shift_range, moves along x — around the centre (h/2 − 0.5, w/2 − 0.5).
+    'keras2.0.8' (the book's library, keras/preprocessing/image.py at 2.0.8): M goes to scipy unswapped, so it
+    acts on (row, column) — the shear slants along the row axis, tx moves rows — around (h/2 + 0.5, w/2 + 0.5).
     """
     ops = keras.ops
     c, s = ops.cos(theta), ops.sin(theta)
     m00, m01 = c * zx, -zy * ops.sin(theta + shear)
     m10, m11 = s * zx, zy * ops.cos(theta + shear)
     m02, m12 = c * tx - s * ty, s * tx + c * ty
-    ox, oy = height / 2.0 - 0.5, width / 2.0 - 0.5   # offset_center(matrix, h, w): x from h, y from w
-    a0, a1, a2 = m00, m01, m02 + ox - m00 * ox - m01 * oy
-    b0, b1, b2 = m10, m11, m12 + oy - m10 * ox - m11 * oy
+    if convention == "keras3":
+        ox, oy = height / 2.0 - 0.5, width / 2.0 - 0.5   # offset_center(matrix, h, w): x from h, y from w
+        a0, a1, a2 = m00, m01, m02 + ox - m00 * ox - m01 * oy
+        b0, b1, b2 = m10, m11, m12 + oy - m10 * ox - m11 * oy
+    elif convention == "keras2.0.8":
+        # T = offset · M · reset on (row, col): input_row = T00 r + T01 c + T02, input_col = T10 r + T11 c + T12;
+        # Keras's rows read (x, y) = (col, row): x' = T11 x + T10 y + T12, y' = T01 x + T00 y + T02
+        o_r, o_c = height / 2.0 + 0.5, width / 2.0 + 0.5
+        t02 = m02 + o_r - m00 * o_r - m01 * o_c
+        t12 = m12 + o_c - m10 * o_r - m11 * o_c
+        a0, a1, a2 = m11, m10, t12
+        b0, b1, b2 = m01, m00, t02
+    else:
+        raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; received convention={convention!r}")
     # the horizontal flip after the warp: output column x reads the warped image at (width - 1 - x)
     sign = 1.0 - 2.0 * flip
     a2, b2 = a2 + flip * a0 * (width - 1), b2 + flip * b0 * (width - 1)
@@ -48,8 +67,11 @@ class RandomAffine(keras.layers.Layer):
     def __init__(self, rotation_range: float = 0.0, width_shift_range: float = 0.0, height_shift_range: float = 0.0,
                  shear_range: float = 0.0, zoom_range: float | list[float] = 0.0, horizontal_flip: bool = False,
                  fill_mode: str = "nearest", interpolation: str = "bilinear", fill_value: float = 0.0,
-                 seed: int | None = None, **kwargs):
+                 convention: str = "keras3", seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; received convention={convention!r}")
+        self.convention = convention
         if fill_mode not in FILL_MODES:
             raise ValueError(f"fill_mode must be one of {', '.join(FILL_MODES)}; received fill_mode={fill_mode!r}")
         if interpolation not in ("nearest", "bilinear"):
@@ -90,7 +112,7 @@ class RandomAffine(keras.layers.Layer):
         shear = uniform(-self.shear_range, self.shear_range) * deg
         zx, zy = uniform(*self._zoom), uniform(*self._zoom)
         flip = ops.cast(uniform(0.0, 1.0) < 0.5, "float32") if self.horizontal_flip else ops.zeros((n,))
-        rows = affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height, width)
+        rows = affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height, width, self.convention)
         out = ops.image.affine_transform(x, rows, interpolation=self.interpolation, fill_mode=self.fill_mode,
                                          fill_value=self.fill_value)
         return ops.cast(out, self.compute_dtype)
@@ -102,4 +124,5 @@ class RandomAffine(keras.layers.Layer):
         return {**super().get_config(), "rotation_range": self.rotation_range, "width_shift_range":
                 self.width_shift_range, "height_shift_range": self.height_shift_range, "shear_range": self.shear_range,
                 "zoom_range": self.zoom_range, "horizontal_flip": self.horizontal_flip, "fill_mode": self.fill_mode,
-                "interpolation": self.interpolation, "fill_value": self.fill_value, "seed": self.seed}
+                "interpolation": self.interpolation, "fill_value": self.fill_value, "convention": self.convention,
+                "seed": self.seed}

@@ -16,7 +16,7 @@ from cnnlab.verdicts import metric_label, verdict
 from cnnlab import verdicts
 
 SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "statistic",
-                  "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "profile", "overrides", "run_id", "finished_at",
+                  "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "config_changed", "profile", "overrides", "run_id", "finished_at",
                   "backend", "device", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
                   "mean_epoch_seconds", "train_samples_per_second"]
 
@@ -63,10 +63,6 @@ def setting_hash(run: Path) -> str | None:
     edited between them (Keras 3's RMSprop, then Keras 2.0.8's): they must not be averaged into one run set."""
     run = Path(run)
     if run not in _SETTING_HASHES:
-        import hashlib
-
-        import yaml
-
         from cnnlab.config import load, to_plain
         from cnnlab.errors import CnnlabError
 
@@ -75,13 +71,22 @@ def setting_hash(run: Path) -> str | None:
         except (CnnlabError, OSError):
             _SETTING_HASHES[run] = None
         else:
-            decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
-            options = dict(decisive["data"].get("options") or {})
-            options.pop("fold", None)
-            decisive["data"] = {**decisive["data"], "options": options}
-            text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
-            _SETTING_HASHES[run] = hashlib.sha256(text.encode()).hexdigest()[:16]
+            _SETTING_HASHES[run] = setting_digest(plain)
     return _SETTING_HASHES[run]
+
+
+def setting_digest(plain: dict) -> str:
+    """SHA-256 (16 hex digits) of a plain config's name, data, model and train, without the fold."""
+    import hashlib
+
+    import yaml
+
+    decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
+    options = dict(decisive["data"].get("options") or {})
+    options.pop("fold", None)
+    decisive["data"] = {**decisive["data"], "options": options}
+    text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None) -> list[tuple[Path, dict]]:
@@ -170,6 +175,8 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
+        stale = bool(run and cfg and setting_hash(run) != setting_digest(cfg))
+        common["config_changed"] = stale
         for ref in refs or [{}]:
             mean, std, n = reference_stats(ref, runs) if run and ref else (None, None, 0)
             rng = ref.get("range") or [None, None]
@@ -180,7 +187,7 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                          "measured": mean, "measured_std": std if n > 1 else None,
                          "verdict": ("stopped: NaN loss" if m.get("status") == "nan_loss" else
                                      verdict(mean, rng, m.get("profile"), signature(m)[1], ref.get("substitution"))
-                                     if run and ref
+                                     + (" (run before the config changed)" if stale else "") if run and ref
                                      else "not run yet" if ref else "no reference")})
     return rows, groups, configs, sets
 

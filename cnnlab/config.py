@@ -334,6 +334,10 @@ class TrainConfig:
     # Evaluate the test split with the weights of the best validation epoch instead of the last one
     # (Kim 2014: "test accuracy at the best dev epoch"); needs validation data.
     restore_best: bool = False
+    # Keras 2's fit_generator(steps_per_epoch=S, validation_steps=V): an epoch is S batches of an endless,
+    # reshuffled stream over the training set (cnnlab.sampling), validation V batches of another; null: one pass
+    steps_per_epoch: int | None = None
+    validation_steps: int | None = None
     # The backend's determinism switch on top of the seed (TensorFlow: enable_op_determinism; torch:
     # use_deterministic_algorithms); on CPU a run is then repeatable bit for bit.
     deterministic: bool = True
@@ -353,6 +357,12 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 ctx.error(join(path, key), f"expected a positive integer, received {getattr(self, key)}")
+        for key in ("steps_per_epoch", "validation_steps"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                ctx.error(join(path, key), f"expected a positive number of batches or null, "
+                          f"received {getattr(self, key)}")
+        if self.validation_steps is not None and self.steps_per_epoch is None:
+            ctx.error(join(path, "validation_steps"), "belongs to a generator's epoch: set steps_per_epoch too")
         keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))
         keras_specs.check("loss", self.loss, ctx, join(path, "loss"))
         for i, spec in enumerate(self.metrics):

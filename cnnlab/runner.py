@@ -88,6 +88,50 @@ class BestWeights(keras.callbacks.Callback):
                 self.state.save_best(self.model, {"best": value, "epoch": epoch + 1, "monitor": self.monitor})
 
 
+class FitData:
+    """What `model.fit` trains and validates on: the arrays in passes of `batch_size`, or with
+    `train.steps_per_epoch` Keras 2's endless reshuffled streams (cnnlab.sampling), one for training and one for
+    validation, carried on across epochs and phases as the book's generators were."""
+
+    def __init__(self, splits, tr, seed: int):
+        from cnnlab.sampling import BatchStream
+
+        self.splits, self.tr = splits, tr
+        self.validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
+        self.train_stream = self.val_stream = None
+        self._train_gen = self._val_gen = None
+        if tr.steps_per_epoch:
+            self.train_stream = BatchStream(len(splits.x_train), tr.batch_size, seed)
+            self._train_gen = self.train_stream.batches_of(splits.x_train, splits.y_train)
+            if tr.validation_steps and self.validation is not None:
+                self.val_stream = BatchStream(len(splits.x_val), tr.batch_size, seed + 1)
+                self._val_gen = self.val_stream.batches_of(*self.validation)
+
+    def fit_args(self, epochs_done: int) -> tuple[tuple, dict]:
+        """(positional, keyword) arguments of model.fit for a phase starting after `epochs_done` epochs; a resumed
+        run's streams are first fast-forwarded to where the interrupted run's stood."""
+        tr = self.tr
+        if self.train_stream is None:
+            return ((self.splits.x_train, self.splits.y_train),
+                    {"batch_size": tr.batch_size, "validation_data": self.validation})
+        self.train_stream.skip(epochs_done * tr.steps_per_epoch - self.train_stream.batches)
+        kwargs = {"steps_per_epoch": tr.steps_per_epoch, "shuffle": False}  # the stream shuffles itself
+        if self.val_stream is not None:
+            self.val_stream.skip(epochs_done * tr.validation_steps - self.val_stream.batches)
+            kwargs.update(validation_data=self._val_gen, validation_steps=tr.validation_steps)
+        else:
+            kwargs.update(validation_data=self.validation, validation_batch_size=tr.batch_size)
+        return (self._train_gen,), kwargs
+
+    def train_samples(self, epochs: int) -> int:
+        """Training samples seen in `epochs` epochs."""
+        if self.train_stream is None:
+            return len(self.splits.x_train) * epochs
+        from cnnlab.sampling import samples_per_epoch
+
+        return samples_per_epoch(len(self.splits.x_train), self.tr.batch_size, self.tr.steps_per_epoch * epochs)
+
+
 BACKUP_SECONDS = 30.0   # at most one backup per 30 s of training: a kill loses at most that much work
 
 
@@ -315,7 +359,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     epoch_log = EpochLog(run_dir, rows)
     best_weights = BestWeights(tr.metric_names(), state) if tr.restore_best else None
     resumed_from = len(rows)
-    validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
+    streams = FitData(splits, tr, cfg.seed)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     log(f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
@@ -352,8 +396,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most); double_checkpoint
             # keeps the previous backup, so a kill while the file is written falls back to it
             backup = TimedBackup(str(state.phase_dir(i)), backup_seconds())
-            model.fit(splits.x_train, splits.y_train, initial_epoch=done, epochs=done + phase.epochs,
-                      batch_size=tr.batch_size, validation_data=validation,
+            fit_args, fit_kwargs = streams.fit_args(done)
+            model.fit(*fit_args, **fit_kwargs, initial_epoch=done, epochs=done + phase.epochs,
                       callbacks=[epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
                                  keras.callbacks.TerminateOnNaN()],
                       verbose=verbose)
@@ -416,12 +460,13 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             "evaluate_seconds": eval_seconds,
             "epoch_seconds": history.get("epoch_seconds", []),
             "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
-            "train_samples_per_second": len(splits.x_train) * epochs_run / fit_seconds if fit_seconds else None,
+            "train_samples_per_second": streams.train_samples(epochs_run) / fit_seconds if fit_seconds else None,
         },
         "data": {"dataset": cfg.data.dataset, "source": splits.source,
                  **{f"n_{k}": v for k, v in splits.sizes().items()}},
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
+        "train_samples_seen": streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count, not n × epochs
         "references": to_plain(cfg.reference),
         "environment": environment,
         "phases": phase_records,

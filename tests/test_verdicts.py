@@ -1,0 +1,140 @@
+"""References compared like with like: statistics over epochs, ranges from a stated spread, substitutions, and
+run sets that never mix two settings of one experiment."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from cnnlab import verdicts
+from cnnlab.config import Ctx, Reference, Spread, from_mapping
+from cnnlab.errors import ConfigError
+
+HISTORY = {"val_accuracy": [0.60, 0.70, 0.74, 0.72] + [0.71] * 10, "accuracy": [0.5 + 0.03 * i for i in range(14)],
+           "val_loss": [0.9, 0.6, 0.5, 0.55] + [0.6] * 10}
+
+
+def _ref(**kw) -> Reference:
+    return from_mapping(Reference, {"source": "s", **kw}, Ctx("t.yaml"), "reference[0]")
+
+
+def test_binomial_spread_is_196_standard_errors_around_every_faithful_value():
+    # TREC: 500 test questions, Kim 0.912, harvardnlp 0.882: σ = sqrt(0.912 · 0.088 / 500) = 0.012670
+    ref = _ref(metric="test_accuracy", value=0.912, spread={"binomial": 500, "include": [0.882], "source": "b"})
+    sigma = math.sqrt(0.912 * 0.088 / 500)
+    assert ref.range == pytest.approx((0.882 - 1.96 * sigma, 0.912 + 1.96 * sigma))
+    assert ref.range[0] < 0.882 < 0.912 < ref.range[1]  # a blanket ±0.02 would have excluded harvardnlp's 88.2
+
+
+def test_std_spread_and_a_resolved_config_that_carries_both():
+    ref = _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "5 trials"})
+    assert ref.range == pytest.approx((0.467 - 0.033124, 0.467 + 0.033124))
+    again = _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "5 trials"},
+                 range=list(ref.range))
+    assert again.range == ref.range
+    with pytest.raises(ConfigError, match="contradicts the spread"):
+        _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "x"}, range=[0.4, 0.5])
+
+
+@pytest.mark.parametrize("kw, says", [
+    ({"metric": "test_accuracy", "value": 0.9}, "give 'range'"),
+    ({"metric": "test_accuracy", "value": 0.9, "spread": {"source": "x"}}, "exactly one of 'binomial'"),
+    ({"metric": "test_accuracy", "value": 0.9, "spread": {"binomial": 0, "source": "x"}}, "positive sample count"),
+    ({"metric": "test_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "last"}, "needs a val_ or train_"),
+    ({"metric": "val_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "median"}, "expected one of best"),
+])
+def test_bad_references_are_config_errors(kw, says):
+    with pytest.raises(ConfigError, match=says):
+        _ref(**kw)
+
+
+def test_each_statistic_of_a_history():
+    measured = {"val_accuracy": 0.74, "train_accuracy": 0.89}
+    best = verdicts.value({"metric": "val_accuracy"}, measured, HISTORY)
+    assert best == 0.74                                   # measured (best epoch) as recorded
+    assert verdicts.value({"metric": "val_accuracy", "statistic": "last"}, measured, HISTORY) == 0.71
+    # the last 10 epochs: 0.71 × 10
+    assert verdicts.value({"metric": "val_accuracy", "statistic": "mean_last_10"}, measured, HISTORY) == \
+        pytest.approx(0.71)
+    assert verdicts.value({"metric": "val_loss", "statistic": "best"}, {}, HISTORY) == 0.5  # a loss: the minimum
+    assert verdicts.value({"metric": "train_accuracy", "statistic": "best"}, measured, HISTORY) == \
+        pytest.approx(0.5 + 0.03 * 13)
+    assert verdicts.value({"metric": "val_auc", "statistic": "last"}, measured, HISTORY) is None
+    assert verdicts.metric_label({"metric": "val_accuracy", "statistic": "mean_last_10"}) == \
+        "val_accuracy (mean of the last 10 epochs)"
+    assert verdicts.metric_label({"metric": "val_accuracy", "statistic": "best"}) == "val_accuracy"
+
+
+@pytest.mark.parametrize("value, substitution, expected", [
+    (0.70, None, "below"),
+    (0.70, "GloVe 50-d", "below — expected: substitution: GloVe 50-d"),
+    (0.80, "GloVe 50-d", "within (substitution: GloVe 50-d)"),
+    (0.95, "GloVe 50-d", "above — expected: substitution: GloVe 50-d"),
+    (None, "GloVe 50-d", "not measured"),
+])
+def test_verdict_names_a_declared_substitution(value, substitution, expected):
+    assert verdicts.verdict(value, (0.75, 0.85), "full", (), substitution) == expected
+
+
+def test_validation_on_the_test_set_is_for_curves_only(write_config):
+    from cnnlab.config import load
+    from tests.conftest import MNIST_YAML
+
+    assert "validation: test" in MNIST_YAML  # notebook 5.1 fits all 60,000: the curves come from the test set
+    exp = load(write_config(MNIST_YAML))
+    assert exp.config.data.validation == "test" and exp.config.data.validation_split == 0.0
+    with pytest.raises(ConfigError, match="data.validation: 'test' validates on the test set"):
+        load(write_config(MNIST_YAML), ["data.validation_split=0.1"])
+    with pytest.raises(ConfigError, match="train.restore_best: would pick the epoch on the test set"):
+        load(write_config(MNIST_YAML), ["train.restore_best=true"])
+
+
+def test_split_hands_the_test_set_over_as_validation():
+    import numpy as np
+
+    from cnnlab.data import Arrays, split
+    from cnnlab import data as data_mod
+
+    arrays = Arrays(np.arange(10)[:, None], np.arange(10), np.arange(4)[:, None] + 100, np.arange(4), "src")
+    s = split(arrays, 0.0, None, None, seed=1)
+    assert s.x_val is None
+
+    class Cfg:
+        dataset, validation_split, train_subset, test_subset, val_subset, options = "x", 0.0, None, None, None, None
+        validation = "test"
+
+    original = data_mod.DATASETS.get("x")
+    data_mod.DATASETS["x"] = data_mod.Dataset(lambda d, o: arrays, object, "test set")
+    try:
+        got = data_mod.load(Cfg, None, seed=1)
+    finally:
+        data_mod.DATASETS.pop("x") if original is None else data_mod.DATASETS.__setitem__("x", original)
+    assert got.x_val is got.x_test and len(got.x_train) == 10
+    assert "validation data: the test set" in got.source
+
+
+def test_run_sets_never_average_two_settings(cli, data_dir, tmp_path):
+    from cnnlab.compare import collect
+
+    results = tmp_path / "results"
+    base = ["data.train_subset=200", "data.test_subset=100", "train.epochs=1", "--data-dir", data_dir, "--verbose", "0"]
+    for extra in ([], ["seed=2"]):
+        code, _, err = cli("--results-dir", results, "run", "mnist", *base[:3], *extra, *base[3:])
+        assert code == 0, err
+    rows, *_ = collect(results)
+    row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
+    assert row["n_runs"] == 2  # seeds 1 and 2 of one setting
+    # the same experiment's config edited afterwards (here: its optimizer written into the newest run's config.yaml,
+    # as if the YAML had changed between the runs): the runs no longer form one set
+    newest = sorted(p for p in (results / "mnist").iterdir() if p.is_dir())[-1]
+    text = (newest / "config.yaml").read_text()
+    (newest / "config.yaml").write_text(text.replace("optimizer: RMSpropKeras2", "optimizer: rmsprop"))
+    from cnnlab import compare
+
+    compare._SETTING_HASHES.clear()
+    rows, *_ = collect(results)
+    row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
+    assert row["n_runs"] == 1 and row["config_changed"] is True
+    assert "(run before the config changed)" in row["verdict"]
+    json.loads((newest / "metrics.json").read_text())  # the run itself is untouched
