@@ -72,6 +72,8 @@ def cmd_run(args) -> int:
     """Train, evaluate and write results/<experiment>/<run>/."""
     from cnnlab.config import load
 
+    if getattr(args, "precision", None):
+        args.overrides = [*args.overrides, f"train.precision={args.precision}"]
     combos = sweep_overrides(args.sweep)
     exps = [load(args.experiment, [*args.overrides, *combo], args.profile) for combo in combos]  # all checked first
     from cnnlab import runner
@@ -174,6 +176,9 @@ def parser() -> argparse.ArgumentParser:
                     help="Keras progress: 1 bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
     sp.add_argument("--no-summary", action="store_true", help="do not regenerate results/summary.* afterwards")
     sp.set_defaults(func=cmd_run)
+    sp.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                    help="train.precision for this run (float32: force full precision, e.g. for a bit-for-bit "
+                         "comparison; auto: bfloat16 where the machine computes it natively)")
     sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
                     help="run once per value (several --sweep: every combination); a range as 0..9, e.g. "
                     "--sweep seed=1,2,3 or --sweep data.options.fold=0..9 (compare reports mean ± std)")

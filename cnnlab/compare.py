@@ -17,7 +17,7 @@ from cnnlab import verdicts
 
 SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "statistic",
                   "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "config_changed", "profile", "overrides", "run_id", "finished_at",
-                  "backend", "device", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
+                  "backend", "device", "precision", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
                   "mean_epoch_seconds", "train_samples_per_second"]
 
 
@@ -35,9 +35,15 @@ def setting_overrides(overrides) -> tuple[str, ...]:
     return tuple(sorted(o for o in overrides if _key(o) not in SWEEP_KEYS))
 
 
+def precision_of(m: dict) -> str:
+    """The Keras dtype policy a run trained under (what `train.precision: auto` became on its machine)."""
+    return (m.get("precision") or {}).get("policy") or m.get("dtype_policy") or "float32"
+
+
 def signature(m: dict) -> tuple:
-    """What makes two runs the same setting: profile and the overrides other than seed and fold."""
-    return (m.get("profile"), setting_overrides(m.get("overrides", [])))
+    """What makes two runs the same setting: profile, the overrides other than seed and fold, and the precision
+    they ran in."""
+    return (m.get("profile"), setting_overrides(m.get("overrides", [])), precision_of(m))
 
 
 def pick_run(root: Path, experiment: str) -> tuple[Path, dict] | None:
@@ -170,7 +176,7 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "overrides": " ".join(setting_overrides(m.get("overrides", []))),
                   "n_runs": len(runs), "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
                   "run_id": m.get("run_id"), "finished_at": m.get("finished_at"), "backend": env.get("backend"),
-                  "device": env.get("device"), "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
+                  "device": env.get("device"), "precision": precision_of(m) if m else None, "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
                   "params_total": measured.get("params_total"), "wall_seconds": timing.get("wall_seconds"),
                   "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
@@ -415,6 +421,9 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                          f"{delta:+.4f} | {flag} |")
         ea, eb = sa[-1][1].get("environment", {}), sb[-1][1].get("environment", {})
         diff = [f"{k} {ea.get(k)} → {eb.get(k)}" for k in ENV_KEYS if ea.get(k) != eb.get(k)]
+        pa, pb = precision_of(sa[-1][1]), precision_of(sb[-1][1])
+        if pa != pb:  # a setting, not only an environment: bfloat16 changes the numbers
+            diff.insert(0, f"precision {pa} → {pb} (a different setting)")
         if diff:
             env_lines.append(f"- {name}: " + "; ".join(diff))
     if env_lines:

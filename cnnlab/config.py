@@ -341,7 +341,10 @@ class TrainConfig:
     # The backend's determinism switch on top of the seed (TensorFlow: enable_op_determinism; torch:
     # use_deterministic_algorithms); on CPU a run is then repeatable bit for bit.
     deterministic: bool = True
-    # Keras's global dtype policy while the model is built and trained: float32 weights, float16/bfloat16 compute.
+    # Keras's global dtype policy while the model is built and trained (cnnlab.precision): float32, or float32
+    # weights with bfloat16/float16 compute; auto: bfloat16 where the machine computes it natively, else float32
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    # the earlier name of a mixed `precision`, still read (config.yaml files of earlier runs)
     mixed_precision: Literal["mixed_float16", "mixed_bfloat16"] | None = None
     # Data-parallel training on every local accelerator (or virtual CPU device) through the backend's own API:
     # keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow; batch_size is global.
@@ -361,6 +364,11 @@ class TrainConfig:
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 ctx.error(join(path, key), f"expected a positive number of batches or null, "
                           f"received {getattr(self, key)}")
+        if self.mixed_precision is not None:
+            if self.precision not in ("float32", self.mixed_precision):
+                ctx.error(join(path, "mixed_precision"), f"contradicts precision: {self.precision}; give precision "
+                          f"only (received mixed_precision: {self.mixed_precision})")
+            object.__setattr__(self, "precision", self.mixed_precision)  # frozen: set once, while being built
         if self.validation_steps is not None and self.steps_per_epoch is None:
             ctx.error(join(path, "validation_steps"), "belongs to a generator's epoch: set steps_per_epoch too")
         keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))

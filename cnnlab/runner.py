@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from cnnlab import data as data_mod
-from cnnlab import keras_specs, meta, params, phases, plots
+from cnnlab import keras_specs, meta, params, phases, plots, precision
 from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
@@ -311,7 +311,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     environment = meta.environment()  # at the start: the commit of the code that runs, not of a later checkout
     keras.utils.set_random_seed(cfg.seed)
     determinism = set_determinism(cfg.train.deterministic)
-    keras.config.set_dtype_policy(cfg.train.mixed_precision or "float32")  # reset by every run (global state)
+    resolved_precision = precision.resolve(cfg.train.precision)
+    keras.config.set_dtype_policy(resolved_precision.policy)  # reset by every run (global state)
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
     # A model whose builder needs the data (vocabulary, pretrained vectors) is built after it; any other model
     # first, so that a mistake in it is reported before a slow data step.
@@ -364,7 +365,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         verbose = 1 if sys.stdout.isatty() else 2
     log(f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
         f"{'/'.join(str(v) for v in splits.sizes().values())}\n  model: {table.total:,} parameters; "
-        f"backend {keras.backend.backend()}; {meta.device()}\n  run folder: {run_dir.partial}")
+        f"backend {keras.backend.backend()}; {meta.device()}; precision {resolved_precision.policy}"
+        f"{'' if resolved_precision.requested != 'auto' else f' (auto: {resolved_precision.reason})'}"
+        f"\n  run folder: {run_dir.partial}")
     phase_list = tr.all_phases()
     phase_records, done = [], 0
     if resumed_from:
@@ -444,6 +447,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "determinism": determinism,
         "distribution": distribution,
         "dtype_policy": keras.config.dtype_policy().name,
+        "precision": resolved_precision.record(),
         "started_at": started,
         "finished_at": _utc(),
         "measured": measured_metrics(history, test, names, params.summary(table)),

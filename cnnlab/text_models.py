@@ -2,10 +2,12 @@
 
 Reference: lecture 002 "Decreasing Network Capacity", "Weight Regularization", "Dropout" (DLwP §4.4);
 lecture 004 / Kim (2014), "Convolutional Neural Networks for Sentence Classification", §2 and Figure 1.
-Trap: in Kim's multichannel model "each filter is applied to both channels and the results are added": a filter
-has its own weights per channel, as a 2-channel convolution (and harvardnlp's Torch code of the paper) has them;
-`multichannel_filters: shared` is the other reading (one weight set for both, i.e. a convolution of their sum).
-The static channel's embedding layer is frozen, so only the non-static channel moves.
+Trap: in Kim's multichannel model "each filter is applied to both channels and the results are added". Read as a
+2-channel convolution, a filter has its own weights per channel (`multichannel_filters: separate`); harvardnlp's
+Torch reimplementation (model/convNN.lua) applies one and the same convolution module to both lookup tables and
+adds the outputs (CAddTable) — one weight set for both, i.e. a convolution of their sum (`shared`). Kim's own
+released code has no multichannel model. The static channel's embedding layer is frozen, so only the non-static
+channel moves.
 """
 from __future__ import annotations
 
@@ -68,7 +70,7 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
             filter_windows: tuple[int, ...] = (3, 4, 5), feature_maps: int = 100, dropout: float = 0.5,
             max_norm: float | None = 3.0, embedding_dim: int = 300, vocab_size: int | None = None,
             num_classes: int | None = None, multichannel_filters: Literal["separate", "shared"] = "separate",
-            name: str = "kim_cnn"):
+            init: Literal["keras", "kim"] = "keras", name: str = "kim_cnn"):
     """Kim's CNN: embeddings → Conv1D of each window size (ReLU) → max-over-time → concatenate → Dropout →
     softmax with a max-norm constraint on each class's weight vector.
 
@@ -77,6 +79,8 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
     start from `data["embeddings"]` (their dimension wins over `embedding_dim`).
     Reference: Kim (2014) §2 (model), §3.1 (hyper-parameters: windows 3, 4, 5 × 100 maps, dropout 0.5, s = 3),
     Figure 1 (two channels); lecture 004 "Multi-channel CNNs".
+    `init`: 'keras' (Glorot-uniform kernels, Keras's default) or 'kim' (his conv_net_classes.py: ReLU convolution
+    kernels from U[−0.01, 0.01], the softmax layer's weights zeros; every bias zeros either way).
     Trap: Keras's `MaxNorm(3, axis=0)` on a Dense kernel of shape (features, classes) constrains each *column* —
     one class's weight vector, the paper's "l2-norms of the weight vectors" — after every update, as Kim rescales.
     """
@@ -120,19 +124,23 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
     else:
         channels = [layers.Embedding(vocab_size, dim, embeddings_initializer=init, trainable=variant != "static",
                                      embeddings_constraint=zero_pad, name=f"embedding_{variant}")(tokens)]
+    conv_init = keras.initializers.RandomUniform(-0.01, 0.01) if init == "kim" else "glorot_uniform"
     pooled = []
     for h in filter_windows:
         if len(channels) == 1:
-            c = layers.Conv1D(feature_maps, h, activation="relu", name=f"conv1d_{h}")(channels[0])
+            c = layers.Conv1D(feature_maps, h, activation="relu", kernel_initializer=conv_init,
+                              name=f"conv1d_{h}")(channels[0])
         else:  # a 2-channel filter: one weight set per channel, the results added, one bias, then ReLU
-            parts = [layers.Conv1D(feature_maps, h, use_bias=i == 1, name=f"conv1d_{h}_{tag}")(ch)
+            parts = [layers.Conv1D(feature_maps, h, use_bias=i == 1, kernel_initializer=conv_init,
+                                   name=f"conv1d_{h}_{tag}")(ch)
                      for i, (tag, ch) in enumerate(zip(("static", "non_static"), channels))]
             c = layers.Activation("relu", name=f"relu_{h}")(layers.Add(name=f"conv1d_{h}")(parts))
         pooled.append(layers.GlobalMaxPooling1D(name=f"max_over_time_{h}")(c))
     x = layers.Concatenate(name="concatenate")(pooled) if len(pooled) > 1 else pooled[0]
     x = layers.Dropout(dropout, name="dropout")(x)
     constraint = keras.constraints.MaxNorm(max_norm, axis=0) if max_norm else None
-    out = layers.Dense(num_classes, activation="softmax", kernel_constraint=constraint, name="softmax")(x)
+    out = layers.Dense(num_classes, activation="softmax", kernel_constraint=constraint, name="softmax",
+                       kernel_initializer="zeros" if init == "kim" else "glorot_uniform")(x)
     model = keras.Model(tokens, out, name=name)
     for layer in model.layers:
         if isinstance(layer, layers.Embedding):
