@@ -97,7 +97,7 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
         raise ValueError(f"variant '{variant}' needs pretrained vectors: set data.options.vectors")
     if variant == "rand":
         dim = embedding_dim
-        init = keras.initializers.RandomUniform(-0.25, 0.25)
+        uniform = keras.initializers.RandomUniform(-0.25, 0.25)
     else:
         vectors = np.array(vectors, dtype="float32")  # a copy: row 0 (padding) is set to zero below
         vectors[0] = 0.0
@@ -106,23 +106,22 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
         dim = vectors.shape[1]
 
     if variant == "rand":  # the padding word starts at zero too (Kim's code: a zero row 0)
-        vectors = keras.ops.convert_to_numpy(init((vocab_size, dim)))
+        vectors = keras.ops.convert_to_numpy(uniform((vocab_size, dim)))
         vectors[0] = 0.0
     # The matrix is assigned once the layers exist, not passed as a Constant initializer: that would write
     # all V × d numbers into the model's JSON config (saving a Kim model took 10-20 s).
-    init = "zeros"
     zero_pad = _zero_padding_row()  # the padding vector stays zero while the embeddings train
     tokens = keras.Input(shape=tuple(input_shape), dtype="int32", name="tokens")
     if variant == "multichannel":
-        static = layers.Embedding(vocab_size, dim, embeddings_initializer=init, trainable=False,
+        static = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", trainable=False,
                                   name="embedding_static")(tokens)
-        tuned = layers.Embedding(vocab_size, dim, embeddings_initializer=init, embeddings_constraint=zero_pad,
+        tuned = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", embeddings_constraint=zero_pad,
                                  name="embedding_non_static")(tokens)
         channels = [static, tuned]
         if multichannel_filters == "shared":
             channels = [layers.Add(name="channels_sum")(channels)]
     else:
-        channels = [layers.Embedding(vocab_size, dim, embeddings_initializer=init, trainable=variant != "static",
+        channels = [layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", trainable=variant != "static",
                                      embeddings_constraint=zero_pad, name=f"embedding_{variant}")(tokens)]
     conv_init = keras.initializers.RandomUniform(-0.01, 0.01) if init == "kim" else "glorot_uniform"
     pooled = []

@@ -144,3 +144,24 @@ def test_the_padding_vector_stays_zero_while_embeddings_train(variant):
     after = keras.ops.convert_to_numpy(table.embeddings)
     assert not np.any(after[0])                                          # still zero after an update
     assert np.abs(after[1:] - before[1:]).max() > 0                      # the words' vectors moved
+
+
+@pytest.mark.parametrize("variant", ["rand", "static", "multichannel"])
+def test_kims_initialisation_or_keras(variant):
+    # conv_net_classes.py: ReLU filters U[-0.01, 0.01], the softmax (LogisticRegression) weights zeros, biases
+    # zeros; init=keras: Glorot-uniform, whose bound for the 3 × 8-input filters of 100 maps is √(6/(24 + 300)) ≈ 0.136
+    import numpy as np
+
+    from cnnlab.text_models import kim_cnn
+
+    data = {"vocabulary": list(range(50)), "num_classes": 2, "embeddings": np.ones((50, 8), "float32")}
+    kim = kim_cnn((20,), data=data, variant=variant, embedding_dim=8, init="kim")
+    keras_init = kim_cnn((20,), data=data, variant=variant, embedding_dim=8, init="keras")
+    conv = [w for l in kim.layers if l.name.startswith("conv1d_") for w in l.get_weights()[:1]]
+    assert conv and all(np.abs(w).max() <= 0.01 for w in conv)
+    assert not kim.get_layer("softmax").get_weights()[0].any()
+    glorot = [w for l in keras_init.layers if l.name.startswith("conv1d_") for w in l.get_weights()[:1]]
+    assert max(np.abs(w).max() for w in glorot) > 0.05 and keras_init.get_layer("softmax").get_weights()[0].any()
+    # the embedding tables are the data's, whichever kernels: init never touches them
+    emb = [l for l in kim.layers if l.name.startswith("embedding_")][0].get_weights()[0]
+    assert variant == "rand" or np.array_equal(emb[1:], data["embeddings"][1:])
