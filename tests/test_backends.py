@@ -92,7 +92,7 @@ def test_autodiff_under_jax_without_tensorflow():
     ("imdb_conv1d", ["data.train_subset=200", "data.test_subset=100", "train.epochs=1"], 1_315_937),
     # the augmentation layers (rotation, shift, shear, zoom, flip) inside the model, on decoded JPEGs
     ("cats_dogs_augmented", ["data.train_subset=40", "data.val_subset=20", "data.test_subset=20", "train.epochs=1",
-                             "train.batch_size=20"], 3_453_121),
+                             "train.batch_size=20", "train.steps_per_epoch=2", "train.validation_steps=1"], 3_453_121),
 ])
 def test_text_and_image_models_train_under_another_backend_without_tensorflow(data_dir, tmp_path, ref, overrides,
                                                                               params_total, backend):

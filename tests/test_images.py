@@ -117,7 +117,7 @@ def test_config_rules_for_datasets_with_their_own_validation(cli):
 def test_end_to_end_on_tiny_images(cli, tmp_path):
     make_folder(tmp_path, n=4)
     small = ["data.options.image_size=[64, 64]", "model.input_shape=[64, 64, 3]", "train.epochs=1",
-             "train.batch_size=4"]
+             "train.batch_size=4", "train.steps_per_epoch=2", "train.validation_steps=2"]
     code, _, err = cli("--results-dir", tmp_path / "r", "run", "cats_dogs_augmented", *small,
                        "--data-dir", tmp_path, "--verbose", "0")
     assert code == 0, err
