@@ -131,6 +131,23 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_ab(args) -> int:
+    """Seed-matched A/B of one metric between two result folders (an experiment and its variant): pairs,
+    mean difference and its paired 95% interval."""
+    from cnnlab.ab import ab, markdown
+
+    root = _results_root(args)
+    for name in (args.a, args.b):
+        if not (root / name).is_dir():
+            raise CnnlabError(f"{root / name}: no such results folder (names are as in results/, e.g. "
+                              "imdb_conv1d_keras3_rmsprop)")
+    result = ab(root, args.a, args.b, args.metric, args.statistic)
+    if not result["n"]:
+        raise CnnlabError(f"{args.metric}: no seed of {args.a} and {args.b} was measured on both sides")
+    print(markdown(result), end="")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     """Parameter table of the classic architectures (LeNet-5 to MobileNet) → results/zoo.md and zoo.csv."""
     from cnnlab.zoo import report
@@ -196,6 +213,13 @@ def parser() -> argparse.ArgumentParser:
                     "(two machines, backends, Keras versions); none: regenerate the summary")
     sp.add_argument("--out", help="also write the A/B comparison to this Markdown file")
     sp.set_defaults(func=cmd_compare)
+    sp = sub.add_parser("ab", help=cmd_ab.__doc__)
+    sp.add_argument("a", help="results name of side A (an experiment, or a variant as name_variant)")
+    sp.add_argument("b", help="results name of side B")
+    sp.add_argument("--metric", default="val_accuracy", help="a measured metric (default val_accuracy)")
+    sp.add_argument("--statistic", choices=["best", "last", "mean_last_10"], default=None,
+                    help="how an epoch series becomes one number (default: best for val_, last for train_)")
+    sp.set_defaults(func=cmd_ab)
     sp = sub.add_parser("explain", help=cmd_explain.__doc__)
     sp.add_argument("run", help="a run folder, or an experiment name (its newest complete run with a saved model)")
     sp.add_argument("--image", help="an image file to explain (default: a test image of the run's dataset)")
