@@ -19,6 +19,8 @@ from typing import Any
 from cnnlab.errors import CnnlabError
 
 LATEST = "LATEST"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 REQUIRED = ("config.yaml", "history.csv", "metrics.json", "params.csv", "params.md", "curves.png")
 
 
@@ -52,6 +54,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
                 f.write(payload)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: results are for others to read too
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -132,3 +132,13 @@ def test_atomic_write_replaces_whole_files(tmp_path):
 ])
 def test_verdict(value, profile, overrides, expected):
     assert verdict(value, (0.987, 0.994), profile, overrides) == expected
+
+
+def test_atomic_writes_are_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "summary.md"
+    atomic_write(target, "x")
+    mode = stat.S_IMODE(os.stat(target).st_mode)
+    assert mode & stat.S_IROTH and mode & stat.S_IRGRP  # not mkstemp's 0600
