@@ -14,18 +14,7 @@ from pathlib import Path
 from cnnlab import verdicts
 from cnnlab.compare import pick_run, run_set
 from cnnlab.results import history_columns, read_history
-
-# Student's t, two-sided 95%, by degrees of freedom (1..10, then 15, 20, 30); 1.96 beyond
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t975(df: int) -> float:
-    """The 97.5% quantile of Student's t with `df` degrees of freedom (the nearest tabulated df at or below)."""
-    if df < 1:
-        raise ValueError(f"cnnlab bug: t quantile of {df} degrees of freedom")
-    return _T975[max(k for k in _T975 if k <= df)] if df <= 30 else 1.96
-
+from cnnlab.verdicts import t975
 
 def _values(root: Path, experiment: str, ref: dict) -> dict[tuple, float]:
     """(seed, fold) → the reference statistic of each run of the experiment's picked run set."""

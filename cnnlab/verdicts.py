@@ -11,6 +11,18 @@ from __future__ import annotations
 import statistics as _stats
 from collections.abc import Mapping, Sequence
 
+# Student's t, two-sided 95%, by degrees of freedom (1..10, then 15, 20, 30); 1.96 beyond
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t975(df: int) -> float:
+    """The 97.5% quantile of Student's t with `df` degrees of freedom (the nearest tabulated df at or below)."""
+    if df < 1:
+        raise ValueError(f"cnnlab bug: t quantile of {df} degrees of freedom")
+    return _T975[max(k for k in _T975 if k <= df)] if df <= 30 else 1.96
+
+
 DEFAULT_STATISTIC = {"val_": "best", "train_": "last"}
 LABELS = {"best": "best epoch", "last": "last epoch", "mean_last_10": "mean of the last 10 epochs"}
 
@@ -64,6 +76,32 @@ def verdict(measured: float | None, rng, profile: str = "full", overrides=(), su
     if overrides:
         return f"{base} (run with overrides)"
     return base
+
+
+MIN_REPEATS = 3
+RULE = ("Verdict rule: the mean of the repeats (seeds, or folds where the reference used cross-validation) is "
+        "compared with the accepted range. With fewer than 3 repeats the verdict is provisional (n=1, n=2). With 3 "
+        "or more, a mean outside the range is 'below' or 'above' only if the whole 95% interval of the mean "
+        "(Student's t on the repeats) lies outside it too; otherwise 'within the noise'. A declared substitution is "
+        "named ('below — expected: substitution: ...').")
+
+
+def set_verdict(mean: float | None, std: float | None, n: int, rng, profile: str = "full", overrides=(),
+                substitution: str | None = None) -> str:
+    """The verdict of a run set (`n` repeats, their `mean` and sample `std`) by `RULE`."""
+    base = verdict(mean, rng, profile, overrides, substitution)
+    if mean is None or profile != "full" or overrides:
+        return base
+    if n < MIN_REPEATS:
+        return f"provisional (n={n}): {base}"
+    lo, hi = rng
+    if lo <= mean <= hi:
+        return base
+    half = t975(n - 1) * (std or 0.0) / (n ** 0.5)
+    if mean + half < lo or mean - half > hi:
+        return base
+    return (f"within the noise (mean {'below' if mean < lo else 'above'}; 95% interval "
+            f"[{mean - half:.4f}, {mean + half:.4f}] reaches the range)")
 
 
 def metric_label(ref: Mapping) -> str:

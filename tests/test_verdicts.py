@@ -138,3 +138,26 @@ def test_run_sets_never_average_two_settings(cli, data_dir, tmp_path):
     assert row["n_runs"] == 1 and row["config_changed"] is True
     assert "(run before the config changed)" in row["verdict"]
     json.loads((newest / "metrics.json").read_text())  # the run itself is untouched
+
+
+@pytest.mark.parametrize("mean, std, n, profile, overrides, expected", [
+    (0.80, 0.0, 1, "full", (), "provisional (n=1): within"),
+    (0.70, 0.01, 2, "full", (), "provisional (n=2): below"),
+    (0.80, 0.01, 3, "full", (), "within"),
+    # n = 3: half-width 4.303 · 0.01 / √3 = 0.0248; 0.74 + 0.0248 reaches 0.75: not significantly below
+    (0.74, 0.01, 3, "full", (), "within the noise (mean below; 95% interval [0.7152, 0.7648] reaches the range)"),
+    # 0.70 + 0.0248 < 0.75: below
+    (0.70, 0.01, 3, "full", (), "below"),
+    (0.90, 0.001, 10, "full", (), "above"),
+    (0.70, 0.0, 1, "quick", (), "below (quick profile, not comparable)"),
+    (0.70, 0.0, 1, "full", ("train.epochs=2",), "below (run with overrides)"),
+    (None, None, 0, "full", (), "not measured"),
+])
+def test_the_verdict_rule_over_repeats(mean, std, n, profile, overrides, expected):
+    assert verdicts.set_verdict(mean, std, n, (0.75, 0.85), profile, overrides) == expected
+
+
+def test_the_rule_names_a_substitution_too():
+    assert verdicts.set_verdict(0.70, 0.005, 10, (0.75, 0.85), substitution="GloVe") == \
+        "below — expected: substitution: GloVe"
+    assert "Verdict rule" in verdicts.RULE and "provisional" in verdicts.RULE
