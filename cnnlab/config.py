@@ -452,6 +452,9 @@ class Reference:
             ctx.error(path, "give 'range' ([low, high]) or 'spread' (where the range comes from)")
         if self.spread is not None:
             self.spread.check(ctx, join(path, "spread"))
+            if self.spread.binomial is not None and not 0.0 <= self.value <= 1.0:
+                ctx.error(join(join(path, "spread"), "binomial"), f"a binomial spread is for a proportion in [0, 1]; "
+                          f"the value is {self.value}")
             band = self.spread.band(self.value)
             # a resolved config (config.yaml of a run) carries the derived range beside its spread: it must agree
             if self.range is not None and any(abs(a - b) > 1e-9 for a, b in zip(self.range, band)):
@@ -502,6 +505,10 @@ class Config:
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
 
+        if (self.train.validation_steps and not self.data.validation_split and self.data.validation != "test"
+                and not DATASETS[self.data.dataset].has_validation):
+            ctx.error("train.validation_steps", "there is no validation data to draw the steps from: set "
+                      "data.validation_split (or data.validation: test)")
         if self.train.restore_best and self.data.validation == "test":
             ctx.error("train.restore_best", "would pick the epoch on the test set (data.validation: test); "
                       "validate on a split of the training data instead")

@@ -25,6 +25,18 @@ import keras
 from keras import ops
 
 
+def _dense(gradient):
+    """An Embedding's gradient as Keras 2.0.8 saw it: dense, repeated rows summed. TensorFlow hands Keras 3 an
+    IndexedSlices with one slice per token occurrence, and squaring those slices before adding them gives
+    Σg² where Keras 2 had (Σg)² (a word three times in a review: a third of the accumulator)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # only under the TensorFlow backend, where it is loaded already
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return gradient
+
+
 @keras.saving.register_keras_serializable(package="cnnlab")
 class RMSpropKeras2(keras.optimizers.Optimizer):
     """RMSprop exactly as Keras 2.0.8 stepped it: ``p - lr * g / (sqrt(a) + epsilon)``, epsilon 1e-8.
@@ -32,8 +44,9 @@ class RMSpropKeras2(keras.optimizers.Optimizer):
     Reference: Keras 2.0.8 keras/optimizers.py, ``RMSprop.get_updates`` (lr=0.001, rho=0.9, epsilon=1e-8 by
     default); DLwP 1st ed. listings 5.3, 5.5, 6.46, 4.4's ``optimizer='rmsprop'``.
     Trap: epsilon sits *outside* the square root here, and is 1e-8, not Keras 3's 1e-7 inside it; passing
-    ``epsilon=1e-8`` to Keras 3's RMSprop does not make it this optimizer. The accumulator ``a`` of every entry
-    decays every step (a dense update, as Keras 2 on TensorFlow converted an embedding's sparse gradient).
+    ``epsilon=1e-8`` to Keras 3's RMSprop does not make it this optimizer. The update is dense, as Keras 2's
+    was: an embedding's sparse gradient is summed per row first (`_dense`), and the accumulator of every row
+    decays every step. (Keras 3's own RMSprop under TensorFlow squares the per-occurrence slices instead.)
     """
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, epsilon: float = 1e-8,
@@ -54,7 +67,7 @@ class RMSpropKeras2(keras.optimizers.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
-        g = ops.cast(gradient, variable.dtype)
+        g = ops.cast(_dense(gradient), variable.dtype)
         a = self._accumulators[self._get_variable_index(variable)]
         self.assign(a, ops.add(ops.multiply(self.rho, a), ops.multiply(1.0 - self.rho, ops.square(g))))
         self.assign_sub(variable, ops.divide(ops.multiply(lr, g), ops.add(ops.sqrt(a), self.epsilon)))

@@ -88,10 +88,49 @@ class BestWeights(keras.callbacks.Callback):
                 self.state.save_best(self.model, {"best": value, "epoch": epoch + 1, "monitor": self.monitor})
 
 
+class _StreamBatches(keras.utils.PyDataset):
+    """Batch i of a phase is stream batch `start + offset + i` (cnnlab.sampling.BatchStream): a pure function of
+    its index, so Keras's shape peeking, TensorFlow's prefetching and a resumed run all see the book's stream.
+
+    Trap: a Python generator will not do — Keras peeks at its first two batches to infer shapes and serves them
+    again at every new iterator (every validation pass), and TensorFlow's prefetch draws batches ahead that a
+    counter would lose."""
+
+    def __init__(self, x, y, stream, length: int, start: int):
+        super().__init__()
+        self.x, self.y, self.stream, self.length, self.start, self.offset = x, y, stream, length, start, 0
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, i):
+        idx = self.stream.indices_of(self.start + self.offset + i)
+        return self.x[idx], self.y[idx]
+
+
+class _StreamEpochs(keras.callbacks.Callback):
+    """Keeps the streams on the epoch Keras is at: validation restarts at index 0 every epoch, so it is pointed at
+    epoch e's batches; training continues one iterator across the phase, so it is pointed once, at the first epoch
+    that actually trains (later than the phase's start when BackupAndRestore resumed it)."""
+
+    def __init__(self, train: _StreamBatches, phase_start: int, steps: int, val: _StreamBatches | None,
+                 val_steps: int | None):
+        super().__init__()
+        self.train, self.phase_start, self.steps, self.val, self.val_steps = train, phase_start, steps, val, val_steps
+        self.started = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self.started:
+            self.train.offset = (epoch - self.phase_start) * self.steps
+            self.started = True
+        if self.val is not None:
+            self.val.offset = epoch * self.val_steps
+
+
 class FitData:
     """What `model.fit` trains and validates on: the arrays in passes of `batch_size`, or with
     `train.steps_per_epoch` Keras 2's endless reshuffled streams (cnnlab.sampling), one for training and one for
-    validation, carried on across epochs and phases as the book's generators were."""
+    validation, carried on across epochs, phases and resumes as the book's generators were."""
 
     def __init__(self, splits, tr, seed: int):
         from cnnlab.sampling import BatchStream
@@ -99,29 +138,29 @@ class FitData:
         self.splits, self.tr = splits, tr
         self.validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
         self.train_stream = self.val_stream = None
-        self._train_gen = self._val_gen = None
         if tr.steps_per_epoch:
             self.train_stream = BatchStream(len(splits.x_train), tr.batch_size, seed)
-            self._train_gen = self.train_stream.batches_of(splits.x_train, splits.y_train)
             if tr.validation_steps and self.validation is not None:
                 self.val_stream = BatchStream(len(splits.x_val), tr.batch_size, seed + 1)
-                self._val_gen = self.val_stream.batches_of(*self.validation)
 
-    def fit_args(self, epochs_done: int) -> tuple[tuple, dict]:
-        """(positional, keyword) arguments of model.fit for a phase starting after `epochs_done` epochs; a resumed
-        run's streams are first fast-forwarded to where the interrupted run's stood."""
+    def fit_args(self, epochs_done: int, epochs: int) -> tuple[tuple, dict, list]:
+        """(positional, keyword arguments, callbacks) of model.fit for a phase of `epochs` epochs after
+        `epochs_done`: batch k of the stream is the same whether the run was interrupted or not."""
         tr = self.tr
         if self.train_stream is None:
             return ((self.splits.x_train, self.splits.y_train),
-                    {"batch_size": tr.batch_size, "validation_data": self.validation})
-        self.train_stream.skip(epochs_done * tr.steps_per_epoch - self.train_stream.batches)
+                    {"batch_size": tr.batch_size, "validation_data": self.validation}, [])
+        train = _StreamBatches(self.splits.x_train, self.splits.y_train, self.train_stream,
+                               tr.steps_per_epoch * epochs, epochs_done * tr.steps_per_epoch)
         kwargs = {"steps_per_epoch": tr.steps_per_epoch, "shuffle": False}  # the stream shuffles itself
+        val = None
         if self.val_stream is not None:
-            self.val_stream.skip(epochs_done * tr.validation_steps - self.val_stream.batches)
-            kwargs.update(validation_data=self._val_gen, validation_steps=tr.validation_steps)
+            val = _StreamBatches(*self.validation, self.val_stream, tr.validation_steps, 0)
+            val.offset = epochs_done * tr.validation_steps
+            kwargs.update(validation_data=val, validation_steps=tr.validation_steps)
         else:
             kwargs.update(validation_data=self.validation, validation_batch_size=tr.batch_size)
-        return (self._train_gen,), kwargs
+        return (train,), kwargs, [_StreamEpochs(train, epochs_done, tr.steps_per_epoch, val, tr.validation_steps)]
 
     def train_samples(self, epochs: int) -> int:
         """Training samples seen in `epochs` epochs."""
@@ -399,9 +438,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most); double_checkpoint
             # keeps the previous backup, so a kill while the file is written falls back to it
             backup = TimedBackup(str(state.phase_dir(i)), backup_seconds())
-            fit_args, fit_kwargs = streams.fit_args(done)
+            fit_args, fit_kwargs, stream_callbacks = streams.fit_args(done, phase.epochs)
             model.fit(*fit_args, **fit_kwargs, initial_epoch=done, epochs=done + phase.epochs,
-                      callbacks=[epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
+                      callbacks=[*stream_callbacks, epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
                                  keras.callbacks.TerminateOnNaN()],
                       verbose=verbose)
             if nan_epoch(epoch_log.rows):

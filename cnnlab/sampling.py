@@ -16,36 +16,34 @@ import numpy as np
 
 
 class BatchStream:
-    """The endless index stream of Keras 2's Iterator over `n` samples, seeded; `skip(k)` fast-forwards k batches
-    (a resumed run continues the stream where the interrupted one stood)."""
+    """The endless index stream of Keras 2's Iterator over `n` samples, seeded, with batch k a pure function of k
+    (`indices_of`): pass p = k // ceil(n / batch_size) is `default_rng([seed, p])`'s permutation, so a resumed run,
+    a second phase or a prefetching data loader asks for batch k and gets the same samples."""
 
     def __init__(self, n: int, batch_size: int, seed: int, shuffle: bool = True):
         if n < 1 or batch_size < 1:
             raise ValueError(f"cnnlab bug: a stream needs samples and a batch size (n={n}, batch_size={batch_size})")
-        self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
-        self._rng = np.random.default_rng(seed)
-        self._order = np.arange(n)
-        self._start = 0          # where the next batch starts in the current pass
-        self.batches = 0         # batches drawn so far
+        self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
+        self.per_pass = -(-n // batch_size)   # ceil: the pass's last batch is the remainder
+        self._pass, self._order = None, None
+        self.batches = 0                      # batches drawn by next_indices
+
+    def _order_of(self, p: int) -> np.ndarray:
+        if self._pass != p:
+            self._pass = p
+            self._order = (np.random.default_rng([self.seed, p]).permutation(self.n) if self.shuffle
+                           else np.arange(self.n))
+        return self._order
+
+    def indices_of(self, k: int) -> np.ndarray:
+        """The sample indices of batch k of the stream (k = 0, 1, ...)."""
+        p, j = divmod(k, self.per_pass)
+        return self._order_of(p)[j * self.batch_size:min((j + 1) * self.batch_size, self.n)]
 
     def next_indices(self) -> np.ndarray:
-        if self._start == 0 and self.shuffle:
-            self._order = self._rng.permutation(self.n)
-        end = min(self._start + self.batch_size, self.n)
-        idx = self._order[self._start:end]
-        self._start = 0 if end >= self.n else end
+        idx = self.indices_of(self.batches)
         self.batches += 1
         return idx
-
-    def skip(self, k: int) -> None:
-        for _ in range(k):
-            self.next_indices()
-
-    def batches_of(self, x: np.ndarray, y: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """An endless generator of (x[idx], y[idx]) batches: what `model.fit` takes with `steps_per_epoch`."""
-        while True:
-            idx = self.next_indices()
-            yield x[idx], y[idx]
 
 
 def samples_per_epoch(n: int, batch_size: int, steps: int) -> int:

@@ -34,14 +34,6 @@ def test_the_books_sample_counts():
     assert samples_per_epoch(2000, 20, 100) == 2000
 
 
-def test_skip_fast_forwards_to_the_same_batches():
-    a, b = BatchStream(50, 8, seed=1), BatchStream(50, 8, seed=1)
-    for _ in range(11):
-        a.next_indices()
-    b.skip(11)
-    np.testing.assert_array_equal(a.next_indices(), b.next_indices())
-
-
 def _tiny(n=40):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 4)).astype("float32")
@@ -49,34 +41,79 @@ def _tiny(n=40):
     return x, y
 
 
-class _Count(keras.callbacks.Callback):
+def test_batch_k_is_a_pure_function_of_k():
+    a, b = BatchStream(50, 8, seed=1), BatchStream(50, 8, seed=1)
+    for _ in range(11):
+        a.next_indices()
+    np.testing.assert_array_equal(a.next_indices(), b.indices_of(11))   # 7 batches a pass: pass 1, batch 4
+    np.testing.assert_array_equal(b.indices_of(3), BatchStream(50, 8, seed=1).indices_of(3))
+    assert not np.array_equal(BatchStream(50, 8, seed=2).indices_of(0), b.indices_of(0))
+
+
+class _Record(keras.callbacks.Callback):
+    """The validation loss of a model that never changes (lr = 0): it moves only if the validation batches do."""
+
     def __init__(self):
         super().__init__()
-        self.batches = []
+        self.val_losses = []
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches.append(0)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.batches[-1] += 1
+    def on_epoch_end(self, epoch, logs=None):
+        self.val_losses.append(round(float(logs["val_loss"]), 6))
 
 
-def test_fit_draws_steps_per_epoch_batches_from_one_stream_across_epochs():
+def _fit(data, epochs_done, epochs):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    args, kwargs, callbacks = data.fit_args(epochs_done, epochs)
+    seen = []
+
+    class Seen(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(batch)
+
+    record = _Record()
+    model.fit(*args, **kwargs, initial_epoch=epochs_done, epochs=epochs_done + epochs, verbose=0,
+              callbacks=[*callbacks, record, Seen()])
+    return record.val_losses, len(seen)
+
+
+def test_fit_trains_on_the_stream_and_validates_on_each_epochs_own_batches():
     from cnnlab.runner import FitData
 
-    x, y = _tiny()
-    splits = SimpleNamespace(x_train=x, y_train=y, x_val=x[:12], y_val=y[:12])
-    tr = SimpleNamespace(batch_size=16, steps_per_epoch=3, validation_steps=2)
+    x, y = _tiny(40)
+    splits = SimpleNamespace(x_train=x, y_train=y, x_val=x[:12] * 3, y_val=y[:12])
+    tr = SimpleNamespace(batch_size=4, steps_per_epoch=3, validation_steps=2)
     data = FitData(splits, tr, seed=1)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
-    model.compile(optimizer="sgd", loss="binary_crossentropy")
-    count = _Count()
-    args, kwargs = data.fit_args(0)
-    model.fit(*args, **kwargs, epochs=2, verbose=0, callbacks=[count])
-    assert count.batches == [3, 3]
-    # 40 samples in batches of 16: passes of [16, 16, 8]; 6 steps = one pass and three more batches
-    assert data.train_samples(2) == 40 + 16 + 16 + 8
-    assert data.train_stream.batches >= 6 and data.val_stream.batches >= 4
+    val_losses, steps = _fit(data, 0, 3)
+    assert steps == 9
+    # 12 validation samples in batches of 4: passes of 3 batches; epoch e scores stream batches 2e, 2e + 1, so the
+    # three epochs see different samples (a generator would have replayed its first two batches every epoch)
+    assert len(set(val_losses)) == 3
+    # 40 samples, batch 4: passes of 10 batches; 6 steps are batches 0-5 of pass 0
+    assert data.train_samples(2) == 6 * 4
+    args, _, _ = data.fit_args(0, 3)
+    np.testing.assert_array_equal(args[0][4][0], x[data.train_stream.indices_of(4)])
+
+
+def test_a_resumed_phase_continues_the_same_stream():
+    from cnnlab.runner import FitData
+
+    x, y = _tiny(40)
+    splits = SimpleNamespace(x_train=x, y_train=y, x_val=x[:12] * 3, y_val=y[:12])
+    tr = SimpleNamespace(batch_size=4, steps_per_epoch=3, validation_steps=2)
+    whole, _ = _fit(FitData(splits, tr, seed=1), 0, 3)
+    # epochs 0-1, then a second fit() starting at epoch 2 (a later phase or a resumed run): the same batches
+    first, _ = _fit(FitData(splits, tr, seed=1), 0, 2)
+    data = FitData(splits, tr, seed=1)
+    rest, _ = _fit(data, 2, 1)
+    assert first + rest == whole
+    args, _, callbacks = data.fit_args(2, 1)
+    callbacks[0].on_epoch_begin(2)
+    np.testing.assert_array_equal(args[0][0][0], x[data.train_stream.indices_of(6)])
+    # BackupAndRestore resuming a phase that began at epoch 0 trains from epoch 2: its first batch is batch 6 too
+    args, _, callbacks = data.fit_args(0, 3)
+    callbacks[0].on_epoch_begin(2)
+    np.testing.assert_array_equal(args[0][0][0], x[data.train_stream.indices_of(6)])
 
 
 def test_a_run_with_steps_per_epoch_records_what_it_saw(cli, data_dir, tmp_path):

@@ -161,3 +161,8 @@ def test_the_rule_names_a_substitution_too():
     assert verdicts.set_verdict(0.70, 0.005, 10, (0.75, 0.85), substitution="GloVe") == \
         "below — expected: substitution: GloVe"
     assert "Verdict rule" in verdicts.RULE and "provisional" in verdicts.RULE
+
+
+def test_a_binomial_spread_needs_a_proportion():
+    with pytest.raises(ConfigError, match=r"spread.binomial: a binomial spread is for a proportion in \[0, 1\]"):
+        _ref(metric="val_loss", value=2.3, spread={"binomial": 100, "source": "x"})
