@@ -197,7 +197,8 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
-        stale = bool(run and cfg and setting_hash(run) != current_setting(name, m))
+        ran, now = (setting_hash(run), current_setting(name, m)) if run and cfg else (None, None)
+        stale = bool(ran and now and ran != now)  # unknown (a config.yaml that no longer loads) is not "changed"
         common["config_changed"] = stale
         for ref in refs or [{}]:
             mean, std, n = reference_stats(ref, runs) if run and ref else (None, None, 0)
