@@ -388,7 +388,8 @@ def write_summary(root: Path) -> tuple[Path, Path]:
                         ("zoo.md", "parameters of the classic architectures"),
                         ("bench.md", "cnnlab vs plain Keras training time"),
                         ("bench_images.md", "decoding, augmentation and quick-profile times of the image family"),
-                        ("bench_backends.md", "seconds per epoch under each Keras backend")):
+                        ("bench_backends.md", "seconds per epoch under each Keras backend"),
+                        ("bench_precision.md", "float32 against mixed_bfloat16, and what train.precision: auto picks")):
         if (root / extra).is_file():
             md.append(f"- [{extra}]({extra}): {what}")
     atomic_write(md_path, "\n".join(md).rstrip() + "\n")
