@@ -9,10 +9,7 @@ of the bench (the machines differ from day to day), so both precisions are measu
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -46,16 +43,11 @@ def matmul_peak(dtype: str, n: int = 2048, repeats: int = 5) -> float:
 
 def throughput(experiment: str, overrides: list[str], precision: str, results: Path) -> dict:
     """Training samples per second of the steady epochs (all but the first) of one run in its own process."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", experiment, *overrides,
-           "--precision", precision, "--verbose", "0", "--no-summary"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        return {"error": lines[-1] if lines else f"exit {proc.returncode}"}
-    name = experiment.replace(":", "_")
-    run = sorted(p for p in (results / name).iterdir() if p.is_dir() and not p.name.startswith("."))[-1]
-    m = json.loads((run / "metrics.json").read_text())
+    from cnnlab.bench_backends import run_metrics
+
+    m = run_metrics(experiment, [*overrides, "--precision", precision], results)
+    if "error" in m:
+        return m
     epochs = m["timing"]["epoch_seconds"]
     per_epoch = m["train_samples_seen"] / max(m["epochs_run"], 1)
     return {"samples_per_second": per_epoch / (sum(epochs[1:]) / max(len(epochs) - 1, 1)),

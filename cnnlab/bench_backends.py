@@ -28,10 +28,10 @@ CASES = {  # experiment → overrides that keep a CPU measurement to a few minut
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def measure(backend: str, experiment: str, overrides: list[str], results: Path) -> dict:
-    """One run in a subprocess under `backend`; its epoch times from metrics.json."""
-    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", experiment, *overrides,
+def run_metrics(experiment: str, args: list[str], results: Path, env: dict | None = None) -> dict:
+    """`cnnlab run EXPERIMENT ARGS` in its own process; its metrics.json, or {"error": last stderr line}."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", experiment, *args,
            "--verbose", "0", "--no-summary"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -39,7 +39,14 @@ def measure(backend: str, experiment: str, overrides: list[str], results: Path) 
         return {"error": lines[-1] if lines else f"exit {proc.returncode}"}
     name = experiment.replace(":", "_")
     run = sorted(p for p in (results / name).iterdir() if p.is_dir() and not p.name.startswith("."))[-1]
-    m = json.loads((run / "metrics.json").read_text())
+    return json.loads((run / "metrics.json").read_text())
+
+
+def measure(backend: str, experiment: str, overrides: list[str], results: Path) -> dict:
+    """One run in a subprocess under `backend`; its epoch times from metrics.json."""
+    m = run_metrics(experiment, overrides, results, {"KERAS_BACKEND": backend})
+    if "error" in m:
+        return m
     epochs = m["timing"]["epoch_seconds"]
     return {"first": epochs[0], "steady": sum(epochs[1:]) / max(len(epochs) - 1, 1), "n_train": m["data"]["n_train"],
             "version": m["environment"]["backend_version"], "device": m["environment"]["device"],
