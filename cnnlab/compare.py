@@ -81,13 +81,13 @@ def setting_hash(run: Path) -> str | None:
     return _SETTING_HASHES[run]
 
 
-def current_setting(name: str, m: dict) -> str | None:
-    """The setting digest that the run described by metrics `m` would have if started now: today's config of
-    results name `name` with the run's own profile and overrides (None when they no longer load)."""
-    from cnnlab.config import experiment_refs, load, to_plain
+def current_setting(ref: str | None, m: dict) -> str | None:
+    """The setting digest that the run described by metrics `m` would have if started now: today's config `ref`
+    (an experiment reference, kim_mr:static) with the run's own profile and overrides (None when they no longer
+    load)."""
+    from cnnlab.config import load, to_plain
     from cnnlab.errors import CnnlabError
 
-    ref = experiment_refs().get(name)
     if ref is None:
         return None
     try:
@@ -176,13 +176,15 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
     names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
                                    and not p.name.startswith(".") and complete_runs(root, p.name)}
                    if Path(root).is_dir() else set(configs))
+    from cnnlab.config import experiment_refs
+
+    refs_by_name = experiment_refs()
     rows, groups, sets = [], {}, {}
     for name in names:
         cfg = configs.get(name, {})
         picked = pick_run(root, name)
         run, m = picked or (None, {})
         runs = sets[name] = run_set(root, name, picked)
-        stats = aggregate(runs)
         refs = cfg.get("reference") or m.get("references") or []
         group = (cfg.get("report") or {}).get("group")
         if group and run is not None:
@@ -197,7 +199,7 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                   "fit_seconds": timing.get("fit_seconds"),
                   "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
                   "train_samples_per_second": timing.get("train_samples_per_second")}
-        ran, now = (setting_hash(run), current_setting(name, m)) if run and cfg else (None, None)
+        ran, now = (setting_hash(run), current_setting(refs_by_name.get(name), m)) if run and cfg else (None, None)
         stale = bool(ran and now and ran != now)  # unknown (a config.yaml that no longer loads) is not "changed"
         common["config_changed"] = stale
         for ref in refs or [{}]:
@@ -227,10 +229,9 @@ def paper_tables(configs: dict[str, dict], sets: dict[str, list[tuple[Path, dict
             continue
         ref = (cfg.get("reference") or [{}])[0]
         runs = sets.get(name, [])
-        stats = aggregate(runs).get(ref.get("metric"))
+        mean, std, n = reference_stats(ref, runs) if ref else (None, None, 0)
         paper = _num(ref.get("value")) if ref.get("value") is not None else "–"
-        if stats:
-            mean, std, n = stats
+        if n:
             prof = runs[-1][1].get("profile")
             spread = f" ± {std:.3f}" if n > 1 else ""
             cell = f"{mean:.3f}{spread} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
