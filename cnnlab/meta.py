@@ -85,6 +85,59 @@ def git_commit(root: Path) -> str | None:
         return None
 
 
+PACKAGE = Path(__file__).resolve().parent
+
+
+def _digest(path: Path) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def code_files() -> dict[str, str]:
+    """SHA-256 (16 hex digits) of every cnnlab source file loaded in this process, by path inside the package
+    ('runner.py', 'data/mnist.py'): the code a run executed, recorded at its end so that `reproduce` can tell,
+    file by file, whether the same code would run today.
+
+    Trap: a git commit cannot serve as that key: every commit (a report fix, a new note) would make every
+    finished run look stale, and a dirty tree none. A warm batch process has loaded more modules than one run
+    needs, which only makes the check stricter, never looser."""
+    out = {}
+    for name, module in list(sys.modules.items()):
+        if name != "cnnlab" and not name.startswith("cnnlab."):
+            continue
+        file = getattr(module, "__file__", None)
+        if not file or not file.endswith(".py"):
+            continue
+        path = Path(file).resolve()
+        if PACKAGE in path.parents and (digest := _digest(path)) is not None:
+            out[path.relative_to(PACKAGE).as_posix()] = digest
+    return dict(sorted(out.items()))
+
+
+def code_changes(recorded: dict) -> list[str]:
+    """The files of a run's `code_files()` record that differ now (changed or gone): [] when the same code
+    would run."""
+    return [rel for rel, digest in recorded.items() if _digest(PACKAGE / rel) != digest]
+
+
+def configured_backend() -> str:
+    """The backend Keras will use, read as Keras reads it (KERAS_BACKEND, else ~/.keras/keras.json, else
+    tensorflow) without importing Keras."""
+    import json
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME", Path(os.path.expanduser("~")) / ".keras"))
+    try:
+        return json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
 RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"   # set by cnnlab/worker.py for each job it runs
 
 

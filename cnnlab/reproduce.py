@@ -4,9 +4,11 @@ Reference: the project's issue "Batch reproduction you can trust".
 Processes: by default one warm child process (cnnlab/worker.py) runs the jobs one after another and is replaced
 after a failed run; --isolate starts a fresh one per run. Either way a crash, an out-of-memory kill or a NaN in
 a run is that run's failure, never the batch's.
-Trap: a run is skipped only when a complete run has the same config hash, the same profile and the same
-*clean* git commit as now; a '-dirty' commit records no diff, so it never counts as the same code (and git's
-status ignores untracked files, so a new, uncommitted module is not seen at all: commit before trusting a skip).
+Trap: a run is skipped only when a complete run has the same config hash, the same profile and the same code:
+each cnnlab source file the run executed (metrics.json "code") has the same SHA-256 now, under the same Keras
+version and backend. A commit is not the key (every commit would make every finished run stale, a dirty tree
+all of them); an edit to a module the run never imported (the report, this file) keeps it current. Runs from
+before that record count only under the same clean git commit.
 Seeds: with --seeds 1 a run takes the config's own seed with no override (the published setting); with
 --seeds N > 1 run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without
 the override already covers seed k).
@@ -129,16 +131,38 @@ def clean_commit(commit: str | None) -> str | None:
     return commit if commit and not commit.endswith("-dirty") else None
 
 
-def is_complete(job: Job, runs: Iterable[tuple[str, dict]], commit: str | None) -> str | None:
-    """The newest run id among `runs` (run id, metrics.json) made with the same config, profile and clean
-    commit as `job` would run now; None when the job must run."""
+def same_code(metrics: dict, commit: str | None, software: dict | None = None) -> bool:
+    """Whether the code that made a run is the code that would run now: every source file it recorded
+    (metrics.json "code", meta.code_files) unchanged, under the same Keras version and backend; a run from
+    before that record counts only under the same clean git commit."""
+    from cnnlab import meta
+
+    env = metrics.get("environment") or {}
+    code = metrics.get("code")
+    if isinstance(code, dict) and code:
+        software = software if software is not None else current_software()
+        return (not meta.code_changes(code) and env.get("keras") == software["keras"]
+                and env.get("backend") == software["backend"])
     commit = clean_commit(commit)
-    if commit is None:
-        return None
+    return commit is not None and env.get("git_commit") == commit
+
+
+def current_software() -> dict:
+    """The Keras version and backend a run would get now, without importing Keras."""
+    from cnnlab import meta
+
+    return {"keras": meta._version("keras"), "backend": meta.configured_backend()}
+
+
+def is_complete(job: Job, runs: Iterable[tuple[str, dict]], commit: str | None,
+                software: dict | None = None) -> str | None:
+    """The newest run id among `runs` (run id, metrics.json) made with the same config, profile and code
+    (`same_code`) as `job` would run now; None when the job must run."""
+    software = software if software is not None else current_software()
     found = None
     for run_id, m in runs:  # oldest first
         if (m.get("status", "complete") == "complete" and m.get("config_hash") == job.config_hash
-                and m.get("profile") == job.profile and (m.get("environment") or {}).get("git_commit") == commit):
+                and m.get("profile") == job.profile and same_code(m, commit, software)):
             found = run_id
     return found
 
@@ -402,8 +426,6 @@ def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=p
     with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
     Ctrl-C."""
     state = Progress(batch, Path(results_root), log, runner or run_job, data_dir)
-    if not batch.force and dirty_note(batch.commit) and any(not s for s in state.skips.values()):
-        print(f"cnnlab: note: {dirty_note(batch.commit)}", file=sys.stderr)
     try:
         if batch.devices:
             run_workers(state, batch.devices)
@@ -613,28 +635,32 @@ def logs_dir(batch: Batch) -> Path:
 
 
 def dry_run(batch: Batch, results_root: Path, log=print) -> int:
-    """What would run and what would be skipped, without running or writing anything."""
+    """What would run and what would be skipped, with each run's expected wall time (its config's last run
+    here, else the same profile's) and the total, without running or writing anything."""
     n = len(batch.jobs)
-    runs = 0
+    software = current_software()
+    todo, known = [], {}
     for i, job in enumerate(batch.jobs):
         history = existing_runs(results_root, job.name)
-        done = None if batch.force else is_complete(job, history, batch.commit)
-        runs += done is None
+        done = None if batch.force else is_complete(job, history, batch.commit, software)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
-        log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: " +
-            (f"skipped (complete: {done})" if done else f"would run: cnnlab run {job.ref}{extra} --profile "
-             f"{job.profile}"))
-    note = "" if batch.force else dirty_note(batch.commit)
-    log(f"dry run: {runs} to run, {n - runs} skipped" + (f"; {note}" if note and runs else ""))
+        if done:
+            log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: skipped (complete: {done})")
+            continue
+        todo.append(job)
+        seconds = previous_seconds(job, history)
+        if seconds is not None:
+            known[job] = seconds
+        guess = f"~{hms(seconds)}" if seconds is not None else "no earlier run to estimate from"
+        log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: would run ({guess}): cnnlab run {job.ref}{extra} "
+            f"--profile {job.profile}")
+    unknown = len(todo) - len(known)
+    estimate = ""
+    if known:
+        estimate = (f"; estimate {hms(sum(known.values()))} from earlier runs' wall times"
+                    + (f" for {len(known)} of them ({unknown} never ran here)" if unknown else ""))
+    log(f"dry run: {len(todo)} to run, {n - len(todo)} skipped{estimate}")
     return 0
-
-
-def dirty_note(commit: str | None) -> str:
-    """Why nothing can be skipped, or '' when the commit is clean."""
-    if clean_commit(commit) is not None:
-        return ""
-    return (f"the working tree is not a clean commit ({commit or 'no git'}): no earlier run counts as the same "
-            "code, every run runs")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -512,6 +512,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "train_samples_seen": streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count, not n × epochs
         "references": to_plain(cfg.reference),
         "environment": environment,
+        "code": meta.code_files(),  # the source files this run executed: reproduce's skip key (meta.code_files)
         "phases": phase_records,
         "model_file": str(model_file) if model_file else None,
         "pretrained": pretrained(cfg),

@@ -169,6 +169,35 @@ def test_is_complete_needs_same_hash_profile_and_clean_commit():
     assert reproduce.is_complete(job, [("r1", ok)], None) is None
 
 
+def test_is_complete_by_code_record_survives_commits_but_not_an_edit_or_another_keras(tmp_path):
+    from cnnlab import meta
+
+    job = Job("mnist", "mnist", 1, (), "full", "h1")
+    software = {"keras": "3.15.1", "backend": "jax"}
+    code = {"meta.py": meta._digest(meta.PACKAGE / "meta.py"), "results.py": meta._digest(meta.PACKAGE / "results.py")}
+    run = {"status": "complete", "config_hash": "h1", "profile": "full", "code": code,
+           "environment": {"git_commit": "old-dirty", "keras": "3.15.1", "backend": "jax"}}
+    # the recorded files are unchanged: complete under any commit, clean, dirty or none
+    for commit in ("abc", "abc-dirty", None):
+        assert reproduce.is_complete(job, [("r1", run)], commit, software) == "r1"
+    edited = {**run, "code": {**code, "results.py": "0" * 16}}
+    gone = {**run, "code": {**code, "no_such_module.py": "0" * 16}}
+    for stale in (edited, gone):
+        assert reproduce.is_complete(job, [("r1", stale)], "abc", software) is None
+    assert reproduce.is_complete(job, [("r1", run)], "abc", {**software, "keras": "3.16.0"}) is None
+    assert reproduce.is_complete(job, [("r1", run)], "abc", {**software, "backend": "torch"}) is None
+
+
+def test_code_files_records_the_loaded_package_sources_only():
+    import cnnlab.results  # noqa: F401  (loaded, so recorded)
+    from cnnlab import meta
+
+    files = meta.code_files()
+    assert files["meta.py"] == meta._digest(meta.PACKAGE / "meta.py") and "results.py" in files
+    assert all(not k.startswith("/") and k.endswith(".py") for k in files)
+    assert meta.code_changes(files) == []
+
+
 def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
     calls, _ = fake_runs
@@ -189,13 +218,13 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
         ("mnist", "skipped", "20240101-000000_full"), ("mnist_dense", "complete", "fake_mnist_dense_1")]
     assert report["wall_seconds"] >= 0 and (results / "summary.md").is_file()
 
-    calls.clear()  # a different config (override), another profile, --force, or a dirty tree: it runs
+    calls.clear()  # a different config (override), another profile, --force, or an old run on a dirty tree: it runs
     for args in (["train.epochs=2"], ["--profile", "quick"], ["--force"]):
         code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", *args)
         assert code == 0 and "skipped (" not in out, args
     commit.value = "c0ffee-dirty"
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist")
-    assert code == 0 and "skipped (" not in out and "not a clean commit (c0ffee-dirty)" in err
+    assert code == 0 and "skipped (" not in out
     assert [c.name for c in calls] == ["mnist"] * 4
 
 
@@ -476,12 +505,14 @@ def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, comm
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist:narrow", "--dry-run")
     assert code == 0 and not fake_runs[0]
     assert out.splitlines() == ["[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)",
-                                "[2/2] mnist_narrow seed 1: would run: cnnlab run mnist:narrow --profile full",
+                                "[2/2] mnist_narrow seed 1: would run (no earlier run to estimate from): "
+                                "cnnlab run mnist:narrow --profile full",
                                 "dry run: 1 to run, 1 skipped"]
     commit.value = "c0ffee-dirty"
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "--seeds", "2", "--dry-run")
-    assert code == 0 and "[2/2] mnist seed 2: would run: cnnlab run mnist seed=2 --profile full" in out
-    assert "not a clean commit (c0ffee-dirty)" in out
+    # seed 1 = the config's own seed (same hash as the old run) but a dirty tree; both estimated from its 42 s
+    assert code == 0 and "[2/2] mnist seed 2: would run (~0:00:42): cnnlab run mnist seed=2 --profile full" in out
+    assert out.splitlines()[-1] == "dry run: 2 to run, 0 skipped; estimate 0:01:24 from earlier runs' wall times"
     assert not (results / "reproduce.json").exists()
 
 
@@ -504,5 +535,9 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     assert metrics["config_hash"] == reproduce.plan(["mnist"])[0].config_hash
     assert metrics["data"]["n_test"] == 50 and metrics["epochs_run"] == 1
     assert "--no-summary" in metrics["environment"]["command"]
+    assert {"runner.py", "data/mnist.py", "models.py"} <= set(metrics["code"])
     assert (results / "summary.md").is_file()
+    # the same code, whatever the state of the git tree: the second batch skips it
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir)
+    assert code == 0 and out.splitlines()[0] == f"[1/1] mnist seed 1: skipped (complete: {run['run_id']})", out + err
     print(f"end-to-end reproduce of the tiny mnist: {seconds:.1f} s (child {run['seconds']:.1f} s)")
