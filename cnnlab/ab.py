@@ -20,7 +20,8 @@ def _values(root: Path, experiment: str, ref: dict) -> dict[tuple, float]:
     """(seed, fold) → the reference statistic of each run of the experiment's picked run set."""
     out = {}
     for run, m in run_set(root, experiment, pick_run(root, experiment)):
-        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")))
+        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")),
+                           m.get("directions"))
         if v is not None:
             fold = next((o.split("=", 1)[1] for o in m.get("overrides", []) if o.startswith("data.options.fold=")), "0")
             out[(m.get("seed"), fold)] = float(v)

@@ -243,7 +243,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter (CUDA probes)
+    from cnnlab import quiet
+
+    quiet.install()  # TensorFlow's C++ start-up lines (CUDA probe, absl notice), before anything imports it
     p = parser()
     args, extra = p.parse_known_args(argv)
     # key=value overrides may also come after options (`run mnist --profile quick train.epochs=1`)

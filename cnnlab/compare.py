@@ -146,7 +146,8 @@ def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | N
 
     values = []
     for run, m in runs:
-        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")))
+        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")),
+                           m.get("directions"))
         if v is not None:
             values.append(float(v))
     if not values:

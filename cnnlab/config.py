@@ -349,6 +349,9 @@ class TrainConfig:
     # Data-parallel training on every local accelerator (or virtual CPU device) through the backend's own API:
     # keras.distribution.DataParallel on JAX, tf.distribute.MirroredStrategy on TensorFlow; batch_size is global.
     distribution: Literal["data_parallel"] | None = None
+    # which way a metric improves, where its Keras object and name do not say it (cnnlab.direction):
+    # {my_metric: down}; used by the best epoch, restore_best, EarlyStopping's auto mode and the report
+    directions: Mapping[str, Literal["up", "down"]] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def all_phases(self) -> list[Phase]:
         """The first phase (train.epochs with train.optimizer, layers as built) followed by `phases`."""
@@ -377,6 +380,11 @@ class TrainConfig:
             keras_specs.check("metric", spec, ctx, join(join(path, "metrics"), i))
         for i, spec in enumerate(self.callbacks):
             keras_specs.check("callback", spec, ctx, join(join(path, "callbacks"), i))
+        names = self.metric_names()
+        for key in self.directions:
+            if key not in names:
+                ctx.error(join(join(path, "directions"), key), f"not a metric of this run{suggest(key, names)}; "
+                          f"its metrics: {', '.join(names)}")
 
     def metric_names(self) -> list[str]:
         """The names Keras logs for the loss and each compiled metric ('loss', 'accuracy', ...)."""
@@ -501,6 +509,9 @@ class Config:
     # Named variants of this experiment, each a mapping of dotted overrides like `quick`; variant V of
     # experiment E runs as `E:V` and writes results/E_V/.
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: types.MappingProxyType({}))
+    # Set in a resolved config (a run's config.yaml) only: the profile its settings already are, which a re-run
+    # of that file records as its own (`cnnlab run results/.../config.yaml` of a quick run is a quick run)
+    profile: Literal["full", "quick"] | None = None
 
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
@@ -548,7 +559,8 @@ class Experiment:
                   f"{f' (variant {self.variant})' if self.variant else ''}: "
                   f"profile {self.profile}, overrides {list(self.overrides) or 'none'}.\n"
                   "# Every default is filled in; `cnnlab run <this file>` repeats the run.\n")
-        return header + yaml.safe_dump(to_plain(self.config), sort_keys=False, default_flow_style=None, width=100)
+        plain = to_plain(dataclasses.replace(self.config, profile=self.profile))
+        return header + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100)
 
     def config_hash(self) -> str:
         """SHA-256 (16 hex digits) of what decides the numbers — data, model, training, seed — so that a new
@@ -700,6 +712,9 @@ def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "
             apply_override(raw, key, copy.deepcopy(value), Ctx(f"{path} (variant {variant})"))
         raw["name"] = f"{raw.get('name')}_{variant}"
     base = _validate_with(raw, ctx, variant_overrides)
+    if base.profile is not None:  # a resolved config: its settings are already its profile's
+        profile, base = base.profile, dataclasses.replace(base, quick=types.MappingProxyType({}))
+        raw = {**raw, "quick": {}}
 
     quick_raw = copy.deepcopy(raw)
     quick = [(k, v, "quick profile") for k, v in base.quick.items()]

@@ -13,7 +13,7 @@ import numpy as np
 
 from cnnlab import explain, plots
 from cnnlab.errors import CnnlabError
-from cnnlab.results import atomic_write, complete_runs, read_metrics
+from cnnlab.results import atomic_write, cache_dir, complete_runs, read_metrics
 
 
 def find_run(ref: str, results_root: Path) -> Path:
@@ -29,7 +29,11 @@ def find_run(ref: str, results_root: Path) -> Path:
 
 
 def _model_file(run: Path) -> Path | None:
+    """The run's saved model: metrics.json says '<cache>/models/…' (results.portable), read in this machine's
+    cache folder; older runs recorded an absolute path."""
     name = read_metrics(run).get("model_file")
+    if name and name.startswith("<cache>/"):
+        name = str(cache_dir(name[len("<cache>/"):]))
     return Path(name) if name and Path(name).is_file() else None
 
 

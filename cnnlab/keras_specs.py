@@ -38,6 +38,10 @@ REFUSED: dict[str, dict[str, str]] = {
     "loss": {"Loss": "it is the abstract base class"},
     "metric": {"Metric": "it is the abstract base class"},
 }
+# Classes that need packages beyond cnnlab's own dependencies: (import names, how to install them).
+REQUIRES: dict[str, dict[str, tuple[tuple[str, ...], str]]] = {
+    "callback": {"TensorBoard": (("tensorboard", "tensorflow"), "pip install 'cnnlab[tensorboard]'")},
+}
 # Identifiers `model.compile` resolves itself (they depend on the loss and the label shape).
 COMPILE_METRIC_STRINGS = ("accuracy", "acc", "crossentropy", "ce")
 _BASE_ARGS = {"layer": {"name", "dtype", "trainable"}}
@@ -109,6 +113,13 @@ def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "")
     ctx = ctx or Ctx("<config>")
     if spec.name in REFUSED.get(kind, {}):
         ctx.error(path, f"{kind} '{spec.name}' is not allowed here: {REFUSED[kind][spec.name]}")
+    if spec.name in REQUIRES.get(kind, {}):
+        import importlib.util
+
+        packages, install = REQUIRES[kind][spec.name]
+        missing = [p for p in packages if importlib.util.find_spec(p) is None]
+        if missing:
+            ctx.error(path, f"{kind} '{spec.name}' needs {' and '.join(missing)}, not installed here: {install}")
     if kind == "layer":
         from cnnlab.blocks import BLOCKS
 

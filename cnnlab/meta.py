@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -97,14 +98,32 @@ def _digest(path: Path) -> str | None:
         return None
 
 
+def _process_start() -> float:
+    """When this process started (Linux: /proc), else now: the time before which loaded code was on disk."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration, AttributeError):
+        return time.time()
+
+
+_PROCESS_START = _process_start()
+_DIGESTS: dict[str, str] = {}   # file → digest, once per process: the code it loaded does not change under it
+EDITED = "edited-after-the-process-started"
+
+
 def code_files() -> dict[str, str]:
     """SHA-256 (16 hex digits) of every cnnlab source file loaded in this process, by path inside the package
     ('runner.py', 'data/mnist.py'): the code a run executed, recorded at its end so that `reproduce` can tell,
     file by file, whether the same code would run today.
 
     Trap: a git commit cannot serve as that key: every commit (a report fix, a new note) would make every
-    finished run look stale, and a dirty tree none. A warm batch process has loaded more modules than one run
-    needs, which only makes the check stricter, never looser."""
+    finished run look stale, and a dirty tree none. The files are read from disk, not from memory: one edited
+    after this process started (a long batch while work goes on) may not be what ran, so it is recorded as
+    EDITED, which no later check matches. A warm batch process has loaded more modules than one run needs,
+    which only makes the check stricter."""
     out = {}
     for name, module in list(sys.modules.items()):
         if name != "cnnlab" and not name.startswith("cnnlab."):
@@ -113,8 +132,19 @@ def code_files() -> dict[str, str]:
         if not file or not file.endswith(".py"):
             continue
         path = Path(file).resolve()
-        if PACKAGE in path.parents and (digest := _digest(path)) is not None:
-            out[path.relative_to(PACKAGE).as_posix()] = digest
+        if PACKAGE not in path.parents:
+            continue
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel not in _DIGESTS:
+            try:
+                edited = path.stat().st_mtime > _PROCESS_START
+            except OSError:
+                continue
+            digest = _digest(path)
+            if digest is None:
+                continue
+            _DIGESTS[rel] = EDITED if edited else digest
+        out[rel] = _DIGESTS[rel]
     return dict(sorted(out.items()))
 
 

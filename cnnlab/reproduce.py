@@ -161,10 +161,26 @@ def is_complete(job: Job, runs: Iterable[tuple[str, dict]], commit: str | None,
     software = software if software is not None else current_software()
     found = None
     for run_id, m in runs:  # oldest first
-        if (m.get("status", "complete") == "complete" and m.get("config_hash") == job.config_hash
-                and m.get("profile") == job.profile and same_code(m, commit, software)):
+        if (m.get("status", "complete") == "complete" and m.get("profile") == job.profile
+                and same_code(m, commit, software)
+                and (m.get("config_hash") == job.config_hash or rehashed(m) == job.config_hash)):
             found = run_id
     return found
+
+
+def rehashed(metrics: dict) -> str | None:
+    """The config hash of a run's own config.yaml read by today's schema (so that a key added since, at its
+    default, leaves the run current), or None; `metrics` from existing_runs carries its folder."""
+    from cnnlab.config import load
+    from cnnlab.errors import CnnlabError
+
+    run = metrics.get("_dir")
+    if not run:
+        return None
+    try:
+        return load(Path(run) / "config.yaml").config_hash()
+    except (CnnlabError, OSError):
+        return None
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
@@ -188,7 +204,7 @@ def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
     out = []
     for run in complete_runs(results_root, name):
         try:
-            out.append((run.name, read_metrics(run)))
+            out.append((run.name, {**read_metrics(run), "_dir": str(run)}))
         except (OSError, ValueError):
             continue
     return out

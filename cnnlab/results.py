@@ -80,14 +80,22 @@ class RunDir:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
         try:
             self.experiment_dir.mkdir(parents=True, exist_ok=True)
-            for n in range(1, 1000):
+            for n in range(1, 10_000):
                 run_id = f"{stamp}_{profile}" + (f"-{n}" if n > 1 else "")
                 final = self.experiment_dir / run_id
                 partial = self.experiment_dir / f".{run_id}.partial"
-                if final.exists() or partial.exists():
+                if final.exists():
                     continue
-                partial.mkdir()
+                try:
+                    partial.mkdir()  # atomic: of processes starting in the same second, one gets each id
+                except FileExistsError:
+                    continue
+                if final.exists():  # a run of that id finished (renamed) between the two checks: not ours
+                    partial.rmdir()
+                    continue
                 break
+            else:
+                raise FileExistsError(f"every run id of {stamp} is taken")
         except OSError as exc:
             raise CnnlabError(f"{self.experiment_dir}: cannot create the results folder: {exc.strerror or exc}") \
                 from None
@@ -141,6 +149,26 @@ def complete_runs(root: Path, experiment: str) -> list[Path]:
         return []
     return sorted(p for p in folder.iterdir()
                   if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+
+
+def portable(obj: Any, places: dict[str, Path | None]) -> Any:
+    """`obj` (a metrics dict) with every absolute path under one of `places` written as '<name>/rest'
+    ('<data dir>/cats_and_dogs_small', '<cache>/models/mnist/…keras'), so that a committed file says where a
+    thing was relative to the folders a reader has, not on the machine that ran it. Longest place first."""
+    roots = sorted(((str(Path(p).resolve()), name) for name, p in places.items() if p), key=lambda r: -len(r[0]))
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            for root, name in roots:
+                value = value.replace(root + os.sep, f"<{name}>/").replace(root, f"<{name}>")
+            return value
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [fix(v) for v in value]
+        return value
+
+    return fix(obj)
 
 
 def cache_dir(*parts: str) -> Path:

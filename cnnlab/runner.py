@@ -16,12 +16,12 @@ import keras
 import numpy as np
 
 from cnnlab import data as data_mod
-from cnnlab import keras_specs, meta, params, phases, plots, precision
+from cnnlab import direction, keras_specs, meta, params, phases, plots, precision
 from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
-from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, read_history
+from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, portable, read_history
 from cnnlab.verdicts import metric_label, value as reference_value, verdict
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
 
@@ -64,9 +64,10 @@ class BestWeights(keras.callbacks.Callback):
     Trap: Keras's EarlyStopping(restore_best_weights=True) restores only when it actually stops early.
     """
 
-    def __init__(self, names: list[str], state: ResumeState | None = None):
+    def __init__(self, names: list[str], state: ResumeState | None = None, directions: dict | None = None):
         super().__init__()
         self.names, self.weights, self.epoch, self.best, self.monitor = names, None, None, None, None
+        self.directions = directions
         self.state = state
         if state is not None:  # a resumed run continues with the best epoch found before the interruption
             saved, info = state.load_best()
@@ -75,13 +76,11 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        found = best_epoch({k: [v] for k, v in logs.items()}, self.names)
+        found = best_epoch({k: [v] for k, v in logs.items()}, self.names, self.directions)
         if found is None:
             return
         self.monitor, value = found["monitor"], found["value"]
-        # ties go to the later epoch, as in Kim's code (`if val_perf >= best_val_perf`)
-        better = self.best is None or (value <= self.best if "loss" in self.monitor else value >= self.best)
-        if better:
+        if direction.better(value, self.best, self.monitor, self.directions):  # ties: the later epoch
             self.best, self.epoch = value, epoch + 1
             self.weights = weights_by_path(self.model)
             if self.state is not None:
@@ -249,28 +248,52 @@ def _utc() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def best_epoch(history: dict[str, list[float]], names: list[str]) -> dict | None:
-    """The epoch with the best validation value of the first metric (max), or of the loss (min) if none."""
+def best_epoch(history: dict[str, list[float]], names: list[str], directions: dict | None = None) -> dict | None:
+    """The epoch with the best validation value of the first metric, or of the loss if none; best in the
+    metric's own direction (cnnlab.direction), the first such epoch."""
     monitor = next((f"val_{n}" for n in names[1:] if f"val_{n}" in history), "val_loss")
     if monitor not in history:
         return None
     values = history[monitor]
-    idx = int(np.argmin(values) if "loss" in monitor else np.argmax(values))
+    idx = int(np.argmin(values) if direction.minimised(monitor, directions) else np.argmax(values))
     return {"monitor": monitor, "epoch": idx + 1, "value": float(values[idx])}
 
 
 def measured_metrics(history: dict[str, list[float]], test: dict[str, float], names: list[str],
-                     param_summary: dict) -> dict:
+                     param_summary: dict, directions: dict | None = None) -> dict:
     """The flat metric dict references are compared with: test_*, val_* (best), train_* (last), params_*."""
     out: dict[str, float] = {f"test_{k}": float(v) for k, v in test.items()}
     for name in names:
         if f"val_{name}" in history:
             series = history[f"val_{name}"]
-            out[f"val_{name}"] = float(min(series) if "loss" in name else max(series))
+            out[f"val_{name}"] = float(min(series) if direction.minimised(name, directions) else max(series))
         if name in history:
             out[f"train_{name}"] = float(history[name][-1])
     out.update(param_summary)
     return out
+
+
+def metric_directions(model, tr) -> dict[str, str]:
+    """{'loss': 'down', 'accuracy': 'up', 'mae': 'down', ...}: each compiled metric's own `_direction` (Keras's
+    convention; the metric objects exist once the probe has run), else its name's, then train.directions."""
+    objects, todo = {}, list(getattr(model, "metrics", []))
+    while todo:
+        m = todo.pop(0)
+        inner = getattr(m, "metrics", None)
+        if isinstance(inner, (list, tuple)):  # Keras's CompileMetrics / MetricsList containers
+            todo.extend(inner)
+        objects.setdefault(getattr(m, "name", None), m)
+    names = tr.metric_names()
+    found = {"loss": direction.DOWN, **{n: direction.of_metric(objects.get(n), n) for n in names[1:]}}
+    return {**found, **dict(tr.directions)}
+
+
+def set_monitor_modes(callbacks, directions: dict[str, str]) -> None:
+    """EarlyStopping, ModelCheckpoint, ReduceLROnPlateau left at mode='auto' follow the run's `directions`, so
+    they agree with the best epoch and the report (Keras decides 'auto' only at the first epoch's end)."""
+    for cb in callbacks:
+        if getattr(cb, "mode", None) == "auto" and isinstance(getattr(cb, "monitor", None), str):
+            cb.mode = direction.mode(cb.monitor, directions)
 
 
 def compile_model(model, tr, ctx: Ctx, optimizer=None, optimizer_path: str = "train.optimizer") -> None:
@@ -380,7 +403,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
 
     tr = cfg.train
     probe_seconds = compile_and_probe(model, tr, splits, ctx)
+    directions = metric_directions(model, tr)
     callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
+    set_monitor_modes(callbacks, directions)
 
     # An interrupted run of the same settings (same config hash) is continued in its own .partial folder.
     state = ResumeState(cfg.name, exp.config_hash())
@@ -397,7 +422,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     if cfg.report.augmentation_grid:
         run_dir.write("augmentation.png", augmentation_grid(augmenters, splits.x_train[0]))
     epoch_log = EpochLog(run_dir, rows)
-    best_weights = BestWeights(tr.metric_names(), state) if tr.restore_best else None
+    best_weights = BestWeights(tr.metric_names(), state, directions) if tr.restore_best else None
     resumed_from = len(rows)
     streams = FitData(splits, tr, cfg.seed)
     if verbose is None:
@@ -489,8 +514,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "precision": resolved_precision.record(),
         "started_at": started,
         "finished_at": _utc(),
-        "measured": measured_metrics(history, test, names, params.summary(table)),
-        "best_val": best_epoch(history, names),
+        "measured": measured_metrics(history, test, names, params.summary(table), directions),
+        "best_val": best_epoch(history, names, directions),
+        "directions": directions,  # which way each metric improves (cnnlab.direction): the report reads these
         "test_weights": f"best validation epoch ({best_weights.monitor} = {best_weights.best:.4f} at epoch "
                         f"{best_weights.epoch})" if best_weights and best_weights.weights is not None else
                         "last epoch",
@@ -517,6 +543,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "model_file": str(model_file) if model_file else None,
         "pretrained": pretrained(cfg),
     }
+    metrics = portable(metrics, {"data dir": data_dir_path, "cache": cache_dir(), "results": results_root})
     run_dir.write_json("metrics.json", metrics)
     final = run_dir.finish()
     state.clear()
@@ -524,7 +551,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     columns = history_columns(read_history(final / "history.csv"))
     for ref in cfg.reference:
         plain = to_plain(ref)
-        value = reference_value(plain, metrics["measured"], columns)
+        value = reference_value(plain, metrics["measured"], columns, metrics["directions"])
         log(f"  {metric_label(plain)}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
             f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: "
             f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides), ref.substitution)}")

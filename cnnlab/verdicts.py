@@ -11,6 +11,8 @@ from __future__ import annotations
 import statistics as _stats
 from collections.abc import Mapping, Sequence
 
+from cnnlab import direction
+
 # Student's t, two-sided 95%, by degrees of freedom (1..10, then 15, 20, 30); 1.96 beyond
 _T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
          15: 2.131, 20: 2.086, 30: 2.042}
@@ -44,9 +46,11 @@ def series_value(series: Sequence[float], statistic: str, minimise: bool) -> flo
     raise ValueError(f"cnnlab bug: unknown statistic {statistic!r}")
 
 
-def value(ref: Mapping, measured: Mapping, history: Mapping[str, Sequence[float]] | None = None) -> float | None:
+def value(ref: Mapping, measured: Mapping, history: Mapping[str, Sequence[float]] | None = None,
+          directions: Mapping[str, str] | None = None) -> float | None:
     """The run's number for `ref`: measured[metric] for its default statistic, else computed from `history`
-    (column → per-epoch values; history.csv's 'val_accuracy', 'accuracy', ...)."""
+    (column → per-epoch values; history.csv's 'val_accuracy', 'accuracy', ...); 'best' in the metric's own
+    direction (the run's recorded `directions`, cnnlab.direction)."""
     metric = ref.get("metric") or ""
     stat = ref.get("statistic")
     if not stat or stat == statistic_of({"metric": metric}):
@@ -58,7 +62,7 @@ def value(ref: Mapping, measured: Mapping, history: Mapping[str, Sequence[float]
     series = [v for v in (history or {}).get(column, []) if v is not None]
     if not series:
         return None
-    return series_value(series, stat, minimise="loss" in column)
+    return series_value(series, stat, minimise=direction.minimised(column, directions))
 
 
 def verdict(measured: float | None, rng, profile: str = "full", overrides=(), substitution: str | None = None) -> str:

@@ -140,5 +140,7 @@ class WarmProcess:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from cnnlab import quiet
+
+    quiet.install()
     raise SystemExit(serve(int(sys.argv[1])))

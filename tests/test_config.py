@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 
@@ -43,6 +44,10 @@ BAD_CONFIGS = {
                          ["train.callbacks[0]", "CSVLogger", "history.csv"]),
     "callback argument": ("  batch_size: 64\n", "  batch_size: 64\n  callbacks: [{EarlyStopping: {patiense: 2}}]\n",
                           ["train.callbacks[0].EarlyStopping.patiense", "did you mean 'patience'"]),
+    "direction of no metric": ("  batch_size: 64\n", "  batch_size: 64\n  directions: {accurcy: up}\n",
+                               ["train.directions.accurcy", "not a metric of this run", "did you mean 'accuracy'"]),
+    "direction word": ("  batch_size: 64\n", "  batch_size: 64\n  directions: {accuracy: max}\n",
+                       ["train.directions.accuracy", "expected one of up, down", "'max'"]),
     "range low > high": ("range: [93322, 93322]", "range: [93323, 93322]", ["reference[1].range", "low <= high"]),
     "range not a pair": ("range: [93322, 93322]", "range: 0.99", ["reference[1].range", "expected a list"]),
     "unknown reference metric": ("metric: test_accuracy", "metric: test_acc", ["reference[0].metric", "test_acc",
@@ -54,6 +59,23 @@ BAD_CONFIGS = {
     "bad name": ("name: mnist\n", "name: My MNIST\n", ["name", "lower-case", "'My MNIST'"]),
     "input shape": ("input_shape: [28, 28, 1]", "input_shape: [28, 0, 1]", ["model.input_shape", "positive"]),
 }
+
+
+@pytest.mark.parametrize("installed", [False, True])
+def test_tensorboard_without_its_package_is_refused_at_validation(installed, cli, mnist_config, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (real("json") if installed else None)
+                        if name == "tensorboard" else real(name, *a))
+    path = mnist_config("  batch_size: 64\n", "  batch_size: 64\n  callbacks: [{TensorBoard: {log_dir: logs}}]\n")
+    code, out, err = cli("check", path)
+    if installed:
+        assert code == 0 and err == "", err
+    else:
+        assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+        assert err.strip() == (f"cnnlab: error: {path}: train.callbacks[0]: callback 'TensorBoard' needs tensorboard, "
+                               "not installed here: pip install 'cnnlab[tensorboard]'")
 
 
 @pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
@@ -144,5 +166,21 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(exp.resolved_yaml())
     again = load(path).config
-    assert again == exp.config
+    # the same settings; it now says its profile, and its quick section is spent (already applied)
+    assert again == dataclasses.replace(exp.config, profile="quick", quick=types.MappingProxyType({}))
     assert again.train.epochs == 1 and again.data.train_subset == 3000
+
+
+def test_a_resolved_config_records_and_keeps_its_profile(tmp_path):
+    quick = load("mnist", profile="quick")
+    path = tmp_path / "config.yaml"
+    path.write_text(quick.resolved_yaml())
+    again = load(path)  # `cnnlab run results/mnist/<quick run>/config.yaml`, no --profile given
+    assert again.profile == "quick" and again.config.profile == "quick"
+    assert again.config_hash() == quick.config_hash()  # the same settings, not the quick ones applied twice
+    assert again.config.train.epochs == quick.config.train.epochs != load("mnist").config.train.epochs
+    assert "\nprofile: quick\n" in again.resolved_yaml()
+    full = load("mnist")
+    path.write_text(full.resolved_yaml())
+    assert load(path).profile == "full" and load(path).config_hash() == full.config_hash()
+    assert load("mnist").config.profile is None  # configs/ never carry one

@@ -188,14 +188,42 @@ def test_is_complete_by_code_record_survives_commits_but_not_an_edit_or_another_
     assert reproduce.is_complete(job, [("r1", run)], "abc", {**software, "backend": "torch"}) is None
 
 
-def test_code_files_records_the_loaded_package_sources_only():
+def test_code_files_records_the_loaded_package_sources_only(monkeypatch):
     import cnnlab.results  # noqa: F401  (loaded, so recorded)
     from cnnlab import meta
 
+    monkeypatch.setattr(meta, "_DIGESTS", {})
     files = meta.code_files()
     assert files["meta.py"] == meta._digest(meta.PACKAGE / "meta.py") and "results.py" in files
     assert all(not k.startswith("/") and k.endswith(".py") for k in files)
     assert meta.code_changes(files) == []
+    # a file edited after the process started may not be the code that runs: recorded so that it never matches
+    monkeypatch.setattr(meta, "_DIGESTS", {})
+    monkeypatch.setattr(meta, "_PROCESS_START", 0.0)
+    edited = meta.code_files()
+    assert set(edited.values()) == {meta.EDITED} and meta.code_changes(edited) == sorted(edited)
+
+
+def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
+    from cnnlab import meta
+
+    (job,) = reproduce.plan(["mnist"])
+    run = tmp_path / "mnist" / "r1"
+    run.mkdir(parents=True)
+    from cnnlab.config import load
+
+    resolved = load("mnist").resolved_yaml()
+    assert "epochs: 5\n" in resolved
+    (run / "config.yaml").write_text(resolved.replace("epochs: 5\n", "epochs: 5\n  precision: float32\n")
+                                     if "precision:" not in resolved else resolved)
+    code = {"meta.py": meta._digest(meta.PACKAGE / "meta.py")}
+    software = {"keras": "3", "backend": "jax"}
+    # its recorded hash came from an older schema (say, before train.precision): the folder's config decides
+    m = {"status": "complete", "profile": "full", "config_hash": "older-schema", "code": code, "_dir": str(run),
+         "environment": software}
+    assert reproduce.is_complete(job, [("r1", m)], None, software) == "r1"
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 5\n", "epochs: 3\n"))
+    assert reproduce.is_complete(job, [("r1", m)], None, software) is None
 
 
 def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_runs, commit, tmp_path):

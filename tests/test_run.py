@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
@@ -23,7 +24,7 @@ def run_slice(cli, data_dir, tmp_path):
     return run
 
 
-def test_end_to_end_writes_every_file_and_a_summary_row(run_slice):
+def test_end_to_end_writes_every_file_and_a_summary_row(run_slice, data_dir):
     code, out, err = run_slice()
     assert code == 0, err
     results = run_slice.results
@@ -50,6 +51,11 @@ def test_end_to_end_writes_every_file_and_a_summary_row(run_slice):
         assert key in env
     assert m["timing"]["fit_seconds"] > 0 and len(m["timing"]["epoch_seconds"]) == 2
     assert m["overrides"] == SLICE
+    # committed files say where things were relative to folders a reader has, not on the machine that ran it
+    text = (run / "metrics.json").read_text()
+    assert str(Path(data_dir).resolve()) not in text and str(results.resolve()) not in text, text
+    assert "IDX files in <data dir>/mnist " in m["data"]["source"] and m["model_file"].startswith("<cache>/models/mnist/")
+    assert m["directions"] == {"loss": "down", "accuracy": "up"}
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total params: 93,322" in (run / "params.md").read_text()
     assert "train_subset: 300" in (run / "config.yaml").read_text()
@@ -113,6 +119,37 @@ def test_partial_runs_are_never_read_as_complete(tmp_path):
     assert "not run yet" in (tmp_path / "summary.md").read_text()
     second = RunDir(tmp_path, "mnist", "full")
     assert second.run_id != partial.run_id  # two runs in the same second get distinct folders
+
+
+_CLAIM = """
+import sys, time
+from pathlib import Path
+root, go = Path(sys.argv[1]), Path(sys.argv[2])
+time.strftime = lambda *a: "20260101-000000"   # every process in the same second: they must compete for ids
+while not go.exists():
+    time.sleep(0.001)
+from cnnlab.results import RunDir
+print(RunDir(root, "mnist", "full").run_id)
+"""
+
+
+def test_processes_starting_together_get_distinct_run_ids(tmp_path):
+    import subprocess
+    import sys
+
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", _CLAIM, str(tmp_path / "results"), str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    (tmp_path / "results" / "mnist").mkdir(parents=True)
+    (tmp_path / "results" / "mnist" / "20260101-000000_full-3").mkdir()  # a finished run holds one id already
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    ids = sorted(out.strip() for out, _ in outs)
+    # the first free ids, each once: the base, -2, -4 … -9 (-3 is taken by the finished run)
+    assert ids == sorted(["20260101-000000_full", *(f"20260101-000000_full-{n}" for n in (2, 4, 5, 6, 7, 8, 9))])
+    assert sorted(p.name for p in (tmp_path / "results" / "mnist").glob(".*.partial")) == sorted(
+        f".{i}.partial" for i in ids)
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
