@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 from cnnlab.config import PARAM_METRICS
-from cnnlab.results import atomic_write, complete_runs, csv_text, history_columns, read_history, read_metrics
+from cnnlab.results import (atomic_write, complete_runs, csv_text, history_columns, precision_of, read_history,
+                            read_metrics)
 from cnnlab.verdicts import metric_label, verdict
 from cnnlab import verdicts
 
@@ -33,11 +34,6 @@ def _key(override: str) -> str:
 def setting_overrides(overrides) -> tuple[str, ...]:
     """The overrides that change the setting: all but seed and fold, which repeat it."""
     return tuple(sorted(o for o in overrides if _key(o) not in SWEEP_KEYS))
-
-
-def precision_of(m: dict) -> str:
-    """The Keras dtype policy a run trained under (what `train.precision: auto` became on its machine)."""
-    return (m.get("precision") or {}).get("policy") or m.get("dtype_policy") or "float32"
 
 
 def signature(m: dict) -> tuple:
@@ -176,7 +172,7 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
     configs = experiment_configs()
     names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
                                    and not p.name.startswith(".") and complete_runs(root, p.name)}
-                   if Path(root).is_dir() else set(configs))
+                   if Path(root).is_dir() else set(configs), key=lecture_key)
     from cnnlab.config import experiment_refs
 
     refs_by_name = experiment_refs()
@@ -307,6 +303,78 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
     return lines + [""]
 
 
+# The lectures' order (002: MNIST, pooling, capacity; 003: cats vs dogs, VGG16; 002/004: IMDB 1-D, Kim), by
+# name prefix, longest first; anything else after them, alphabetically.
+LECTURE_ORDER = ("mnist", "mnist_dense", "mnist_no_pooling", "imdb_capacity", "cats_dogs_scratch",
+                 "cats_dogs_augmented", "vgg16_features", "vgg16_augmented", "vgg16_finetune", "imdb_conv1d", "kim_mr",
+                 "kim_sst1", "kim_sst2", "kim_subj", "kim_trec", "kim_cr", "kim_mpqa", "kim")
+
+
+def lecture_key(name: str) -> tuple:
+    """Sort key: the position of the longest LECTURE_ORDER prefix of `name`, then the name."""
+    matches = [(len(p), i) for i, p in enumerate(LECTURE_ORDER) if name == p or name.startswith(p + "_")
+               or (p.endswith("_") and name.startswith(p)) or (p == "kim" and name.startswith("kim_"))]
+    return (max(matches)[1] if matches else len(LECTURE_ORDER), name)
+
+
+def human_seconds(seconds) -> str:
+    """1 h 36 min · 9 min 50 s · 59 s · – (as people read a wall time)."""
+    if seconds is None or seconds == "":
+        return "–"
+    s = int(round(float(seconds)))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60} s" if s < 600 else f"{s // 60} min"
+    return f"{s} s"
+
+
+def short_source(source: str | None, limit: int = 48) -> str:
+    """The head of a reference's source ('DLwP §5.2.5', 'Kim (2014) Table 2, CNN-rand, MR'): the full quote
+    stays in summary.md."""
+    if not source:
+        return "–"
+    head = re.split(r' \("| \(“|; |: ', source, maxsplit=1)[0].strip()
+    if len(head) <= limit:
+        return head
+    cut = head[:limit].rsplit(" ", 1)[0].rstrip(",;:")
+    return cut + " …"
+
+
+def outcome(row: dict) -> str:
+    """The scoreboard's class of one summary row: reproduced, off with a substitution, off unexplained, stopped,
+    not run (and 'no reference')."""
+    text = row.get("verdict") or ""
+    if not row.get("run_id"):
+        return "not run"
+    if text.startswith("stopped"):
+        return "stopped"
+    core = re.sub(r"^provisional \(n=\d+\): ", "", text)
+    if core.startswith("within"):
+        return "reproduced"
+    if core.startswith(("below", "above")):
+        return "off, substitution" if row.get("substitution") else "off, unexplained"
+    return "no reference"
+
+
+def scoreboard(rows: list[dict]) -> str:
+    """'N of M references reproduced · …': every reference other than a parameter count, once."""
+    refs = [r for r in rows if r.get("metric") and r["metric"] not in PARAM_METRICS]
+    kinds = [outcome(r) for r in refs]
+    provisional = sum(1 for r, k in zip(refs, kinds) if k != "not run"
+                      and (r.get("verdict") or "").startswith("provisional"))
+    params = [r for r in rows if r.get("metric") in PARAM_METRICS and r.get("run_id")]
+    exact = sum(1 for r in params if outcome(r) == "reproduced")
+    parts = [f"**{kinds.count('reproduced')} of {len(refs)} references reproduced**",
+             f"{kinds.count('off, substitution')} off with a declared substitution",
+             f"{kinds.count('off, unexplained')} off, unexplained",
+             f"{kinds.count('not run')} not run"]
+    if kinds.count("stopped"):
+        parts.append(f"{kinds.count('stopped')} stopped (NaN loss)")
+    return (" · ".join(parts) + f". {provisional} of the measured verdicts are provisional (fewer than 3 repeats)"
+            + (f"; parameter counts: {exact} of {len(params)} exact." if params else "."))
+
+
 def report_readme(rows: list[dict], sections: list[str]) -> str:
     """results/README.md: one line per experiment that has run (reference, measured mean ± std, verdict, parameters,
     epochs, time, device and backend, curves), then the lectures' comparisons and the paper tables."""
@@ -314,24 +382,24 @@ def report_readme(rows: list[dict], sections: list[str]) -> str:
              f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the complete "
              "runs in this folder. Each line is an experiment's newest setting (full profile preferred), measured "
              "as mean ± std over its seeds/folds when there are several; every reference with its source and the raw "
-             "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "", verdicts.RULE, "",
-             "| Experiment | Reference (source) | Measured | Verdict | Params | Epochs | Wall (s) | Device, backend "
+             "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "", scoreboard(rows), "",
+             verdicts.RULE, "",
+             "| Experiment | Reference | Source | Measured | Verdict | Params | Epochs | Wall | Device, backend "
              "| Curves |",
-             "|---|---|---:|---|---:|---:|---:|---|---|"]
+             "|---|---|---|---:|---|---:|---:|---:|---|---|"]
     first: dict[str, dict] = {}  # per experiment: its first measured reference, a parameter count only if no other
     for r in rows:
         if r["run_id"] and (r["experiment"] not in first or first[r["experiment"]]["metric"] in PARAM_METRICS
                             and r["metric"] not in (None, *PARAM_METRICS)):
             first[r["experiment"]] = r
-    for r in first.values():
-        wall = r["wall_seconds"]
+    for name in sorted(first, key=lecture_key):
+        r = first[name]
         spread = f" ± {r['measured_std']:.4f} (n={r['n_runs']})" if r["measured_std"] is not None else ""
-        source = r["source"] or "–"
         lines.append(f"| [{r['experiment']}]({r['experiment']}/{r['run_id']}/) | {r['metric']} {_num(r['reference'])} "
-                     f"({source}) | {_num(r['measured'])}{spread} | {r['verdict']} | {_num(r['params_total'])} | "
-                     f"{r['epochs'] or '–'} | {_num(wall)} | {r['device'] or '–'}, {r['backend'] or '–'} | "
-                     f"[png]({r['experiment']}/{r['run_id']}/curves.png) |")
-    not_run = sorted({r["experiment"] for r in rows if not r["run_id"]})
+                     f"| {short_source(r['source'])} | {_num(r['measured'])}{spread} | {r['verdict']} | "
+                     f"{_num(r['params_total'])} | {r['epochs'] or '–'} | {human_seconds(r['wall_seconds'])} | "
+                     f"{r['device'] or '–'}, {r['backend'] or '–'} | [png]({r['experiment']}/{r['run_id']}/curves.png) |")
+    not_run = sorted({r["experiment"] for r in rows if not r["run_id"]}, key=lecture_key)
     if not_run:
         lines += ["", f"Not run yet ({len(not_run)}): " + ", ".join(not_run) + "."]
     return "\n".join(lines + [""] + sections).rstrip() + "\n"
@@ -353,7 +421,8 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     for r in rows:
         run_link = (f"[{(r['finished_at'] or '')[:10] or r['run_id']}]({r['experiment']}/{r['run_id']}/)"
                     if r["run_id"] else "–")
-        rng = f"{_num(r['range_low'])} – {_num(r['range_high'])}" if r["range_low"] is not None else "–"
+        rng = ("–" if r["range_low"] is None else _num(r["range_low"]) if r["range_low"] == r["range_high"]
+               else f"{_num(r['range_low'])} – {_num(r['range_high'])}")
         spread = f" ± {_num(r['measured_std'])} (n={r['n_runs']})" if r["measured_std"] is not None else ""
         md.append(f"| {r['experiment']} | {r['metric'] or '–'} | {_num(r['reference'])} | {r['source'] or '–'} | "
                   f"{rng} | {_num(r['measured'])}{spread} | {r['verdict']} | {run_link} |")

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,58 @@ def write_npz(path: Path, **arrays) -> None:
             tmp.unlink(missing_ok=True)
     except OSError:
         pass
+
+
+def precision_of(m: dict) -> str:
+    """The Keras dtype policy a run trained under (what `train.precision: auto` became on its machine)."""
+    return (m.get("precision") or {}).get("policy") or m.get("dtype_policy") or "float32"
+
+
+RUN_COLUMNS = ["experiment", "run_id", "status", "profile", "seed", "fold", "overrides", "precision", "backend",
+               "keras", "device", "finished_at", "epochs_run", "wall_seconds"]
+
+
+def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] | None = None):
+    """Every complete run under `results_dir` as a tidy pandas DataFrame: one row per run × measured metric
+    (test_accuracy, val_loss, params_total, ...), with the run's experiment, id, seed, fold, overrides,
+    precision, backend, Keras version, device, finish time, epochs and wall seconds beside it.
+
+    Reference: the design card's pandas; timm's results/*.csv (every number with what produced it).
+    Trap: `value` is the run's own measured number (val_* the best epoch's, train_* the last one's); a
+    reference's statistic (mean of the last 10 epochs, ...) is in summary.csv, which applies it.
+
+        import cnnlab.results as R
+        df = R.load("results")
+        df[df.metric == "test_accuracy"].groupby("experiment").value.agg(["mean", "std", "count"])
+    """
+    import pandas as pd
+
+    root = Path(results_dir)
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        if root.is_dir() else []
+    if experiments is not None:
+        wanted = set(experiments)
+        names = [n for n in names if n in wanted]
+    rows = []
+    for name in names:
+        for run in complete_runs(root, name):
+            try:
+                m = read_metrics(run)
+            except (OSError, ValueError):
+                continue
+            env, repeat = m.get("environment") or {}, m.get("repeat") or {}
+            base = {"experiment": name, "run_id": run.name, "status": m.get("status", "complete"),
+                    "profile": m.get("profile"), "seed": m.get("seed", repeat.get("seed")), "fold": repeat.get("fold"),
+                    "overrides": " ".join(m.get("overrides") or []), "precision": precision_of(m),
+                    "backend": env.get("backend"), "keras": env.get("keras"), "device": env.get("device"),
+                    "finished_at": m.get("finished_at"), "epochs_run": m.get("epochs_run"),
+                    "wall_seconds": (m.get("timing") or {}).get("wall_seconds")}
+            for metric, value in (m.get("measured") or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    rows.append({**base, "metric": metric, "value": float(value)})
+    frame = pd.DataFrame(rows, columns=[*RUN_COLUMNS, "metric", "value"])
+    frame["finished_at"] = pd.to_datetime(frame["finished_at"], utc=True, errors="coerce")
+    return frame.astype({"seed": "Int64", "fold": "Int64", "epochs_run": "Int64"})
 
 
 def read_metrics(run: Path) -> dict:
