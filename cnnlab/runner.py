@@ -23,6 +23,7 @@ from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
 from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, portable, read_history
 from cnnlab.verdicts import metric_label, value as reference_value, verdict
+from cnnlab.backup import EpochBackup
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
 
 
@@ -182,26 +183,6 @@ def backup_seconds() -> float:
         return max(0.0, float(text)) if text else BACKUP_SECONDS
     except ValueError:
         raise CnnlabError(f"CNNLAB_BACKUP_SECONDS: expected a number of seconds, received {text!r}") from None
-
-
-class TimedBackup(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that writes its backup at an epoch's end only when `seconds` have passed since the last
-    one (or since training started), so short epochs are not slowed by a checkpoint each.
-
-    Reference: keras.callbacks.BackupAndRestore; issue 5 (resume; cnnlab within 1.02× of plain Keras).
-    Trap: a checkpoint of the IMDB Conv1D (1.3 M weights, RMSprop state, the previous copy kept) costs a few
-    per cent of a 7-second epoch; a kill now loses at most `seconds` of training, never a result.
-    """
-
-    def __init__(self, backup_dir: str, seconds: float):
-        super().__init__(backup_dir, double_checkpoint=True)
-        self.seconds = seconds
-        self._last_backup = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.perf_counter() - self._last_backup >= self.seconds:
-            super().on_epoch_end(epoch, logs)
-            self._last_backup = time.perf_counter()
 
 
 def set_determinism(on: bool) -> str:
@@ -460,9 +441,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
                 state.restore_phase(finished, model)
                 finished = None
             model._initial_epoch = None  # Keras keeps a restored epoch on the model; each phase sets its own
-            # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most); double_checkpoint
-            # keeps the previous backup, so a kill while the file is written falls back to it
-            backup = TimedBackup(str(state.phase_dir(i)), backup_seconds())
+            # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most), each backup
+            # whole or absent and the one before it kept (cnnlab.backup): a kill during a write falls back to it
+            backup = EpochBackup(state.phase_dir(i), backup_seconds())
             fit_args, fit_kwargs, stream_callbacks = streams.fit_args(done, phase.epochs)
             model.fit(*fit_args, **fit_kwargs, initial_epoch=done, epochs=done + phase.epochs,
                       callbacks=[*stream_callbacks, epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
@@ -492,7 +473,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     names = tr.metric_names()
     epochs_run = len(epoch_log.rows)
     boundaries = [r["first_epoch"] - 1 for r in phase_records[1:]]
-    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries))
+    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries,
+                                             [to_plain(r) for r in cfg.reference]))
     if phase_records:
         run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters") + "\n" +
                       params.phases_markdown(phase_records))

@@ -82,19 +82,17 @@ def test_a_nan_loss_stops_the_run_and_the_summary_says_so(cli, data_dir, tmp_pat
 
 
 def test_backups_are_written_at_most_every_n_seconds(tmp_path, monkeypatch):
-    """TimedBackup: 0 s → a backup at every epoch's end; an hour → none during a short fit (and the run's
-    resume state, Keras's training_metadata.json, names the epoch the weights belong to)."""
+    """0 s → a backup at every epoch's end (two generations kept, each with its record); an hour → none during
+    a short fit."""
     import keras
     import numpy as np
 
-    from cnnlab.runner import TimedBackup, backup_seconds
+    from cnnlab.backup import EpochBackup
+    from cnnlab.runner import backup_seconds
 
-    class Keep(TimedBackup):  # the backup as it stands after training (BackupAndRestore deletes it at the end)
+    class Keep(EpochBackup):  # the backup as it stands after training (it is deleted at the end)
         def on_train_end(self, logs=None):
-            self.kept = sorted(p.name for p in Path(self.backup_dir).iterdir()) if Path(self.backup_dir).exists() \
-                else []
-            self.metadata = json.loads((Path(self.backup_dir) / "training_metadata.json").read_text()) \
-                if "training_metadata.json" in self.kept else None
+            self.kept = sorted(p.name for p in self.dir.iterdir()) if self.dir.exists() else []
             super().on_train_end(logs)
 
     x, y = np.zeros((8, 3), "float32"), np.zeros((8, 1), "float32")
@@ -102,11 +100,12 @@ def test_backups_are_written_at_most_every_n_seconds(tmp_path, monkeypatch):
     for seconds in (0.0, 3600.0):
         model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         model.compile("sgd", "mse")
-        backup = Keep(str(tmp_path / f"b{seconds}"), seconds)
+        backup = Keep(tmp_path / f"b{seconds}", seconds)
         model.fit(x, y, epochs=3, verbose=0, callbacks=[backup])
-        seen[seconds] = (backup.kept, backup.metadata)
-    assert "latest.weights.h5" in seen[0.0][0] and seen[0.0][1] == {"epoch": 3, "batch": 0}
-    assert seen[3600.0] == ([], None)
+        seen[seconds] = backup.kept
+        assert not backup.dir.exists()  # spent at the end of the phase
+    assert seen[0.0] == ["epoch00002.json", "epoch00002.weights.h5", "epoch00003.json", "epoch00003.weights.h5"]
+    assert seen[3600.0] == []
     monkeypatch.setenv("CNNLAB_BACKUP_SECONDS", "12.5")
     assert backup_seconds() == 12.5
     monkeypatch.delenv("CNNLAB_BACKUP_SECONDS")
