@@ -117,12 +117,18 @@ def cmd_compare(args) -> int:
     if args.sets:
         if len(args.sets) != 2:
             raise CnnlabError(f"command line: compare takes two result folders (A B), received {len(args.sets)}")
-        text = compare_sets(Path(args.sets[0]), Path(args.sets[1]))
+        problems: list[str] = []
+        curves = Path(args.out).with_name(Path(args.out).stem + "_curves") if args.out else None
+        text = compare_sets(Path(args.sets[0]), Path(args.sets[1]), problems=problems, curves_dir=curves)
         if args.out:
             from cnnlab.results import atomic_write
 
             atomic_write(Path(args.out), text)
         print(text, end="")
+        if args.check and problems:
+            print(f"cnnlab: compare --check: {len(problems)} difference(s) beyond the runs' spread or between "
+                  f"different settings: " + "; ".join(problems), file=sys.stderr)
+            return 1
         return 0
 
     csv_path, md_path = write_summary(_results_root(args))
@@ -211,7 +217,10 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
     sp.add_argument("sets", nargs="*", metavar="RESULTS", help="two result folders A B to set side by side "
                     "(two machines, backends, Keras versions); none: regenerate the summary")
-    sp.add_argument("--out", help="also write the A/B comparison to this Markdown file")
+    sp.add_argument("--out", help="also write the A/B comparison to this Markdown file (and A's and B's curves "
+                    "overlaid per experiment beside it, in <name>_curves/)")
+    sp.add_argument("--check", action="store_true", help="with A B: exit 1 when a difference exceeds the runs' "
+                    "spread or the two sides ran different settings (a CI gate)")
     sp.set_defaults(func=cmd_compare)
     sp = sub.add_parser("ab", help=cmd_ab.__doc__)
     sp.add_argument("a", help="results name of side A (an experiment, or a variant as name_variant)")

@@ -265,9 +265,33 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
+def mean_curves(runs: list[tuple[Path, dict]]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Per history column, the mean over a run set's runs and (with 2 or more) their standard deviation, epoch by
+    epoch up to the shortest run."""
+    import statistics
+
+    histories = [history_columns(read_history(run / "history.csv")) for run, _ in runs]
+    histories = [h for h in histories if h]
+    if not histories:
+        return {}, {}
+    means, stds = {}, {}
+    for key in histories[0]:
+        cols = [[v for v in h.get(key, []) if isinstance(v, (int, float))] for h in histories]
+        n = min(map(len, cols))
+        if n == 0:
+            continue
+        means[key] = [statistics.fmean(c[i] for c in cols) for i in range(n)]
+        if len(cols) > 1:
+            stds[key] = [statistics.stdev(c[i] for c in cols) for i in range(n)]
+    return means, stds
+
+
 def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
-                  configs: dict[str, dict] | None = None) -> list[str]:
-    """A comparison table and an overlay of validation curves for experiments the lectures set side by side."""
+                  configs: dict[str, dict] | None = None,
+                  sets: dict[str, list[tuple[Path, dict]]] | None = None) -> list[str]:
+    """A comparison table and an overlay of validation curves for experiments the lectures set side by side:
+    each curve the mean over the experiment's run set with a ± std band, its reference drawn on it, a run that
+    is not the full profile marked in its label."""
     import csv
 
     from cnnlab import plots
@@ -278,7 +302,7 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
     lines = [f"## {group}", "", *([note, ""] if note else []),
              "| Experiment | Params | Best validation (epoch) | Lowest val_loss (epoch) | "
              "Test accuracy | Test loss | Mean epoch (s) | Profile |", "|---|---:|---|---|---:|---:|---:|---|"]
-    series = {}
+    series, curves, bands, references = {}, {}, {}, {}
     for name, run, m in members:
         with open(run / "history.csv", newline="") as f:
             hist_rows = list(csv.DictReader(f))
@@ -292,13 +316,19 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
                      f"{_num(best.get('value'))} ({best.get('epoch', '–')}) | {low} | "
                      f"{_num(meas.get('test_accuracy'))} | {_num(meas.get('test_loss'))} | "
                      f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f} | {m.get('profile')} |")
+        runs = (sets or {}).get(name) or [(run, m)]
+        label = name + (f" ({m.get('profile')} profile)" if m.get("profile") != "full" else "") + \
+            (f" (n={len(runs)})" if len(runs) > 1 else "")
+        curves[label], bands[label] = mean_curves(runs)
+        references[label] = [r for r in ((configs or {}).get(name, {}).get("reference") or m.get("references") or [])
+                             if isinstance(r, dict)]
     wanted = next((tuple((c.get("report") or {}).get("overlay") or ()) for n, c in (configs or {}).items()
                    if n in series and (c.get("report") or {}).get("overlay")), ()) or ("val_accuracy", "val_loss")
     keys = [k for k in wanted if any(k in s for s in series.values())]
     if keys:
         png = Path(root) / "groups" / f"{_slug(group)}.png"
         png.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(png, plots.overlay(series, keys, group))
+        atomic_write(png, plots.overlay(curves, keys, group, bands, references))
         lines += ["", f"![{group}](groups/{png.name})"]
     return lines + [""]
 
@@ -429,7 +459,7 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     md.append("")
     sections = []
     for group, members in groups.items():
-        sections += group_section(root, group, members, configs)
+        sections += group_section(root, group, members, configs, sets)
     sections += paper_tables(configs, sets)
     md += sections
     atomic_write(root / "README.md", report_readme(rows, sections))
@@ -470,14 +500,38 @@ def write_summary(root: Path) -> tuple[Path, Path]:
 ENV_KEYS = ("backend", "backend_version", "keras", "python", "numpy", "device", "git_commit")
 
 
-def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", "val_accuracy", "test_loss")) -> str:
+def setting_diff(ma: tuple[Path, dict], mb: tuple[Path, dict]) -> list[str]:
+    """What makes two runs different settings rather than two measurements of one: profile, overrides other than
+    seed/fold, precision, the config itself (its setting hash) and the number of epochs run; [] when the same."""
+    (ra, a), (rb, b) = ma, mb
+    out = []
+    for what, va, vb in (("profile", a.get("profile"), b.get("profile")),
+                         ("overrides", " ".join(setting_overrides(a.get("overrides") or [])) or "none",
+                          " ".join(setting_overrides(b.get("overrides") or [])) or "none"),
+                         ("precision", precision_of(a), precision_of(b)),
+                         ("epochs", a.get("epochs_run"), b.get("epochs_run"))):
+        if va != vb:
+            out.append(f"{what} {va} → {vb}")
+    ha, hb = setting_hash(ra), setting_hash(rb)
+    if ha and hb and ha != hb:
+        out.append(f"config {ha} → {hb} (config.yaml differs)")
+    return out
+
+
+def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", "val_accuracy", "test_loss"),
+                 problems: list[str] | None = None, curves_dir: Path | None = None) -> str:
     """Markdown: two result sets (two machines, backends, Keras versions) side by side, per experiment and
-    metric: mean ± std (n) of each, the delta B − A, and a flag where |delta| exceeds the seed spread.
+    metric: mean ± std (n) of each, the delta B − A, and a flag where |delta| exceeds the seed spread; rows of
+    different settings (profile, config, epochs, precision) are marked with the difference and not judged.
+    `problems` collects every row `--check` fails on; `curves_dir` gets A's and B's curves overlaid per experiment.
 
     Trap: with one run on a side there is no spread to compare with; such deltas are marked 'no spread', not
-    passed as equal.
+    passed as equal. A 5-epoch run against a 2-epoch quick run is not a difference of −0.14: it is two settings.
     """
+    from cnnlab import plots
+
     a, b = Path(a), Path(b)
+    problems = problems if problems is not None else []
     for root in (a, b):
         if not root.is_dir():
             from cnnlab.errors import CnnlabError
@@ -485,37 +539,58 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
             raise CnnlabError(f"{root}: no such results folder (give two result sets, e.g. results/ and another "
                               "machine's results/)")
     names = sorted({p.name for root in (a, b) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                    and complete_runs(root, p.name)})
+                    and complete_runs(root, p.name)}, key=lecture_key)
     lines = [f"# Result sets compared: A = {a}, B = {b}", "",
              "Mean ± sample std over the runs of a setting (n runs: seeds, folds). Flag: **beyond spread** when "
-             "|B − A| exceeds the larger of the two standard deviations (and both sides have n ≥ 2).", "",
+             "|B − A| exceeds the larger of the two standard deviations (and both sides have n ≥ 2); "
+             "**different settings** when the two sides did not run the same setting (then the delta is not "
+             "judged).", "",
              "| Experiment | Metric | A | B | B − A | Flag |", "|---|---|---:|---:|---:|---|"]
-    env_lines = []
+    env_lines, pictures = [], []
     for name in names:
         sa, sb = run_set(a, name), run_set(b, name)
         if not sa or not sb:
             count_a, count_b = (f"{len(s)} runs" if s else "–" for s in (sa, sb))
             lines.append(f"| {name} | – | {count_a} | {count_b} | – | only in {'B' if not sa else 'A'} |")
             continue
+        differs = setting_diff(sa[-1], sb[-1])
         ga, gb = aggregate(sa), aggregate(sb)
         for metric in metrics:
             if metric not in ga or metric not in gb:
                 continue
             (ma, da, na), (mb, db, nb) = ga[metric], gb[metric]
             delta = mb - ma
-            if na < 2 or nb < 2:
+            if differs:
+                flag = "**different settings**: " + "; ".join(differs)
+                problems.append(f"{name} {metric}: different settings ({'; '.join(differs)})")
+            elif na < 2 or nb < 2:
                 flag = "no spread (n=1)" if delta else "equal"
+            elif abs(delta) > max(da, db):
+                flag = "**beyond spread**"
+                problems.append(f"{name} {metric}: B − A = {delta:+.4f} beyond the spread (std {max(da, db):.4f})")
             else:
-                flag = "**beyond spread**" if abs(delta) > max(da, db) else "within spread"
+                flag = "within spread"
             lines.append(f"| {name} | {metric} | {ma:.4f} ± {da:.4f} ({na}) | {mb:.4f} ± {db:.4f} ({nb}) | "
                          f"{delta:+.4f} | {flag} |")
         ea, eb = sa[-1][1].get("environment", {}), sb[-1][1].get("environment", {})
         diff = [f"{k} {ea.get(k)} → {eb.get(k)}" for k in ENV_KEYS if ea.get(k) != eb.get(k)]
-        pa, pb = precision_of(sa[-1][1]), precision_of(sb[-1][1])
-        if pa != pb:  # a setting, not only an environment: bfloat16 changes the numbers
-            diff.insert(0, f"precision {pa} → {pb} (a different setting)")
         if diff:
             env_lines.append(f"- {name}: " + "; ".join(diff))
+        if curves_dir is not None:
+            curves, bands = {}, {}
+            for side, runs in (("A", sa), ("B", sb)):
+                label = f"{side}: {name}" + (f" (n={len(runs)})" if len(runs) > 1 else "")
+                curves[label], bands[label] = mean_curves(runs)
+            keys = [k for k in ("val_accuracy", "val_loss") if all(k in c for c in curves.values())]
+            if keys:
+                png = Path(curves_dir) / f"{name}.png"
+                png.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(png, plots.overlay(curves, keys, f"{name}: A = {a}, B = {b}", bands))
+                pictures.append(f"- {name}: [{png.name}]({png.parent.name}/{png.name})")
     if env_lines:
         lines += ["", "## What differs between the runs (environment of the newest run of each side)", ""] + env_lines
+    if pictures:
+        lines += ["", "## Curves of A and B overlaid (mean ± std over the run set)", ""] + pictures
     return "\n".join(lines) + "\n"
+
+

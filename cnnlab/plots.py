@@ -6,12 +6,15 @@ Trap: matplotlib must use the non-interactive Agg backend, or a headless CI mach
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Mapping, Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def _png(fig) -> bytes:
@@ -21,42 +24,120 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def curves(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = ()) -> bytes:
-    """PNG bytes: one panel per logged quantity (loss, accuracy, ...), training vs validation; a dashed line
-    after each epoch in `boundaries` (where a new training phase starts)."""
+def _panel_of(metric: str) -> str | None:
+    """The curve panel a reference belongs on: val_accuracy, test_accuracy, train_accuracy → 'accuracy'."""
+    for prefix in ("val_", "test_", "train_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix):]
+    return None
+
+
+def _draw_reference(ax, ref: Mapping, color: str = "tab:red", band: bool = True, who: str = "") -> None:
+    """The reference value as a dotted line and its accepted range as a band, labelled for the legend."""
+    value, rng = ref.get("value"), ref.get("range") or (None, None)
+    if not isinstance(value, (int, float)):
+        return
+    split = ref["metric"].split("_", 1)[0]
+    ax.axhline(value, color=color, linestyle=":", linewidth=1.4,
+               label=f"{who}reference {value:.4g} ({split}{', ' + ref['statistic'] if ref.get('statistic') else ''})")
+    low, high = rng if len(rng) == 2 else (None, None)
+    if band and isinstance(low, (int, float)) and isinstance(high, (int, float)) and high > low:
+        ax.axhspan(low, high, color=color, alpha=0.10, linewidth=0, label=f"{who}accepted {low:.4g}–{high:.4g}")
+
+
+def _epoch_axis(ax, label: str = "epoch") -> None:
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(label)
+
+
+def _title(fig, text: str, width: int) -> None:
+    fig.suptitle(textwrap.fill(text, width), fontsize=11)
+
+
+def curves(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = (),
+           references: Sequence[Mapping] = ()) -> bytes:
+    """PNG bytes of `curves_figure`."""
+    return _png(curves_figure(history, title, boundaries, references))
+
+
+def curves_figure(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = (),
+                  references: Sequence[Mapping] = ()):
+    """The figure: one panel per logged quantity (loss, accuracy, ...), training vs validation; a dashed line
+    after each epoch in `boundaries` (where a new training phase starts); each reference of a val_/test_/train_
+    metric drawn on its panel with its accepted band."""
     names = [k for k in history
              if not k.startswith("val_") and k not in ("epoch", "phase", "epoch_seconds", "learning_rate")]
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.0), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
         ax.plot(epochs, history[name], "bo", label=f"Training {name}")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], "b", label=f"Validation {name}")
+        for ref in references:
+            if _panel_of(ref.get("metric") or "") == name:
+                _draw_reference(ax, ref)
         for b in boundaries:
             ax.axvline(b + 0.5, color="gray", linestyle="--", linewidth=1)
-        ax.set_xlabel("epoch" + (" (dashed: a new training phase)" if boundaries else ""))
-        ax.set_title(f"Training and validation {name}")
+        _epoch_axis(ax, "epoch" + (" (dashed: a new training phase)" if boundaries else ""))
+        ax.set_ylabel(name)
+        ax.set_title(f"Training and validation {name}", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title)
+        ax.legend(fontsize=8, framealpha=0.7, loc="best")
+    _title(fig, title, 45 * len(names))
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-def overlay(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], title: str) -> bytes:
-    """PNG bytes: the same quantities (e.g. val_accuracy, val_loss) of several experiments on shared axes."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 3.8), squeeze=False)
+def overlay(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], title: str,
+            bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+            references: Mapping[str, Sequence[Mapping]] | None = None) -> bytes:
+    """PNG bytes of `overlay_figure`."""
+    return _png(overlay_figure(series, keys, title, bands, references))
+
+
+def overlay_figure(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], title: str,
+                   bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+                   references: Mapping[str, Sequence[Mapping]] | None = None):
+    """The figure: the same quantities (e.g. val_accuracy, val_loss) of several experiments on shared axes; a
+    series' ± std band over its seeds/folds where `bands` has one; each experiment's reference for a panel as a
+    dotted line in its colour (the accepted band too when the group shares one reference). One legend below
+    the panels, so it covers no curve."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.4), squeeze=False)
+    handles: dict[str, object] = {}
     for ax, key in zip(axes[0], keys):
+        drawn = []
         for label, history in series.items():
-            if key in history:
-                ax.plot(range(1, len(history[key]) + 1), history[key], marker="o", ms=3, label=label)
-        ax.set_xlabel("epoch")
-        ax.set_title(key)
+            if key not in history:
+                continue
+            y = np.asarray(history[key], dtype=float)
+            x = np.arange(1, len(y) + 1)
+            (line,) = ax.plot(x, y, marker="o", ms=3, label=label)
+            handles.setdefault(label, line)
+            std = (bands or {}).get(label, {}).get(key)
+            if std is not None and len(std) == len(y):
+                ax.fill_between(x, y - np.asarray(std), y + np.asarray(std), color=line.get_color(), alpha=0.15,
+                                linewidth=0)
+            for ref in (references or {}).get(label, ()):
+                if ref.get("metric") == key:
+                    drawn.append((ref, line.get_color(), label))
+        shared = len({(r.get("value"), tuple(r.get("range") or ())) for r, _, _ in drawn}) == 1
+        for ref, color, label in drawn:
+            _draw_reference(ax, ref, color, band=shared, who="" if shared else f"{label}: ")
+            if shared:
+                break
+        _epoch_axis(ax)
+        ax.set_ylabel(key)
+        ax.set_title(key, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _png(fig)
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in series:
+                handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", fontsize=8, frameon=False,
+               ncol=min(4, max(1, len(handles))))
+    _title(fig, title, 50 * len(keys))
+    rows = -(-len(handles) // 4)
+    fig.tight_layout(rect=(0, min(0.35, 0.07 * rows + 0.02), 1, 1))
+    return fig
 
 
 def panels(images: Sequence, titles: Sequence[str], title: str, cmaps: Sequence[str] | None = None) -> bytes:

@@ -160,6 +160,21 @@ def test_compare_two_result_sets_flags_deltas_beyond_the_seed_spread(cli, tmp_pa
     assert "only in A" in out and (tmp_path / "ab.md").read_text() == out
     code, _, err = cli("compare", a)
     assert code == 2 and "compare takes two result folders" in err
+    # --check gates on it: exit 1 naming the difference; the same sets without mnist pass
+    code, _, err = cli("compare", a, b, "--check")
+    assert code == 1 and err.count("\n") == 1 and "mnist test_accuracy: B − A = -0.0200 beyond the spread" in err
+    assert "mnist_dense" not in err
+    assert (tmp_path / "ab_curves" / "mnist.png").is_file() and "[mnist.png](ab_curves/mnist.png)" in out
+
+
+def test_compare_marks_two_settings_instead_of_a_delta(cli, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _fake_run(a, "mnist", "20260101-000000_full", 1, 0.99)
+    _fake_run(b, "mnist", "20260101-000000_quick", 1, 0.85, profile="quick")   # a 2-epoch quick run
+    code, out, err = cli("compare", a, b, "--check")
+    row = next(line for line in out.splitlines() if line.startswith("| mnist | test_accuracy"))
+    assert "**different settings**: profile full → quick" in row and "no spread" not in row
+    assert code == 1 and "mnist test_accuracy: different settings (profile full → quick)" in err
 
 
 def test_the_config_hash_follows_what_decides_the_numbers_only():

@@ -114,24 +114,40 @@ def test_split_hands_the_test_set_over_as_validation():
     assert "validation data: the test set" in got.source
 
 
-def test_run_sets_never_average_two_settings(cli, data_dir, tmp_path):
+def _resolved_run(results, run_id, overrides, accuracy):
+    """A complete run folder as the runner writes it (resolved config.yaml, metrics.json, history.csv), without
+    training: the run-set logic reads nothing else."""
+    from cnnlab.config import load
+
+    exp = load("mnist", overrides)
+    run = results / "mnist" / run_id
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(exp.resolved_yaml())
+    (run / "history.csv").write_text("epoch,accuracy,val_accuracy\n1,0.5,0.5\n")
+    (run / "metrics.json").write_text(json.dumps({
+        "experiment": "mnist", "run_id": run_id, "status": "complete", "profile": "full", "overrides": overrides,
+        "config_hash": exp.config_hash(), "seed": exp.config.seed, "repeat": {"seed": exp.config.seed, "fold": None},
+        "measured": {"test_accuracy": accuracy}, "timing": {}, "environment": {}}))
+    return run
+
+
+def test_run_sets_never_average_two_settings(tmp_path):
+    from cnnlab import compare
     from cnnlab.compare import collect
 
     results = tmp_path / "results"
-    base = ["data.train_subset=200", "data.test_subset=100", "train.epochs=1", "--data-dir", data_dir, "--verbose", "0"]
-    for extra in ([], ["seed=2"]):
-        code, _, err = cli("--results-dir", results, "run", "mnist", *base[:3], *extra, *base[3:])
-        assert code == 0, err
+    base = ["data.train_subset=200", "data.test_subset=100", "train.epochs=1"]
+    _resolved_run(results, "20260101-000000_full", base, 0.90)
+    newest = _resolved_run(results, "20260102-000000_full", [*base, "seed=2"], 0.92)
+    compare._SETTING_HASHES.clear()
     rows, *_ = collect(results)
     row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
-    assert row["n_runs"] == 2  # seeds 1 and 2 of one setting
+    assert row["n_runs"] == 2 and row["measured"] == pytest.approx(0.91)  # seeds 1 and 2 of one setting
     # the same experiment's config edited afterwards (here: its optimizer written into the newest run's config.yaml,
     # as if the YAML had changed between the runs): the runs no longer form one set
-    newest = sorted(p for p in (results / "mnist").iterdir() if p.is_dir())[-1]
     text = (newest / "config.yaml").read_text()
+    assert "optimizer: RMSpropKeras2" in text
     (newest / "config.yaml").write_text(text.replace("optimizer: RMSpropKeras2", "optimizer: rmsprop"))
-    from cnnlab import compare
-
     compare._SETTING_HASHES.clear()
     rows, *_ = collect(results)
     row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
