@@ -364,7 +364,7 @@ def short_source(source: str | None, limit: int = 48) -> str:
     stays in summary.md."""
     if not source:
         return "–"
-    head = re.split(r' \("| \(“|; |: ', source, maxsplit=1)[0].strip()
+    head = re.split(r" \((?!\d{4}\))|; |: ", source, maxsplit=1)[0].strip()  # keeps "Kim (2014) Table 2"
     if len(head) <= limit:
         return head
     cut = head[:limit].rsplit(" ", 1)[0].rstrip(",;:")

@@ -118,8 +118,8 @@ def overlay_figure(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Se
                 ax.fill_between(x, y - np.asarray(std), y + np.asarray(std), color=line.get_color(), alpha=0.15,
                                 linewidth=0)
             for ref in (references or {}).get(label, ()):
-                if ref.get("metric") == key:
-                    drawn.append((ref, line.get_color(), label))
+                if _panel_of(ref.get("metric") or "") == _panel_of(key) or ref.get("metric") == key:
+                    drawn.append((ref, line.get_color(), label))  # a test_ reference too, labelled '(test)'
         shared = len({(r.get("value"), tuple(r.get("range") or ())) for r, _, _ in drawn}) == 1
         for ref, color, label in drawn:
             _draw_reference(ax, ref, color, band=shared, who="" if shared else f"{label}: ")
@@ -132,11 +132,14 @@ def overlay_figure(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Se
         for h, lab in zip(*ax.get_legend_handles_labels()):
             if lab not in series:
                 handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="lower center", fontsize=8, frameon=False,
-               ncol=min(4, max(1, len(handles))))
+    column = 0.06 * max((len(k) for k in handles), default=10) + 0.6  # inches one legend entry takes at size 8
+    ncol = max(1, min(len(handles), int(5.5 * len(keys) // column)))  # as many as the figure's width holds
+    rows = -(-len(handles) // ncol)
+    height = 4.4 + 0.22 * rows
+    fig.set_size_inches(5.5 * len(keys), height)
+    fig.legend(list(handles.values()), list(handles), loc="lower center", fontsize=8, frameon=False, ncol=ncol)
     _title(fig, title, 50 * len(keys))
-    rows = -(-len(handles) // 4)
-    fig.tight_layout(rect=(0, min(0.35, 0.07 * rows + 0.02), 1, 1))
+    fig.tight_layout(rect=(0, (0.22 * rows + 0.15) / height, 1, 1))
     return fig
 
 

@@ -26,7 +26,8 @@ def test_wall_times_as_people_read_them(seconds, text):
 
 @pytest.mark.parametrize("source, short", [
     ('DLwP §5.2.5 ("you now reach an accuracy of 82%"); notebook 5.2\'s val_acc', "DLwP §5.2.5"),
-    ("Kim (2014) Table 2, CNN-rand, MR (10-fold CV)", "Kim (2014) Table 2, CNN-rand, MR (10-fold CV)"),
+    ("Kim (2014) Table 2, CNN-rand, MR (10-fold CV)", "Kim (2014) Table 2, CNN-rand, MR"),
+    ("Chollet, DLwP notebook 5.1 (test_acc 0.9913 at epoch 5)", "Chollet, DLwP notebook 5.1"),
     ("DLwP notebook 4.4, the original model: best val_acc 0.8905 at epoch 2", "DLwP notebook 4.4, the original model"),
     # cut at 48 characters, on a word boundary
     ("a very long source without any separator that goes on and on for many words",
