@@ -54,6 +54,7 @@ class Job:
     overrides: tuple[str, ...]      # the batch's overrides, then seed=k when --seeds N > 1
     profile: str = "full"
     config_hash: str = ""           # Experiment.config_hash() of the run as it would run now
+    epochs: int = 0                 # every phase's epochs together: the heartbeat's "epoch k/N"
 
 
 @dataclass
@@ -122,7 +123,7 @@ def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int = 1, pro
         for extra in seed_overrides(seeds):
             exp = load(ref, [*overrides, *extra], profile)
             jobs.append(Job(ref, exp.config.name, exp.config.seed, (*overrides, *extra), profile,
-                            exp.config_hash()))
+                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases())))
     return jobs
 
 
@@ -442,6 +443,10 @@ def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=p
     with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
     Ctrl-C."""
     state = Progress(batch, Path(results_root), log, runner or run_job, data_dir)
+    beating = threading.Event()
+    seconds = heartbeat_seconds()
+    if seconds > 0:
+        threading.Thread(target=_beat_until, args=(state, beating, seconds), daemon=True).start()
     try:
         if batch.devices:
             run_workers(state, batch.devices)
@@ -452,8 +457,48 @@ def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=p
     except KeyboardInterrupt:
         return interrupted(state)
     finally:
+        beating.set()
         state.close_processes()
     return finish(state)
+
+
+HEARTBEAT_SECONDS = 60.0
+
+
+def heartbeat_seconds() -> float:
+    """Seconds between progress lines of the running jobs: $CNNLAB_HEARTBEAT_SECONDS (0: none), else 60."""
+    text = os.environ.get("CNNLAB_HEARTBEAT_SECONDS", "").strip()
+    try:
+        return max(0.0, float(text)) if text else HEARTBEAT_SECONDS
+    except ValueError:
+        raise CnnlabError(f"CNNLAB_HEARTBEAT_SECONDS: expected a number of seconds, received {text!r}") from None
+
+
+def _beat_until(state: "Progress", stop: threading.Event, seconds: float) -> None:
+    while not stop.wait(seconds):
+        try:
+            state.heartbeat()
+        except Exception:  # noqa: BLE001 — a progress line must never stop the batch
+            pass
+
+
+def epochs_done(results_root: Path, name: str, since: float) -> int | None:
+    """Rows in the history.csv of the newest `.partial` run of `name` written since `since` (wall time): the
+    epochs a running job has finished (a resumed run counts its earlier epochs too); None before the first."""
+    from cnnlab.results import read_history
+
+    folder = Path(results_root) / name
+    found = []
+    for history in folder.glob(".*.partial/history.csv") if folder.is_dir() else []:
+        try:
+            mtime = history.stat().st_mtime
+        except OSError:
+            continue
+        if mtime >= since:
+            found.append((mtime, history))
+    if not found:
+        return None
+    return len(read_history(max(found)[1]))
 
 
 class Progress:
@@ -471,6 +516,8 @@ class Progress:
         self.running: dict[int, subprocess.Popen | None] = {}
         self.processes: dict[str | None, WarmProcess] = {}   # worker name → its warm process (not --isolate)
         self.lock, self.cancel, self.current = threading.Lock(), threading.Event(), 0
+        self.began: dict[int, tuple[float, float]] = {}   # job → (wall, perf_counter) when it started
+        self.beats: dict[int, int] = {}                   # job → epochs done at its last progress line
 
     def label(self, i: int, worker: str | None) -> str:
         job = self.batch.jobs[i]
@@ -509,12 +556,39 @@ class Progress:
             todo = [j for k, j in enumerate(self.batch.jobs)
                     if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
             self.running[i] = None
+            self.began[i] = (time.time() - 1.0, time.perf_counter())  # 1 s: mtimes are coarse on some file systems
             left = estimate_left(todo, self.known, self.finished)
             if left is not None:  # the workers share the jobs not yet started
                 left /= max(1, min(len(self.batch.devices or [None]), len(todo)))
             self.log(f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
                      f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
             write_report(self.root, self.batch, "running")
+
+    def heartbeat(self, now: float | None = None) -> None:
+        """One line per running job that finished an epoch since its last line: epoch k/N, the run's time left
+        (its mean epoch so far) and the batch's."""
+        now = time.perf_counter() if now is None else now
+        with self.lock:
+            running = [i for i in self.running if i in self.began]
+        for i in running:
+            job = self.batch.jobs[i]
+            wall, t0 = self.began[i]
+            done = epochs_done(self.root, job.name, wall)
+            if not done or done <= self.beats.get(i, 0):
+                continue
+            with self.lock:
+                if i not in self.running:
+                    continue
+                self.beats[i] = done
+                elapsed = now - t0
+                run_left = elapsed / done * max(0, job.epochs - done) if job.epochs else None
+                todo = [j for k, j in enumerate(self.batch.jobs)
+                        if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
+                rest = estimate_left(todo, self.known, self.finished + [elapsed + (run_left or 0.0)])
+                batch_left = None if run_left is None or rest is None else run_left + rest
+                self.log(f"{self.label(i, None)}: epoch {done}/{job.epochs or '?'}"
+                         + (f", about {hms(run_left)} left in this run" if run_left is not None else "")
+                         + (f", {hms(batch_left)} in the batch" if batch_left is not None else ""))
 
     def run_pinned(self, i: int, stem: Path, device: str, **warm) -> Outcome:
         """The runner with the child's environment pinned to `device`; any exception is this job's failure."""

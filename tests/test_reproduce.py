@@ -569,3 +569,40 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir)
     assert code == 0 and out.splitlines()[0] == f"[1/1] mnist seed 1: skipped (complete: {run['run_id']})", out + err
     print(f"end-to-end reproduce of the tiny mnist: {seconds:.1f} s (child {run['seconds']:.1f} s)")
+
+
+# ------------------------------------------------------------------------------------------------ heartbeat
+
+
+def test_heartbeat_reports_epochs_of_the_running_job_and_the_time_left(tmp_path, monkeypatch):
+    lines = []
+    jobs = [Job("mnist", "mnist", 1, (), "full", "h1", 10), Job("mnist_dense", "mnist_dense", 1, (), "full", "h2", 5)]
+    batch = reproduce.Batch(jobs, "full", 1, [], [], False, None)
+    state = reproduce.Progress(batch, tmp_path, lines.append, lambda *a, **k: None, None)
+    state.known = {jobs[1]: 60.0}              # the next job took a minute last time
+    state.start(0, "[1/2] mnist seed 1")
+    wall, t0 = state.began[0]
+    state.heartbeat(now=t0 + 5)                # no epoch finished yet: nothing to say
+    partial = tmp_path / "mnist" / ".20260101-000000_full.partial"
+    partial.mkdir(parents=True)
+    (partial / "history.csv").write_text("epoch,loss\n" + "".join(f"{e},0.5\n" for e in range(1, 5)))
+    state.heartbeat(now=t0 + 100)              # 4 epochs in 100 s: 6 more take 150 s; then the next job's 60 s
+    state.heartbeat(now=t0 + 110)              # no new epoch: no new line
+    assert lines[1:] == ["[1/2] mnist seed 1: epoch 4/10, about 0:02:30 left in this run, 0:03:30 in the batch"]
+    old = tmp_path / "mnist_dense" / ".20250101-000000_full.partial"   # an older run's leftover never counts
+    old.mkdir(parents=True)
+    (old / "history.csv").write_text("epoch,loss\n1,0.5\n")
+    os.utime(old / "history.csv", (wall - 3600, wall - 3600))
+    assert reproduce.epochs_done(tmp_path, "mnist_dense", wall) is None
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0")
+    assert reproduce.heartbeat_seconds() == 0
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "soon")
+    with pytest.raises(CnnlabError, match="CNNLAB_HEARTBEAT_SECONDS: expected a number of seconds"):
+        reproduce.heartbeat_seconds()
+
+
+def test_plan_counts_every_phase_epoch():
+    (job,) = reproduce.plan(["mnist"])
+    assert job.epochs == 5
+    (job,) = reproduce.plan(["mnist"], ["train.epochs=3"])
+    assert job.epochs == 3
