@@ -6,7 +6,7 @@ EXP      ?= mnist
 ARGS     ?=
 PROFILE  ?= full
 EXPS     ?=
-SEEDS    ?= 1
+SEEDS    ?=
 FORCE    ?=
 # Offline copies of the datasets: ../shared/data when it sits beside the checkout (override: DATA_DIR=/path).
 DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
@@ -39,8 +39,8 @@ venv-dev: $(VENV)/.installed-dev ## Add the test dependencies (pytest, jax)
 run: venv ## Train one experiment: make run EXP=mnist ARGS="train.epochs=1" (or ARGS="--profile quick")
 	$(BIN)/cnnlab run $(EXP) $(ARGS)
 
-reproduce: venv ## Every experiment (or EXPS="mnist kim_*") under SEEDS=N seeds, PROFILE=quick|full; FORCE=1 reruns complete ones
-	$(BIN)/cnnlab reproduce $(foreach e,$(EXPS),'$(e)') --profile $(PROFILE) --seeds $(SEEDS) $(if $(FORCE),--force) $(ARGS)
+reproduce: venv ## Every experiment (or EXPS="mnist kim_*") the reference's protocol (3 seeds, Kim's CV sets over 10 folds) or SEEDS=N, PROFILE=quick|full; FORCE=1 reruns complete ones
+	$(BIN)/cnnlab reproduce $(foreach e,$(EXPS),'$(e)') --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FORCE),--force) $(ARGS)
 
 params: venv ## Print an experiment's parameter table without training: make params EXP=mnist_no_pooling
 	$(BIN)/cnnlab params $(EXP) $(ARGS)

@@ -9,9 +9,11 @@ each cnnlab source file the run executed (metrics.json "code") has the same SHA-
 version and backend. A commit is not the key (every commit would make every finished run stale, a dirty tree
 all of them); an edit to a module the run never imported (the report, this file) keeps it current. Runs from
 before that record count only under the same clean git commit.
-Seeds: with --seeds 1 a run takes the config's own seed with no override (the published setting); with
---seeds N > 1 run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without
-the override already covers seed k).
+Repeats: by default each experiment is repeated the way its reference measured it — a cross-validated set
+(Kim's MR, Subj, CR, MPQA) over all its folds with the config's seed, anything else over 3 seeds (seed=1..3),
+the quick profile once. With --seeds 1 a run takes the config's own seed with no override; with --seeds N > 1
+run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without the override
+already covers seed k).
 Devices: with --devices 0,1 (GPU ids, or 'cpu') one worker thread per listed device takes the next job from
 a shared queue and runs it as now, in its own child process, whose environment pins it to that device
 (CUDA_VISIBLE_DEVICES=<id>, or "" for cpu; TensorFlow, JAX and torch all honour it). Outcomes, progress lines
@@ -55,6 +57,7 @@ class Job:
     profile: str = "full"
     config_hash: str = ""           # Experiment.config_hash() of the run as it would run now
     epochs: int = 0                 # every phase's epochs together: the heartbeat's "epoch k/N"
+    fold: int | None = None         # the cross-validation fold, when the plan swept the folds (Kim's MR, Subj, ...)
 
 
 @dataclass
@@ -109,22 +112,51 @@ def seed_overrides(seeds: int) -> list[list[str]]:
     return [[]] if seeds == 1 else [[f"seed={k}"] for k in range(1, seeds + 1)]
 
 
-def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int = 1, profile: str = "full",
+PROTOCOL_SEEDS = 3   # repeats of a fixed-split experiment under the reference's protocol: enough for a verdict
+
+
+def repeats(exp, overrides: Sequence[str], seeds: int | None) -> list[list[str]]:
+    """The overrides of each repeat of one experiment. `seeds` given: that many seeds (the config's fold).
+    None, the reference's own protocol: a cross-validated set (Kim's MR, Subj, CR, MPQA) over all its folds
+    with the config's seed, as the paper scored it; any other experiment over PROTOCOL_SEEDS seeds; the quick
+    profile once. An override of the seed or the fold pins that one."""
+    keys = {o.split("=", 1)[0].strip() for o in overrides}
+    if seeds is not None:
+        return seed_overrides(seeds)
+    if exp.profile != "full":
+        return [[]]
+    from cnnlab.data import DATASETS
+
+    dataset = DATASETS.get(exp.config.data.dataset)
+    folds = getattr(exp.config.data.options, "folds", None)
+    if dataset is not None and dataset.cross_validation and folds:
+        return [[]] if "data.options.fold" in keys else [[f"data.options.fold={k}"] for k in range(folds)]
+    return [[]] if "seed" in keys else seed_overrides(PROTOCOL_SEEDS)
+
+
+def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int | None = 1, profile: str = "full",
          load: Callable | None = None) -> list[Job]:
-    """Every (experiment, seed) job, each config loaded and validated now, so that a mistake in any of them
-    is reported before the first run starts."""
+    """Every (experiment, repeat) job, each config loaded and validated now, so that a mistake in any of them
+    is reported before the first run starts; `seeds=None` repeats each the way its reference did (`repeats`)."""
     if load is None:
         from cnnlab.config import load
-    if seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
+    if seeds is not None and seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
         raise CnnlabError(f"reproduce: an override seed=... and --seeds {seeds} contradict each other; "
                           "give one of them")
     jobs = []
     for ref in refs:
-        for extra in seed_overrides(seeds):
+        for extra in repeats(load(ref, list(overrides), profile), overrides, seeds):
             exp = load(ref, [*overrides, *extra], profile)
+            fold = getattr(exp.config.data.options, "fold", None) if any(
+                e.startswith("data.options.fold=") for e in extra) else None
             jobs.append(Job(ref, exp.config.name, exp.config.seed, (*overrides, *extra), profile,
-                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases())))
+                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases()), fold))
     return jobs
+
+
+def job_label(job: Job) -> str:
+    """'mnist seed 2', 'kim_mr seed 1 fold 7'."""
+    return f"{job.name} seed {job.seed}" + (f" fold {job.fold}" if job.fold is not None else "")
 
 
 def clean_commit(commit: str | None) -> str | None:
@@ -521,7 +553,7 @@ class Progress:
 
     def label(self, i: int, worker: str | None) -> str:
         job = self.batch.jobs[i]
-        return f"[{i + 1}/{len(self.batch.jobs)}]{f' [{worker}]' if worker else ''} {job.name} seed {job.seed}"
+        return f"[{i + 1}/{len(self.batch.jobs)}]{f' [{worker}]' if worker else ''} {job_label(job)}"
 
     def run(self, i: int, worker: str | None = None, device: str | None = None) -> None:
         """Skip job i, or run it (pinned to `device` when given) and record its outcome."""
@@ -532,7 +564,8 @@ class Progress:
                 self.log(f"{label}: skipped (complete: {self.skips[i]})")
             return
         self.start(i, label)
-        stem = self.log_dir / f"{i + 1:03d}_{job.name}_seed{job.seed}"
+        stem = self.log_dir / (f"{i + 1:03d}_{job.name}_seed{job.seed}" + (f"_fold{job.fold}" if job.fold is not None
+                                                                          else ""))
         warm = {} if self.batch.isolate else {"process": self.process(worker, device)}
         if device is None:
             outcome = self.runner(job, self.root, stem, self.data_dir, **warm)
@@ -735,14 +768,14 @@ def dry_run(batch: Batch, results_root: Path, log=print) -> int:
         done = None if batch.force else is_complete(job, history, batch.commit, software)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
         if done:
-            log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: skipped (complete: {done})")
+            log(f"[{i + 1}/{n}] {job_label(job)}: skipped (complete: {done})")
             continue
         todo.append(job)
         seconds = previous_seconds(job, history)
         if seconds is not None:
             known[job] = seconds
         guess = f"~{hms(seconds)}" if seconds is not None else "no earlier run to estimate from"
-        log(f"[{i + 1}/{n}] {job.name} seed {job.seed}: would run ({guess}): cnnlab run {job.ref}{extra} "
+        log(f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}): cnnlab run {job.ref}{extra} "
             f"--profile {job.profile}")
     unknown = len(todo) - len(known)
     estimate = ""
@@ -760,18 +793,21 @@ def dry_run(batch: Batch, results_root: Path, log=print) -> int:
 
 def add_parser(sub) -> None:
     """The `cnnlab reproduce` subcommand."""
-    sp = sub.add_parser("reproduce", help="run every experiment (or a selection) under N seeds, in a child "
-                        "process, skipping runs already complete for the same config and commit; then the summary")
+    sp = sub.add_parser("reproduce", help="run every experiment (or a selection) the way its reference measured "
+                        "it (3 seeds; a cross-validated set over its folds), in a child process, skipping runs "
+                        "already complete for the same config and code; then the summary")
     # dest 'overrides' so that cli.main accepts key=value after the options, as for `cnnlab run`
     sp.add_argument("overrides", nargs="*", metavar="EXP or key=value",
                     help="experiments: names (mnist), variants (kim_mr:static) or globs (kim_*); default: all; "
                     "key=value overrides apply to every run")
     sp.add_argument("--profile", default="full", choices=["full", "quick"],
                     help="full: the published settings (default); quick: the configs' CPU smoke settings")
-    sp.add_argument("--seeds", type=int, default=1, metavar="N",
-                    help="run each experiment with seed=1..N (default 1: the config's own seed, no override)")
+    sp.add_argument("--seeds", type=int, default=None, metavar="N",
+                    help="run each experiment with seed=1..N on the config's fold (1: the config's own seed, no "
+                    "override); default: the reference's protocol, 3 seeds, or every fold of a cross-validated "
+                    "set (Kim's MR, Subj, CR, MPQA) with the config's seed; once in the quick profile")
     sp.add_argument("--force", action="store_true", help="run even where a complete run of the same config "
-                    "and commit exists")
+                    "and code exists")
     sp.add_argument("--dry-run", action="store_true", help="print what would run and what would be skipped")
     sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
     sp.add_argument("--devices", metavar="LIST", help="run the jobs concurrently, one worker per listed device, "
@@ -796,7 +832,7 @@ def cmd_reproduce(args) -> int:
     refs = select(experiment_refs(), patterns)
     jobs = plan(refs, overrides, args.seeds, args.profile)
     commit = meta.git_commit(REPO_ROOT)
-    command = " ".join(["cnnlab reproduce", *items, f"--profile {args.profile}", f"--seeds {args.seeds}",
+    command = " ".join(["cnnlab reproduce", *items, f"--profile {args.profile}", *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
                         *(["--force"] if args.force else []), *(["--isolate"] if args.isolate else []),
                         *([f"--devices {','.join(devices)}"] if devices else [])])
     batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices,

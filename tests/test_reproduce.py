@@ -232,7 +232,7 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
     (job,) = reproduce.plan(["mnist"])
     fake_complete_run(results, job, "c0ffee")
 
-    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist_dense")
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist_dense", "--seeds", "1")
     assert code == 0, out
     lines = out.splitlines()
     assert lines[0] == "[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)"
@@ -248,10 +248,10 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
 
     calls.clear()  # a different config (override), another profile, --force, or an old run on a dirty tree: it runs
     for args in (["train.epochs=2"], ["--profile", "quick"], ["--force"]):
-        code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", *args)
+        code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", *args, "--seeds", "1")
         assert code == 0 and "skipped (" not in out, args
     commit.value = "c0ffee-dirty"
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist")
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--seeds", "1")
     assert code == 0 and "skipped (" not in out
     assert [c.name for c in calls] == ["mnist"] * 4
 
@@ -329,7 +329,7 @@ def test_a_failing_run_does_not_stop_the_batch(rcli, configs, commit, tmp_path, 
 def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
     fake_runs[1][("mnist_narrow", 1)] = "interrupt"
-    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist*", "mnist_dense")
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist*", "mnist_dense", "--seeds", "1")
     assert code == 130
     report = json.loads((results / "reproduce.json").read_text())
     assert report["status"] == "interrupted"
@@ -362,7 +362,7 @@ def test_ctrl_c_stops_the_running_child(tmp_path):
                                         ("0,gpu 1", "'gpu 1' is neither")])
 def test_devices_empty_or_malformed_is_one_line_before_anything_runs(rcli, configs, fake_runs, tmp_path, text,
                                                                      says):
-    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text)
+    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text, "--seeds", "1")
     assert code == 2 and out == "" and not fake_runs[0]
     assert err.startswith(f"cnnlab: error: reproduce: --devices '{text}': {says}") and "expected GPU ids" in err
     assert err.count("\n") == 1 and not (tmp_path / "results").exists()
@@ -530,7 +530,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, comm
     results = tmp_path / "results"
     (job,) = reproduce.plan(["mnist"])
     fake_complete_run(results, job, "c0ffee")
-    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist:narrow", "--dry-run")
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist:narrow", "--dry-run", "--seeds", "1")
     assert code == 0 and not fake_runs[0]
     assert out.splitlines() == ["[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)",
                                 "[2/2] mnist_narrow seed 1: would run (no earlier run to estimate from): "
@@ -550,7 +550,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, comm
 def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path):
     results = tmp_path / "results"
     t0 = time.perf_counter()
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir)
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir, "--seeds", "1")
     seconds = time.perf_counter() - t0
     assert code == 0, out + err
     lines = out.splitlines()
@@ -566,7 +566,7 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     assert {"runner.py", "data/mnist.py", "models.py"} <= set(metrics["code"])
     assert (results / "summary.md").is_file()
     # the same code, whatever the state of the git tree: the second batch skips it
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir)
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir, "--seeds", "1")
     assert code == 0 and out.splitlines()[0] == f"[1/1] mnist seed 1: skipped (complete: {run['run_id']})", out + err
     print(f"end-to-end reproduce of the tiny mnist: {seconds:.1f} s (child {run['seconds']:.1f} s)")
 
@@ -606,3 +606,21 @@ def test_plan_counts_every_phase_epoch():
     assert job.epochs == 5
     (job,) = reproduce.plan(["mnist"], ["train.epochs=3"])
     assert job.epochs == 3
+
+
+def test_the_default_protocol_is_the_reference_s_own():
+    # a cross-validated set: every fold, the config's seed; a fixed split: 3 seeds; quick: once
+    jobs = reproduce.plan(["kim_mr", "mnist"], seeds=None)
+    kim = [j for j in jobs if j.name == "kim_mr"]
+    assert [(j.seed, j.fold) for j in kim] == [(1, k) for k in range(10)]
+    assert [j.overrides for j in kim][3] == ("data.options.fold=3",)
+    assert [(j.seed, j.fold, j.overrides) for j in jobs if j.name == "mnist"] == [
+        (k, None, (f"seed={k}",)) for k in (1, 2, 3)]
+    assert [(j.name, j.seed) for j in reproduce.plan(["kim_mr", "mnist"], seeds=None, profile="quick")] == [
+        ("kim_mr", 1), ("mnist", 1)]
+    # an override pins it; --seeds N gives N seeds on the config's fold
+    assert [j.fold for j in reproduce.plan(["kim_mr"], ["data.options.fold=4"], seeds=None)] == [None]
+    assert len(reproduce.plan(["mnist"], ["seed=7"], seeds=None)) == 1
+    assert [(j.seed, j.fold) for j in reproduce.plan(["kim_mr"], seeds=2)] == [(1, None), (2, None)]
+    # SST-2 has its own test split: seeds, not folds
+    assert [j.seed for j in reproduce.plan(["kim_sst2"], seeds=None)] == [1, 2, 3]

@@ -59,6 +59,7 @@ class Dataset:
     options: type
     description: str
     has_validation: bool = False  # ships its own validation split (then data.validation_split must stay 0)
+    cross_validation: bool = False  # no test split: the reference scored it over k folds (data.options.fold/folds)
 
 
 DATASETS: dict[str, Dataset] = {
@@ -68,7 +69,8 @@ DATASETS: dict[str, Dataset] = {
     "imdb": Dataset(imdb.load, imdb.Options, "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
                     "integer sequences or multi-hot vectors over the 10,000 most frequent training words"),
     # Kim (2014)'s seven sentence-classification sets: mr, sst1, sst2, subj, trec, cr, mpqa
-    **{name: Dataset(kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev)
+    **{name: Dataset(kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev,
+                     cross_validation=info.cv)
        for name, info in kim.SETS.items()},
 }
 
