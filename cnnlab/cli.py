@@ -25,7 +25,7 @@ def cmd_list(args) -> int:
     refs = list(experiment_refs().values())
     width = max(map(len, refs), default=0)
     for ref in refs:
-        print(f"{ref:<{width}}  {load(ref).config.description}")
+        print(f"{ref:<{width}}  {load(ref, keras=False).config.description}")
     return 0
 
 

@@ -69,7 +69,7 @@ def setting_hash(run: Path) -> str | None:
         from cnnlab.errors import CnnlabError
 
         try:
-            plain = to_plain(load(run / "config.yaml").config)
+            plain = to_plain(load(run / "config.yaml", keras=False).config)
         except (CnnlabError, OSError):
             _SETTING_HASHES[run] = None
         else:
@@ -87,7 +87,7 @@ def current_setting(ref: str | None, m: dict) -> str | None:
     if ref is None:
         return None
     try:
-        exp = load(ref, list(m.get("overrides") or []), m.get("profile") or "full")
+        exp = load(ref, list(m.get("overrides") or []), m.get("profile") or "full", keras=False)
     except CnnlabError:
         return None
     return setting_digest(to_plain(exp.config))
@@ -159,7 +159,7 @@ def experiment_configs() -> dict[str, dict]:
     out = {}
     for name, ref in experiment_refs().items():
         try:
-            out[name] = to_plain(load(ref).config)
+            out[name] = to_plain(load(ref, keras=False).config)
         except CnnlabError:
             out[name] = {}
     return out

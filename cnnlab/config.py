@@ -7,7 +7,9 @@ so they pass through exactly the same checks as the file itself, and an error in
 """
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import os
 import re
 import types
@@ -47,6 +49,15 @@ class Ctx:
 
     def error(self, path: str, message: str) -> typing.NoReturn:
         raise ConfigError(self.file, path, message)
+
+
+# Whether validation also checks Keras names and arguments (the second layer: imports Keras, and with it the
+# backend, seconds on a small CPU); off for the schema layer that `load` runs first and `cnnlab list` alone.
+_KERAS_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar("cnnlab_keras_checks", default=True)
+
+
+def keras_checks() -> bool:
+    return _KERAS_CHECKS.get()
 
 
 def join(path: str, key: str | int) -> str:
@@ -144,13 +155,20 @@ def _type_name(tp: Any) -> str:
     return "a mapping" if typing.get_origin(tp) in (dict, Mapping) else str(tp)
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """typing.get_type_hints, once per class: it re-evaluates every string annotation on each call, and a
+    config has a few thousand values to convert."""
+    return typing.get_type_hints(cls)
+
+
 def from_mapping(cls: type, value: Any, ctx: Ctx, path: str) -> Any:
     """Build dataclass `cls` from a YAML mapping: unknown keys refused, required keys demanded."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     allowed = ", ".join(fields)
     if not isinstance(value, dict):
         ctx.error(path, f"expected a mapping with keys {allowed}; received {describe(value)}")
-    hints = typing.get_type_hints(cls)
+    hints = _type_hints(cls)
     for key in value:
         if key not in fields:
             ctx.error(join(path, str(key)),
@@ -258,7 +276,7 @@ class DataConfig:
 
             if not self.features:
                 ctx.error(join(path, "features"), "the stack is empty")
-            for i, spec in enumerate(self.features):
+            for i, spec in enumerate(self.features if keras_checks() else ()):
                 keras_specs.check("layer", spec, ctx, join(join(path, "features"), i))
         options_cls = DATASETS[self.dataset].options
         opts = self.options if dataclasses.is_dataclass(self.options) else \
@@ -288,7 +306,7 @@ class ModelConfig:
                 ctx.error(join(path, "params"), "'params' belongs to a builder; a layer stack takes none")
             if not self.layers:
                 ctx.error(join(path, "layers"), "the stack is empty")
-            for i, spec in enumerate(self.layers):
+            for i, spec in enumerate(self.layers if keras_checks() else ()):
                 keras_specs.check("layer", spec, ctx, join(join(path, "layers"), i))
         else:
             if self.builder not in MODELS:
@@ -312,7 +330,7 @@ class Phase:
 
         if self.epochs < 1:
             ctx.error(join(path, "epochs"), f"expected a positive integer, received {self.epochs}")
-        if self.optimizer is not None:
+        if self.optimizer is not None and keras_checks():
             keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))
         both = set(self.unfreeze) & set(self.freeze)
         if both:
@@ -374,6 +392,8 @@ class TrainConfig:
             object.__setattr__(self, "precision", self.mixed_precision)  # frozen: set once, while being built
         if self.validation_steps is not None and self.steps_per_epoch is None:
             ctx.error(join(path, "validation_steps"), "belongs to a generator's epoch: set steps_per_epoch too")
+        if not keras_checks():
+            return  # the rest names Keras classes and the metrics Keras logs: the second layer
         keras_specs.check("optimizer", self.optimizer, ctx, join(path, "optimizer"))
         keras_specs.check("loss", self.loss, ctx, join(path, "loss"))
         for i, spec in enumerate(self.metrics):
@@ -531,6 +551,8 @@ class Config:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.name):
             ctx.error("name", f"expected lower-case letters, digits and '_' (it names results/<name>/), "
                       f"received {describe(self.name)}")
+        if not keras_checks():
+            return  # reference metrics are checked against the names Keras logs: the second layer
         names = self.train.metric_names()
         allowed = list(PARAM_METRICS) + [f"{split}_{m}" for split in ("test", "val", "train") for m in names]
         for i, ref in enumerate(self.reference):
@@ -596,14 +618,26 @@ def experiment_names() -> list[str]:
     return sorted(p.stem for p in configs_dir().glob("*.yaml"))
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, the same safe subset
+_PARSED: dict[tuple[str, str], Any] = {}                      # text → data, per process (configs repeat)
+
+
 def read_yaml(path: Path) -> dict:
-    """Parse a YAML mapping; syntax errors become one line with line and column."""
+    """Parse a YAML mapping; syntax errors become one line with line and column.
+
+    Trap: PyYAML's pure-Python parser took most of `cnnlab list`'s seconds (155 parses of 60 configs with their
+    `extends`); the C loader and a per-process memo of each file's text keep it well under one."""
+    import copy
+
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
+    key = (str(path), text)
+    if key in _PARSED:
+        return copy.deepcopy(_PARSED[key])  # callers merge into what they get: never share it
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -611,6 +645,7 @@ def read_yaml(path: Path) -> dict:
         raise ConfigError(str(path), where, f"invalid YAML: {problem}")
     if not isinstance(data, dict):
         raise ConfigError(str(path), "", f"expected a mapping of config keys at the top level, received {describe(data)}")
+    _PARSED[key] = copy.deepcopy(data)
     return data
 
 
@@ -683,8 +718,23 @@ def _validate_with(raw: dict, ctx: Ctx, overrides: Sequence[tuple[str, Any, str]
         raise
 
 
-def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "full") -> Experiment:
-    """Read, merge and validate a config: file, then its `quick` profile if asked, then CLI overrides."""
+def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "full",
+         keras: bool = True) -> Experiment:
+    """Read, merge and validate a config: file, then its `quick` profile if asked, then CLI overrides.
+
+    Validation has two layers: the schema (keys, types, ranges, dataset and builder names and parameters,
+    override syntax), pure Python, always first, so that those mistakes are reported without importing Keras;
+    then, with `keras`, the Keras names and arguments (layers, optimizer, loss, metrics, callbacks) and the
+    reference metrics against the names Keras logs."""
+    token = _KERAS_CHECKS.set(False)
+    try:
+        exp = _load(ref, overrides, profile)
+    finally:
+        _KERAS_CHECKS.reset(token)
+    return _load(ref, overrides, profile) if keras else exp
+
+
+def _load(ref: str | os.PathLike, overrides: Sequence[str], profile: str) -> Experiment:
     import copy
 
     if profile not in PROFILES:

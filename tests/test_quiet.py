@@ -52,3 +52,30 @@ def test_a_user_error_that_imports_tensorflow_is_one_line(tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cnnlab: error: configs/mnist.yaml"), proc.stderr
     assert "rmsprob" in proc.stderr
+
+
+_NO_KERAS = """
+import sys
+from cnnlab import cli
+code = cli.main(sys.argv[1:])
+print(code, 'keras' in sys.modules, 'tensorflow' in sys.modules, 'jax' in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["list"], 0),
+    (["run", "mnist", "train.epochs=five"], 2),               # a schema error: type
+    (["run", "mnist", "data.validation_split=1.5"], 2),       # a range
+    (["run", "mnist", "model.builder=kim_cnnn"], 2),          # a builder name (and 'layers' too)
+    (["params", "mnist", "train.epoch=3"], 2),                # an unknown key
+    (["run", "kim_mr", "model.params.feature_map=10"], 2),    # a builder parameter, by its signature
+    (["run", "kim_mr", "data.options.fold=12"], 2),           # a dataset option's range
+])
+def test_the_schema_layer_never_imports_keras(argv, code):
+    """`cnnlab list` and every schema mistake are answered without importing Keras or a backend (the
+    seconds a TensorFlow import costs on a small CPU)."""
+    proc = subprocess.run([sys.executable, "-c", _NO_KERAS, *argv], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=120)
+    assert proc.stdout.splitlines()[-1] == f"{code} False False False", (proc.stdout[-300:], proc.stderr)
+    if code:
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cnnlab: error: "), proc.stderr
