@@ -194,7 +194,7 @@ def _cmd_convolve(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from cnnlab.cli import _results_root
+    from cnnlab.paths import results_root as _results_root
 
     out = report(Path(args.out) if args.out else _results_root(args) / "arith.md")
     print(f"written: {out}")

@@ -7,7 +7,6 @@ traceback. Keras (and TensorFlow) are imported only by the commands that need th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,9 @@ from cnnlab.errors import CnnlabError
 
 
 def _results_root(args) -> Path:
-    return Path(args.results_dir or os.environ.get("CNNLAB_RESULTS_DIR") or "results")
+    from cnnlab.paths import results_root
+
+    return results_root(args)
 
 
 def cmd_list(args) -> int:

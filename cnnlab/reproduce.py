@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError, suggest
-from cnnlab.worker import WarmProcess
+from cnnlab.warm import WarmProcess
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REPORT = "reproduce.json"
@@ -822,7 +822,7 @@ def add_parser(sub) -> None:
 def cmd_reproduce(args) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
     from cnnlab import meta
-    from cnnlab.cli import _results_root
+    from cnnlab.paths import results_root as _results_root
     from cnnlab.config import experiment_refs
 
     devices = parse_devices(args.devices) if args.devices is not None else None

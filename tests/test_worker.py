@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from cnnlab.results import complete_runs
-from cnnlab.worker import WarmProcess
+from cnnlab.warm import WarmProcess
 
 SLICE = ["data.train_subset=128", "data.test_subset=32", "train.epochs=2", "train.batch_size=32", "--verbose", "0",
          "--no-summary"]

@@ -1,0 +1,16 @@
+"""Where cnnlab reads and writes, from the command line or the CNNLAB_* environment: one place for each.
+
+Reference: the README's "Results layout"; issue 14 (the layered package).
+Trap: the results root is needed by the batch and the calculators as well as the CLI; taking it from the CLI
+module made the batch import the command line above it (an import cycle).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def results_root(args=None) -> Path:
+    """--results-dir, else $CNNLAB_RESULTS_DIR, else ./results."""
+    given = getattr(args, "results_dir", None) if args is not None else None
+    return Path(given or os.environ.get("CNNLAB_RESULTS_DIR") or "results")
