@@ -238,7 +238,7 @@ def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
     for run in complete_runs(results_root, name):
         try:
             out.append((run.name, {**read_metrics(run), "_dir": str(run)}))
-        except (OSError, ValueError):
+        except CnnlabError:  # a damaged run never counts as complete: the job runs again
             continue
     return out
 

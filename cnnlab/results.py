@@ -246,7 +246,7 @@ def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] 
         for run in complete_runs(root, name):
             try:
                 m = read_metrics(run)
-            except (OSError, ValueError):
+            except CnnlabError:
                 continue
             env, repeat = m.get("environment") or {}, m.get("repeat") or {}
             base = {"experiment": name, "run_id": run.name, "status": m.get("status", "complete"),
@@ -264,4 +264,14 @@ def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] 
 
 
 def read_metrics(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
+    """A run's metrics.json; a damaged one is a one-line CnnlabError naming the file (never a traceback)."""
+    path = Path(run) / "metrics.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CnnlabError(f"{path}: not a readable metrics.json ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:80]}); repair it or move the run folder away") from None
+    if not isinstance(data, dict):
+        raise CnnlabError(f"{path}: not a readable metrics.json (a JSON {type(data).__name__}, not an object); "
+                          "repair it or move the run folder away")
+    return data

@@ -1,0 +1,99 @@
+"""One corpus of user mistakes — configs, overrides, command lines, data directories, caches, environment
+variables: each is exactly one line on stderr naming where the mistake is, exit status 2, nothing on stdout, no
+traceback, and no results folder written."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+# (command line after `cnnlab`, a fragment the one line must contain); {tmp} is a fresh empty folder
+CORPUS = [
+    # overrides: keys, types, ranges, syntax
+    (["run", "mnist", "train.epochs=five"], "train.epochs: expected an integer"),
+    (["run", "mnist", "train.epochs=0"], "train.epochs: expected a positive integer"),
+    (["run", "mnist", "train.epoch=3"], "unknown key 'epoch'"),
+    (["run", "mnist", "train.batch_size=-8"], "train.batch_size"),
+    (["run", "mnist", "data.validation_split=1.5"], "data.validation_split"),
+    (["run", "mnist", "data.train_subset=0"], "data.train_subset"),
+    (["run", "mnist", "data.datset=mnist"], "did you mean 'dataset'"),
+    (["run", "mnist", "data.dataset=minst"], "unknown dataset 'minst'"),
+    (["run", "mnist", "seed=one"], "seed: expected an integer"),
+    (["run", "mnist", "train.precision=bf16"], "train.precision"),
+    (["run", "mnist", "train.restore_best=maybe"], "train.restore_best: expected true or false"),
+    (["run", "mnist", "train.steps_per_epoch=0"], "train.steps_per_epoch"),
+    (["run", "mnist", "train.validation_steps=5"], "train.validation_steps"),
+    (["run", "mnist", "train.directions={accuracy: higher}"], "train.directions.accuracy"),
+    (["run", "mnist", "train.directions={acc: up}"], "train.directions.acc: not a metric"),
+    (["run", "mnist", "model.builder=kim_cnn"], "exactly one of 'layers'"),
+    (["run", "mnist", "model.input_shape=[28, 0, 1]"], "model.input_shape"),
+    (["run", "mnist", "reference=[{metric: test_acc, value: 1}]"], "test_acc"),
+    (["run", "mnist", "name=My MNIST"], "name"),
+    (["run", "mnist", "notakey"], "notakey"),
+    (["run", "kim_mr", "data.options.fold=12"], "data.options.fold"),
+    (["run", "kim_mr", "data.options.folds=1"], "data.options.folds"),
+    (["run", "kim_mr", "model.params.feature_map=10"], "unknown parameter 'feature_map'"),
+    (["run", "kim_mr", "model.params.variant=dynamic"], "model.params.variant"),
+    (["run", "kim_sst2", "data.options.fold=3"], "data.options.fold"),
+    (["run", "imdb_conv1d", "data.options.num_words=-1"], "data.options.num_words"),
+    # Keras names and arguments (the second layer)
+    (["run", "mnist", "train.optimizer=rmsprob"], "unknown optimizer 'rmsprob'"),
+    (["run", "mnist", "train.optimizer={RMSprop: {lr: 0.001}}"], "unknown argument 'lr'"),
+    (["run", "mnist", "train.loss=categorical_crosentropy"], "categorical_crosentropy"),
+    (["run", "mnist", "train.metrics=[acuracy]"], "acuracy"),
+    (["run", "mnist", "train.callbacks=[CSVLogger]"], "CSVLogger"),
+    (["run", "mnist", "train.callbacks=[{EarlyStopping: {patiense: 2}}]"], "did you mean 'patience'"),
+    (["run", "mnist", "train.callbacks=[LambdaCallback]"], "LambdaCallback"),
+    # experiments, variants, profiles, sweeps, command lines
+    (["run", "mnsit"], "mnsit"),
+    (["run", "kim_mr:dynamic"], "no variant 'dynamic'"),
+    (["run", "{tmp}/missing.yaml"], "missing.yaml"),
+    (["run", "mnist", "--sweep", "seed"], "--sweep seed"),
+    (["run", "mnist", "--sweep", "seed=3..1"], "seed"),
+    (["params", "mnist", "train.epoch=3"], "unknown key 'epoch'"),
+    (["check", "nosuch"], "nosuch"),
+    (["reproduce", "vgg*x"], "no experiment matches"),
+    (["reproduce", "mnist", "--seeds", "0"], "--seeds"),
+    (["reproduce", "mnist", "seed=4", "--seeds", "2"], "contradict"),
+    (["reproduce", "mnist", "--devices", "gpu0"], "--devices"),
+    (["compare", "{tmp}/a"], "compare takes two result folders"),
+    (["compare", "{tmp}/a", "{tmp}/b"], "no such results folder"),
+    (["ab", "{tmp}/a", "{tmp}/b"], ""),
+    # committed results
+    (["compare"], "metrics.json: not a readable metrics.json"),
+    # data directories and environment
+    (["run", "mnist", "--data-dir", "{tmp}/nodata", "data.train_subset=10"], "data directory does not exist"),
+]
+
+
+@pytest.mark.parametrize("argv, fragment", CORPUS, ids=[" ".join(a) for a, _ in CORPUS])
+def test_a_user_mistake_is_one_line_and_exit_2(argv, fragment, cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    results = tmp_path / "results"
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    if argv == ["compare"]:  # a run folder whose metrics.json was cut
+        (results / "mnist" / "20260101-000000_full").mkdir(parents=True)
+        (results / "mnist" / "20260101-000000_full" / "metrics.json").write_text('{"status": "compl')
+    code, out, err = cli("--results-dir", results, *argv)
+    assert code == 2, (code, out[-300:], err[-500:])
+    assert out == "" and err.count("\n") == 1 and err.startswith("cnnlab: error: "), (out, err)
+    assert "Traceback" not in err and fragment in err, err
+    written = [p for p in results.rglob("*") if p.is_file() and p.name != "metrics.json"] if results.exists() else []
+    assert written == []  # nothing half-written
+
+
+@pytest.mark.parametrize("name, value, fragment", [
+    ("CNNLAB_BACKUP_SECONDS", "soon", "CNNLAB_BACKUP_SECONDS"),
+    ("CNNLAB_HEARTBEAT_SECONDS", "often", "CNNLAB_HEARTBEAT_SECONDS"),
+])
+def test_a_bad_environment_variable_is_one_line(name, value, fragment, cli, tmp_path, monkeypatch, data_dir):
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    command = (["reproduce", "mnist", "--seeds", "1", "--data-dir", str(data_dir), "data.train_subset=50",
+                "data.test_subset=20", "train.epochs=1"] if name == "CNNLAB_HEARTBEAT_SECONDS"
+               else ["run", "mnist", "data.train_subset=50", "data.test_subset=20", "train.epochs=1",
+                     "--data-dir", str(data_dir), "--verbose", "0"])
+    code, out, err = cli("--results-dir", tmp_path / "results", *command)
+    assert code == 2 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, (out, err)
