@@ -75,7 +75,8 @@ def test_explain_a_real_run(cli, data_dir, tmp_path):
     names = sorted(p.name for p in (run / "explain").iterdir())
     assert {"saliency.png", "gradcam.png", "activations_conv2d_1.png", "filters_conv2d_3.png",
             "kernels_conv2d_1.png", "README.md"} <= set(names)
-    assert "test image 3" in (run / "explain" / "README.md").read_text()
+    text = (run / "explain" / "README.md").read_text()
+    assert "test image 3 (label digit " in text and "(predicted digit " in text  # class names, not bare indices
     code, _, err = cli("--results-dir", results, "explain", str(run), "--class", "12", "--data-dir", data_dir)
     assert code == 2 and "--class: expected 0 to 9, received 12" in err
 

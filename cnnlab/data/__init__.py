@@ -60,14 +60,18 @@ class Dataset:
     description: str
     has_validation: bool = False  # ships its own validation split (then data.validation_split must stay 0)
     cross_validation: bool = False  # no test split: the reference scored it over k folds (data.options.fold/folds)
+    class_names: tuple[str, ...] | None = None  # label i's name, for pictures and captions ("cat", not 0)
 
 
 DATASETS: dict[str, Dataset] = {
-    "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1"),
+    "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1",
+                     class_names=tuple(f"digit {d}" for d in range(10))),
     "cats_dogs": Dataset(cats_dogs.load, cats_dogs.Options, "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 "
-                         "train / 1,000 validation / 1,000 test, uint8 RGB", has_validation=True),
+                         "train / 1,000 validation / 1,000 test, uint8 RGB", has_validation=True,
+                         class_names=tuple(c.rstrip("s") for c in cats_dogs.CLASSES)),
     "imdb": Dataset(imdb.load, imdb.Options, "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
-                    "integer sequences or multi-hot vectors over the 10,000 most frequent training words"),
+                    "integer sequences or multi-hot vectors over the 10,000 most frequent training words",
+                    class_names=("negative", "positive")),
     # Kim (2014)'s seven sentence-classification sets: mr, sst1, sst2, subj, trec, cr, mpqa
     **{name: Dataset(kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev,
                      cross_validation=info.cv)
