@@ -292,8 +292,6 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
     """A comparison table and an overlay of validation curves for experiments the lectures set side by side:
     each curve the mean over the experiment's run set with a ± std band, its reference drawn on it, a run that
     is not the full profile marked in its label."""
-    import csv
-
     from cnnlab import plots
 
     notes = [(c.get("report") or {}).get("group_note") for n, c in (configs or {}).items()
@@ -304,10 +302,7 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
              "Test accuracy | Test loss | Mean epoch (s) | Profile |", "|---|---:|---|---|---:|---:|---:|---|"]
     series, curves, bands, references = {}, {}, {}, {}
     for name, run, m in members:
-        with open(run / "history.csv", newline="") as f:
-            hist_rows = list(csv.DictReader(f))
-        series[name] = {k: [float(r[k]) for r in hist_rows if r.get(k) not in (None, "")] for k in hist_rows[0]} \
-            if hist_rows else {}
+        series[name] = history_columns(read_history(run / "history.csv"))
         best = m.get("best_val") or {}
         meas = m.get("measured", {})
         val_loss = series[name].get("val_loss") or []

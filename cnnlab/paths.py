@@ -9,8 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cnnlab.errors import CnnlabError
+
 
 def results_root(args=None) -> Path:
     """--results-dir, else $CNNLAB_RESULTS_DIR, else ./results."""
     given = getattr(args, "results_dir", None) if args is not None else None
     return Path(given or os.environ.get("CNNLAB_RESULTS_DIR") or "results")
+
+
+def env_seconds(name: str, default: float) -> float:
+    """A number of seconds from environment variable `name` (negative: 0), else `default`; anything else is
+    a one-line CnnlabError naming the variable."""
+    text = os.environ.get(name, "").strip()
+    try:
+        return max(0.0, float(text)) if text else default
+    except ValueError:
+        raise CnnlabError(f"{name}: expected a number of seconds, received {text!r}") from None

@@ -499,11 +499,9 @@ HEARTBEAT_SECONDS = 60.0
 
 def heartbeat_seconds() -> float:
     """Seconds between progress lines of the running jobs: $CNNLAB_HEARTBEAT_SECONDS (0: none), else 60."""
-    text = os.environ.get("CNNLAB_HEARTBEAT_SECONDS", "").strip()
-    try:
-        return max(0.0, float(text)) if text else HEARTBEAT_SECONDS
-    except ValueError:
-        raise CnnlabError(f"CNNLAB_HEARTBEAT_SECONDS: expected a number of seconds, received {text!r}") from None
+    from cnnlab.paths import env_seconds
+
+    return env_seconds("CNNLAB_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
 
 
 def _beat_until(state: "Progress", stop: threading.Event, seconds: float) -> None:
@@ -586,8 +584,7 @@ class Progress:
 
     def start(self, i: int, label: str) -> None:
         with self.lock:
-            todo = [j for k, j in enumerate(self.batch.jobs)
-                    if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
+            todo = self.not_started()
             self.running[i] = None
             self.began[i] = (time.time() - 1.0, time.perf_counter())  # 1 s: mtimes are coarse on some file systems
             left = estimate_left(todo, self.known, self.finished)
@@ -596,6 +593,11 @@ class Progress:
             self.log(f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
                      f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
             write_report(self.root, self.batch, "running")
+
+    def not_started(self) -> list[Job]:
+        """The jobs neither skipped, finished nor running (call under the lock): what the estimates cover."""
+        return [j for k, j in enumerate(self.batch.jobs)
+                if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
 
     def heartbeat(self, now: float | None = None) -> None:
         """One line per running job that finished an epoch since its last line: epoch k/N, the run's time left
@@ -615,8 +617,7 @@ class Progress:
                 self.beats[i] = done
                 elapsed = now - t0
                 run_left = elapsed / done * max(0, job.epochs - done) if job.epochs else None
-                todo = [j for k, j in enumerate(self.batch.jobs)
-                        if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
+                todo = self.not_started()
                 rest = estimate_left(todo, self.known, self.finished + [elapsed + (run_left or 0.0)])
                 batch_left = None if run_left is None or rest is None else run_left + rest
                 self.log(f"{self.label(i, None)}: epoch {done}/{job.epochs or '?'}"

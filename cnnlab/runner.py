@@ -176,13 +176,9 @@ BACKUP_SECONDS = 30.0   # at most one backup per 30 s of training: a kill loses 
 
 def backup_seconds() -> float:
     """Seconds between backups: $CNNLAB_BACKUP_SECONDS (0: after every epoch), else BACKUP_SECONDS."""
-    import os
+    from cnnlab.paths import env_seconds
 
-    text = os.environ.get("CNNLAB_BACKUP_SECONDS", "").strip()
-    try:
-        return max(0.0, float(text)) if text else BACKUP_SECONDS
-    except ValueError:
-        raise CnnlabError(f"CNNLAB_BACKUP_SECONDS: expected a number of seconds, received {text!r}") from None
+    return env_seconds("CNNLAB_BACKUP_SECONDS", BACKUP_SECONDS)
 
 
 def set_determinism(on: bool) -> str:
