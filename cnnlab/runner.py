@@ -510,7 +510,8 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             "train_samples_per_second": streams.train_samples(epochs_run) / fit_seconds if fit_seconds else None,
         },
         "data": {"dataset": cfg.data.dataset, "source": splits.source,
-                 **{f"n_{k}": v for k, v in splits.sizes().items()}},
+                 **{f"n_{k}": v for k, v in splits.sizes().items()},
+                 "fingerprint": splits.fingerprint},  # of the data as loaded: reproduce's skip key
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
         "train_samples_seen": streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count, not n × epochs

@@ -88,6 +88,8 @@ def fake_runs(monkeypatch):
                        headline="test_accuracy 0.5000")
 
     monkeypatch.setattr(reproduce, "run_job", run_job)
+    # the data as they load now: what fake_complete_run records (the real fingerprint: the end-to-end test)
+    monkeypatch.setattr(reproduce, "data_fingerprint", lambda job, data_dir, memo: f"fp-{job.name}")
     return calls, script
 
 
@@ -98,7 +100,8 @@ def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "2
         "experiment": job.name, "run_id": run_id, "status": "complete", "profile": job.profile,
         "overrides": list(job.overrides), "config_hash": job.config_hash, "seed": job.seed,
         "measured": {"test_accuracy": 0.9}, "timing": {"wall_seconds": 42.0},
-        "environment": {"git_commit": git_commit}}))
+        "precision": {"requested": "float32", "policy": "float32"}, "data": {"fingerprint": f"fp-{job.name}"},
+        "environment": {"git_commit": git_commit, **reproduce.current_software()}}))
     return run
 
 
@@ -157,35 +160,113 @@ def test_plan_one_seed_is_the_configs_own_many_seeds_are_overrides(configs):
 # ------------------------------------------------------------------------------------------------ skip if complete
 
 
-def test_is_complete_needs_same_hash_profile_and_clean_commit():
-    job = Job("mnist", "mnist", 1, (), "full", "h1")
-    ok = {"status": "complete", "config_hash": "h1", "profile": "full", "environment": {"git_commit": "abc"}}
-    assert reproduce.is_complete(job, [("r1", ok), ("r2", ok)], "abc") == "r2"  # the newest
-    assert reproduce.is_complete(job, [("r1", ok)], "def") is None
-    assert reproduce.is_complete(job, [("r1", {**ok, "config_hash": "h2"})], "abc") is None
-    assert reproduce.is_complete(job, [("r1", {**ok, "profile": "quick"})], "abc") is None
-    dirty = {**ok, "environment": {"git_commit": "abc-dirty"}}
-    assert reproduce.is_complete(job, [("r1", dirty)], "abc-dirty") is None  # a dirty tree is never the same code
-    assert reproduce.is_complete(job, [("r1", ok)], None) is None
-
-
-def test_is_complete_by_code_record_survives_commits_but_not_an_edit_or_another_keras(tmp_path):
+def _numeric_code() -> dict:
     from cnnlab import meta
 
-    job = Job("mnist", "mnist", 1, (), "full", "h1")
-    software = {"keras": "3.15.1", "backend": "jax"}
-    code = {"meta.py": meta._digest(meta.PACKAGE / "meta.py"), "results.py": meta._digest(meta.PACKAGE / "results.py")}
-    run = {"status": "complete", "config_hash": "h1", "profile": "full", "code": code,
-           "environment": {"git_commit": "old-dirty", "keras": "3.15.1", "backend": "jax"}}
-    # the recorded files are unchanged: complete under any commit, clean, dirty or none
-    for commit in ("abc", "abc-dirty", None):
-        assert reproduce.is_complete(job, [("r1", run)], commit, software) == "r1"
-    edited = {**run, "code": {**code, "results.py": "0" * 16}}
-    gone = {**run, "code": {**code, "no_such_module.py": "0" * 16}}
-    for stale in (edited, gone):
-        assert reproduce.is_complete(job, [("r1", stale)], "abc", software) is None
-    assert reproduce.is_complete(job, [("r1", run)], "abc", {**software, "keras": "3.16.0"}) is None
-    assert reproduce.is_complete(job, [("r1", run)], "abc", {**software, "backend": "torch"}) is None
+    return {rel: meta._digest(meta.PACKAGE / rel) for rel in ("runner.py", "data/__init__.py", "cli.py")}
+
+
+SOFTWARE = {"keras": "3.15.1", "backend": "jax"}
+RUN = {"status": "complete", "config_hash": "h1", "profile": "full", "code": _numeric_code(),
+       "precision": {"requested": "auto", "policy": "float32"}, "data": {"fingerprint": "d1"},
+       "environment": {"git_commit": "old-dirty", **SOFTWARE}}
+
+
+def _today(commit="abc", policy="float32", data="d1", **software):
+    return reproduce.Today(commit, {**SOFTWARE, **software}, fingerprint=lambda job: data,
+                           policy=lambda requested: policy)
+
+
+def _with(**changes) -> dict:
+    """RUN with top-level keys replaced; 'code.<file>' / 'env.<key>' / 'data' change one entry."""
+    run = json.loads(json.dumps(RUN))
+    for key, value in changes.items():
+        where, _, leaf = key.partition("__")
+        if leaf:
+            run[where][leaf.replace("_py", ".py")] = value
+        else:
+            run[key] = value
+    return run
+
+
+@pytest.mark.parametrize("run, today, why", [
+    (RUN, _today(), None),                                             # everything the same: reused
+    (RUN, _today(commit="def-dirty"), None),                           # the commit is not the key
+    (RUN, _today(commit=None), None),                                  # nor is having git at all
+    (_with(code__cli_py="0" * 16), _today(), None),                    # the command line computes no number
+    (_with(code__runner_py="0" * 16), _today(), "code changed since (runner.py)"),
+    (_with(code__no_such_module_py="0" * 16), _today(), "code changed since (no_such_module.py)"),  # gone
+    (_with(status="failed"), _today(), "not complete"),
+    (_with(profile="quick"), _today(), "profile quick"),
+    (_with(config_hash="h2"), _today(), "its config differs"),
+    (RUN, _today(keras="3.16.0"), "Keras 3.15.1, now 3.16.0"),
+    (RUN, _today(backend="torch"), "backend jax, now torch"),
+    (RUN, _today(policy="mixed_bfloat16"), "precision float32, now mixed_bfloat16"),  # 'auto' on an AMX machine
+    (RUN, _today(policy=None), None),                                  # a GPU whose capability is unknown
+    (_with(precision={}, dtype_policy="mixed_bfloat16"), _today(), "precision mixed_bfloat16, now float32"),
+    (RUN, _today(data="d2"), "the data differ"),
+    (RUN, _today(data=None), "the data cannot be loaded now"),
+    (_with(data={"dataset": "mnist"}), _today(), "no data fingerprint recorded"),
+    # before the code record: only the same clean commit identifies the code
+    (_with(code=None, environment={"git_commit": "abc", **SOFTWARE}), _today(), None),
+    (_with(code=None, environment={"git_commit": "abc", **SOFTWARE}), _today(commit="def"),
+     "made by other code (commit abc)"),
+    (_with(code=None, environment={"git_commit": "abc-dirty", **SOFTWARE}), _today(commit="abc-dirty"),
+     "made by other code (commit abc-dirty)"),                         # a dirty tree is never the same code
+])
+def test_skip_key_table(run, today, why):
+    job = Job("mnist", "mnist", 1, (), "full", "h1", precision="auto")
+    assert reproduce.stale(job, run, today) == why
+    assert reproduce.is_complete(job, [("r1", run)], today) == ("r1" if why is None else None)
+
+
+def test_is_complete_takes_the_newest_run_that_counts_and_loads_the_data_only_for_a_match():
+    job = Job("mnist", "mnist", 1, (), "full", "h1", precision="auto")
+    asked = []
+    today = reproduce.Today("abc", SOFTWARE, fingerprint=lambda j: asked.append(j) or "d1", policy=lambda r: "float32")
+    assert reproduce.is_complete(job, [("r1", RUN), ("r2", RUN), ("r3", _with(config_hash="h9"))], today) == "r2"
+    assert len(asked) == 1                                                # r3 differs before the data are asked
+    assert reproduce.is_complete(job, [("r1", _with(profile="quick"))], today) is None and len(asked) == 1
+
+
+def test_not_numeric_names_existing_report_and_batch_files_only():
+    from cnnlab import meta
+
+    assert all((meta.PACKAGE / rel).is_file() for rel in meta.NOT_NUMERIC)   # no stale names
+    for numeric in ("runner.py", "config.py", "models.py", "data/__init__.py", "data/mnist.py", "backup.py",
+                    "keras2.py", "precision.py", "results.py", "direction.py", "sampling.py", "augment.py"):
+        assert numeric not in meta.NOT_NUMERIC
+
+
+def test_data_fingerprint_is_of_the_numbers_and_kept_until_a_data_file_changes(tmp_path, monkeypatch):
+    import numpy as np
+
+    from cnnlab import data as data_mod
+
+    a = data_mod.Arrays(np.zeros((4, 2), "float32"), np.arange(4), np.ones((2, 2), "float32"), np.arange(2),
+                        "from here", extras={"vocabulary": ["<pad>", "a"], "vectors": "read in 1.2 s"})
+    same = data_mod.Arrays(*(x.copy() for x in (a.x_train, a.y_train, a.x_test, a.y_test)), "from elsewhere",
+                           extras={"vocabulary": ["<pad>", "a"], "vectors": "from cache"})
+    assert data_mod.fingerprint(a) == data_mod.fingerprint(same)          # source and notes are not data
+    changed = data_mod.Arrays(a.x_train, a.y_train, a.x_test + 1, a.y_test, "from here")
+    assert data_mod.fingerprint(changed) != data_mod.fingerprint(a)
+    reshaped = data_mod.Arrays(a.x_train.reshape(2, 4), a.y_train, a.x_test, a.y_test, "from here",
+                               extras=a.extras)
+    assert data_mod.fingerprint(reshaped) != data_mod.fingerprint(a)      # the same bytes, another shape
+
+    # the batch's side: loaded once per dataset and data directory, then read from .cache/fingerprints.json
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "f.bin").write_bytes(b"1")
+    loads = []
+    monkeypatch.setitem(data_mod.DATASETS, "mnist", data_mod.Dataset(
+        lambda where, options: loads.append(where) or a, data_mod.DATASETS["mnist"].options, "fake"))
+    (job,) = reproduce.plan(["mnist"])
+    print_ = reproduce.data_fingerprint(job, str(folder), {})
+    assert print_ == data_mod.fingerprint(a) and len(loads) == 1
+    assert reproduce.data_fingerprint(job, str(folder), {}) == print_ and len(loads) == 1   # from the cache file
+    (folder / "f.bin").write_bytes(b"22")                                                    # a data file changed
+    assert reproduce.data_fingerprint(job, str(folder), {}) == print_ and len(loads) == 2
 
 
 def test_code_files_records_the_loaded_package_sources_only(monkeypatch):
@@ -201,7 +282,8 @@ def test_code_files_records_the_loaded_package_sources_only(monkeypatch):
     monkeypatch.setattr(meta, "_DIGESTS", {})
     monkeypatch.setattr(meta, "_PROCESS_START", 0.0)
     edited = meta.code_files()
-    assert set(edited.values()) == {meta.EDITED} and meta.code_changes(edited) == sorted(edited)
+    assert set(edited.values()) == {meta.EDITED}
+    assert meta.code_changes(edited) == sorted(set(edited) - meta.NOT_NUMERIC)
 
 
 def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
@@ -220,10 +302,11 @@ def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
     software = {"keras": "3", "backend": "jax"}
     # its recorded hash came from an older schema (say, before train.precision): the folder's config decides
     m = {"status": "complete", "profile": "full", "config_hash": "older-schema", "code": code, "_dir": str(run),
-         "environment": software}
-    assert reproduce.is_complete(job, [("r1", m)], None, software) == "r1"
+         "environment": software, "data": {"fingerprint": "d"}}
+    today = reproduce.Today(None, software, fingerprint=lambda job: "d", policy=lambda requested: "float32")
+    assert reproduce.is_complete(job, [("r1", m)], today) == "r1"
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 5\n", "epochs: 3\n"))
-    assert reproduce.is_complete(job, [("r1", m)], None, software) is None
+    assert reproduce.is_complete(job, [("r1", m)], today) is None
 
 
 def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_runs, commit, tmp_path):
@@ -393,6 +476,8 @@ def pinned_runs(monkeypatch):
         return Outcome("complete", 0.1, run_id=f"fake_{job.seed}", exit_code=0, headline="test_accuracy 0.5000")
 
     monkeypatch.setattr(reproduce, "run_job", run_job)
+    # the data as they load now: what fake_complete_run records (the real fingerprint: the end-to-end test)
+    monkeypatch.setattr(reproduce, "data_fingerprint", lambda job, data_dir, memo: f"fp-{job.name}")
     return calls, script
 
 
@@ -540,6 +625,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, comm
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "--seeds", "2", "--dry-run")
     # seed 1 = the config's own seed (same hash as the old run) but a dirty tree; both estimated from its 42 s
     assert code == 0 and "[2/2] mnist seed 2: would run (~0:00:42): cnnlab run mnist seed=2 --profile full" in out
+    assert "[1/2] mnist seed 1: would run (~0:00:42; made by other code (commit c0ffee)): " in out  # and why
     assert out.splitlines()[-1] == "dry run: 2 to run, 0 skipped; estimate 0:01:24 from earlier runs' wall times"
     assert not (results / "reproduce.json").exists()
 
@@ -619,7 +705,7 @@ def test_the_default_protocol_is_the_reference_s_own():
     assert [(j.name, j.seed) for j in reproduce.plan(["kim_mr", "mnist"], seeds=None, profile="quick")] == [
         ("kim_mr", 1), ("mnist", 1)]
     # an override pins it; --seeds N gives N seeds on the config's fold
-    assert [j.fold for j in reproduce.plan(["kim_mr"], ["data.options.fold=4"], seeds=None)] == [None]
+    assert [j.fold for j in reproduce.plan(["kim_mr"], ["data.options.fold=4"], seeds=None)] == [4]  # labelled
     assert len(reproduce.plan(["mnist"], ["seed=7"], seeds=None)) == 1
     assert [(j.seed, j.fold) for j in reproduce.plan(["kim_mr"], seeds=2)] == [(1, None), (2, None)]
     # SST-2 has its own test split: seeds, not folds

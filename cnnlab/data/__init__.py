@@ -45,6 +45,7 @@ class Splits:
     y_test: np.ndarray
     source: str
     extras: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""   # of the dataset as loaded, before the split (`fingerprint`)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.x_train), "val": 0 if self.x_val is None else len(self.x_val),
@@ -106,7 +107,7 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
         x_tr, y_tr = _subset(arrays.x_train, arrays.y_train, train_subset, rng)
         x_va, y_va = _subset(arrays.x_val, arrays.y_val, val_subset, rng)
         x_te, y_te = _subset(arrays.x_test, arrays.y_test, test_subset, rng)
-        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, arrays.source, arrays.extras)
+        return Splits(x_tr, y_tr, x_va, y_va, x_te, y_te, arrays.source, arrays.extras, fingerprint(arrays))
     n_train = len(arrays.x_train)
     order = rng.permutation(n_train)
     if train_subset is not None:
@@ -119,7 +120,40 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
     x_val = arrays.x_train[val_idx] if n_val else None
     y_val = arrays.y_train[val_idx] if n_val else None
     return Splits(arrays.x_train[train_idx], arrays.y_train[train_idx], x_val, y_val,
-                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source, arrays.extras)
+                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source, arrays.extras,
+                  fingerprint(arrays))
+
+
+def fingerprint(arrays: Arrays) -> str:
+    """SHA-256 (16 hex digits) of a dataset's content as loaded: every array's dtype, shape and bytes, and the
+    extras a builder receives (vocabulary, embeddings; not its notes); the same for the same data whatever file format or
+    folder it was read from. With the config hash and the code, it decides whether a finished run still stands
+    (`reproduce`); the seeded split and subsets are the config's, so they are left out.
+
+    Trap: the hash is of the numbers, not of the files' names or dates: a copy of the data directory on another
+    machine gives the same fingerprint, a substituted or damaged file a different one."""
+    import hashlib
+
+    digest = hashlib.sha256()
+
+    def add(name: str, value) -> None:
+        digest.update(name.encode() + b"\0")
+        if isinstance(value, np.ndarray):
+            array = np.ascontiguousarray(value)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            if array.dtype == object:
+                digest.update(repr(array.tolist()).encode())
+            else:
+                digest.update(memoryview(array.reshape(-1)).cast("B"))
+        else:
+            digest.update(repr(value).encode())
+
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        add(name, getattr(arrays, name))
+    for name in sorted(arrays.extras):
+        if not isinstance(arrays.extras[name], str):  # a note on how it was read ("from cache"), not data
+            add(f"extras.{name}", arrays.extras[name])
+    return digest.hexdigest()[:16]
 
 
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
