@@ -252,10 +252,44 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's or `kill`'s polite stop), handled as Ctrl-C is: a run keeps its `.partial`
+    folder and backup and resumes next time, a batch stops its children and records the rest as interrupted."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def _stop_on_sigterm():
+    """Install `_terminate` for SIGTERM in the main thread, where the default would kill the process mid-write;
+    returns the previous handler for main() to put back (main also runs inside tests and the warm worker)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _terminate)
+    except (ValueError, OSError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     from cnnlab import quiet
 
     quiet.install()  # TensorFlow's C++ start-up lines (CUDA probe, absl notice), before anything imports it
+    previous = _stop_on_sigterm()
+    try:
+        return _main(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
     # key=value overrides may also come after options (`run mnist --profile quick train.epochs=1`)
@@ -268,6 +302,6 @@ def main(argv: list[str] | None = None) -> int:
     except CnnlabError as err:
         print(f"cnnlab: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as stop:
+        print(f"cnnlab: interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}", file=sys.stderr)
         return 130

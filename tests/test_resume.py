@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 ARGS = ["data.train_subset=3000", "data.test_subset=200", "train.epochs=6", "train.batch_size=32"]
@@ -20,7 +22,8 @@ def _history(path):
         return [int(r["epoch"]) for r in csv.DictReader(f)]
 
 
-def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path, sig):
     results = tmp_path / "results"
     env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO),
            "CNNLAB_BACKUP_SECONDS": "0"}   # a backup after every (sub-second) epoch of this tiny run
@@ -36,8 +39,11 @@ def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path):
             break
         time.sleep(0.05)
     assert partial is not None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
-    os.kill(proc.pid, signal.SIGKILL)  # kill -9: no clean-up at all
+    os.kill(proc.pid, sig)  # kill -9: no clean-up at all; SIGTERM (a scheduler's stop): handled as Ctrl-C
     proc.wait()
+    if sig == signal.SIGTERM:
+        last = proc.stderr.read().decode().strip().splitlines()[-1]
+        assert proc.returncode == 130 and last.startswith("cnnlab: error: interrupted after "), last
     done_before = len(_history(partial / "history.csv"))
     assert not [p for p in (results / "mnist").iterdir() if not p.name.startswith(".")]  # nothing looks complete
 
