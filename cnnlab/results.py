@@ -178,32 +178,48 @@ def cache_dir(*parts: str) -> Path:
     return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache").joinpath(*parts)
 
 
+CHECKSUM = "__cnnlab_sha256__"   # the entry write_npz adds: the digest of every other array
+
+
 def read_npz(path: Path) -> dict | None:
-    """A cache entry's arrays, or None when it is missing or damaged (the caller rebuilds it)."""
+    """A cache entry's arrays, or None when it is missing or damaged (the caller rebuilds it): unreadable, cut
+    short, a flipped bit (the zip's CRC), or arrays that are not the ones write_npz stored (its checksum of
+    every array's name, dtype, shape and bytes: a file put there by hand, an older format, a partial copy)."""
+    import zipfile
+
     import numpy as np
+
+    from cnnlab import digest
 
     if not path.is_file():
         return None
-    import zipfile
-
     try:
-        with np.load(path) as f:
-            return {k: f[k] for k in f.files}
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
         return None
+    stored = data.pop(CHECKSUM, None)
+    if stored is None or stored.tobytes() != digest.arrays(sorted(data.items()), 64).encode():
+        return None
+    return data
 
 
 def write_npz(path: Path, **arrays) -> None:
-    """Store a cache entry atomically (temporary file + rename); an unwritable cache is skipped, not an error."""
+    """Store a cache entry atomically (temporary file + rename) with its checksum (read_npz); an unwritable
+    cache is skipped, not an error."""
     import numpy as np
 
+    from cnnlab import digest
+
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    check = np.frombuffer(digest.arrays(sorted(arrays.items()), 64).encode(), dtype=np.uint8)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
         os.close(fd)                                                    # processes may build the same entry
         tmp = Path(name)
         try:
-            np.savez(tmp, **arrays)
+            np.savez(tmp, **arrays, **{CHECKSUM: check})
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from cnnlab import digest
 from cnnlab.data import cats_dogs, imdb, kim, mnist
 
 
@@ -126,34 +127,16 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
 
 def fingerprint(arrays: Arrays) -> str:
     """SHA-256 (16 hex digits) of a dataset's content as loaded: every array's dtype, shape and bytes, and the
-    extras a builder receives (vocabulary, embeddings; not its notes); the same for the same data whatever file format or
-    folder it was read from. With the config hash and the code, it decides whether a finished run still stands
+    extras a builder receives (vocabulary, embeddings; not its notes); the same for the same data whatever file
+    format or folder it was read from. With the config hash and the code, it decides whether a finished run still stands
     (`reproduce`); the seeded split and subsets are the config's, so they are left out.
 
     Trap: the hash is of the numbers, not of the files' names or dates: a copy of the data directory on another
     machine gives the same fingerprint, a substituted or damaged file a different one."""
-    import hashlib
-
-    digest = hashlib.sha256()
-
-    def add(name: str, value) -> None:
-        digest.update(name.encode() + b"\0")
-        if isinstance(value, np.ndarray):
-            array = np.ascontiguousarray(value)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            if array.dtype == object:
-                digest.update(repr(array.tolist()).encode())
-            else:
-                digest.update(memoryview(array.reshape(-1)).cast("B"))
-        else:
-            digest.update(repr(value).encode())
-
-    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
-        add(name, getattr(arrays, name))
-    for name in sorted(arrays.extras):
-        if not isinstance(arrays.extras[name], str):  # a note on how it was read ("from cache"), not data
-            add(f"extras.{name}", arrays.extras[name])
-    return digest.hexdigest()[:16]
+    named = [(name, getattr(arrays, name)) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")]
+    named += [(f"extras.{name}", arrays.extras[name]) for name in sorted(arrays.extras)
+              if not isinstance(arrays.extras[name], str)]   # a note on how it was read ("from cache"), not data
+    return digest.arrays(named)
 
 
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
