@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -49,7 +49,7 @@ list: venv ## List the experiments with their one-line descriptions
 	@$(BIN)/cnnlab list
 
 check: venv ## Validate every config (full and quick profiles) without touching data
-	$(BIN)/cnnlab check
+	$(BIN)/cnnlab check --build
 
 compare: venv ## Regenerate results/summary.{csv,md}; with A=dir B=dir, set two result sets side by side
 	$(BIN)/cnnlab compare $(A) $(B)
@@ -69,7 +69,7 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-overhead bench-images bench-backends bench-suite bench-precision ## All benchmarks (results/bench*.md; about an hour on 2 cores)
+bench: bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli ## All benchmarks (results/bench*.md; about an hour on 2 cores)
 
 bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
 	$(BIN)/python -m cnnlab.bench $(ARGS)
@@ -82,6 +82,9 @@ bench-suite: venv-dev ## Wall time of `reproduce --profile quick` from an empty 
 
 bench-precision: venv ## float32 vs mixed_bfloat16: matmul peaks and per-family samples/s, and what train.precision: auto picks here → results/bench_precision.md
 	$(BIN)/python benchmarks/bench_precision.py $(ARGS)
+
+bench-cli: venv ## Wall time of `cnnlab list`, `check` and a schema error, each a fresh process, against 1 s → results/bench_cli.md
+	$(BIN)/python benchmarks/bench_cli.py $(ARGS)
 
 bench-images: venv ## Decode/cache, augmentation layers vs ImageDataGenerator, aug vs no-aug, quick profiles → results/bench_images.md
 	$(BIN)/python -m cnnlab.bench_images

@@ -21,20 +21,20 @@ def _results_root(args) -> Path:
 
 def cmd_list(args) -> int:
     """Experiments with their one-line descriptions."""
-    from cnnlab.config import experiment_refs, load
+    from cnnlab.config import description_of, experiment_refs
 
     refs = list(experiment_refs().values())
     width = max(map(len, refs), default=0)
     for ref in refs:
-        print(f"{ref:<{width}}  {load(ref, keras=False).config.description}")
+        print(f"{ref:<{width}}  {description_of(ref)}")
     return 0
 
 
 def cmd_check(args) -> int:
-    """Validate configs (all, or the given ones) and build their models in both profiles, without data."""
-    from cnnlab import phases
+    """Validate configs (all, or the given ones) in both profiles: the schema, and every Keras class and argument
+    name by its signature, without importing Keras; with --build, also build each model (without data) and
+    check its phases' layer names, as `cnnlab run` does before training."""
     from cnnlab.config import Ctx, experiment_refs, load, variant_refs
-    from cnnlab.models import build_model, needs_data
 
     named = [a for a in args.experiments if "=" not in a]
     refs = [r for a in named for r in (variant_refs(a) if ":" not in a else [a])] or list(experiment_refs().values())
@@ -42,6 +42,11 @@ def cmd_check(args) -> int:
     for ref in refs:
         for profile in ("full", "quick"):
             exp = load(ref, overrides, profile)
+            if not args.build:
+                continue
+            from cnnlab import phases
+            from cnnlab.models import build_model, needs_data
+
             if needs_data(exp.config.model):  # built from the dataset's vocabulary: `cnnlab params` shows it
                 continue
             model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
@@ -214,6 +219,8 @@ def parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("check", help=cmd_check.__doc__)
     sp.add_argument("experiments", nargs="*", metavar="EXP or key=value",
                     help="names or paths (default: every config), and overrides to check with them")
+    sp.add_argument("--build", action="store_true", help="also build every model (imports Keras; seconds, "
+                    "not a fraction of one) and check the layer names its training phases (un)freeze")
     sp.set_defaults(func=cmd_check)
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
     sp.add_argument("sets", nargs="*", metavar="RESULTS", help="two result folders A B to set side by side "

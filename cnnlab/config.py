@@ -295,7 +295,7 @@ class ModelConfig:
 
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab import keras_specs
-        from cnnlab.models import MODELS
+        from cnnlab.models import MODELS  # the builders' names and signatures: imports no Keras
 
         if any(d < 1 for d in self.input_shape):
             ctx.error(join(path, "input_shape"), f"dimensions must be positive, received {list(self.input_shape)}")
@@ -781,6 +781,17 @@ def _load(ref: str | os.PathLike, overrides: Sequence[str], profile: str) -> Exp
     else:
         config = _validate_with(merged, ctx, variant_overrides + (quick if profile == "quick" else []) + cli)
     return Experiment(config, path, profile, tuple(overrides), variant)
+
+
+def description_of(ref: str | os.PathLike) -> str:
+    """A config's (or variant's) one-line description from its file and the files it extends, validating
+    nothing: what `cnnlab list` shows, fast, even beside a config with a mistake (`cnnlab check` finds it)."""
+    ref_text, variant = split_variant(ref)
+    raw = read_raw(resolve_path(ref_text))
+    changes = (raw.get("variants") or {}).get(variant) if variant and isinstance(raw.get("variants"), dict) else None
+    text = changes.get("description") if isinstance(changes, dict) and "description" in changes \
+        else raw.get("description")
+    return " ".join(str(text or "").split())
 
 
 def split_variant(ref: str | os.PathLike) -> tuple[str, str | None]:

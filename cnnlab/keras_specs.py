@@ -101,16 +101,212 @@ def accepted_args(kind: str, cls: type) -> list[str]:
     return named + sorted(_BASE_ARGS.get(kind, set()) - set(named))
 
 
+# ---------------------------------------------------------------------------------------------- the signature index
+# What a config check needs to know of Keras and of cnnlab's own classes and builders, read from their
+# signatures once per Keras version, backend and cnnlab source, and kept in .cache/keras_signatures/: a check
+# then imports neither Keras nor TensorFlow (0.3 s instead of 4-8 s). Values are Keras's to judge when the run
+# builds the objects (`make`), which reports them as the same one-line config errors.
+INDEX_VERSION = 3
+_OWN_SOURCES = ("keras_specs.py", "blocks.py", "keras2.py", "augment.py")
+_INDEX: dict | None = None
+
+
+def _hint_text(tp) -> str:
+    """An annotation as text that `_hint` evaluates back: 'int', 'tuple[int, ...]', "Literal['a', 'b']"."""
+    if isinstance(tp, type) and not typing.get_args(tp):
+        return tp.__name__
+    return repr(tp).replace("typing.", "").replace("collections.abc.", "").replace("pathlib.", "")
+
+
+def _hint(text: str):
+    import collections.abc
+    import pathlib
+
+    names = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list, "dict": dict,
+             "None": None, "NoneType": type(None), "Literal": typing.Literal, "Any": Any, "Optional": typing.Optional,
+             "Union": typing.Union, "Mapping": collections.abc.Mapping, "Path": pathlib.Path}
+    return eval(text, {"__builtins__": {}}, names)  # noqa: S307 - text written by _hint_text from cnnlab's own code
+
+
+def _builder_entry(builder: Callable) -> dict:
+    sig = inspect.signature(builder)
+    hints = typing.get_type_hints(builder)
+    params = {n: p for n, p in sig.parameters.items() if n not in ("input_shape", "data") and not n.startswith("_")}
+    return {"name": builder.__name__, "params": list(params),
+            "required": [n for n, p in params.items() if p.default is inspect.Parameter.empty],
+            "hints": {n: _hint_text(hints[n]) for n in params if n in hints}}
+
+
+def _class_entry(kind: str, cls: type) -> dict:
+    params = inspect.signature(cls.__init__).parameters
+    entry = {"args": accepted_args(kind, cls),
+             "required": [n for n, p in params.items() if n != "self" and p.default is inspect.Parameter.empty
+                          and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]}
+    default = params.get("name")
+    if kind == "metric" and default is not None and isinstance(default.default, str):
+        entry["logged"] = default.default   # the name Keras logs it under when the config gives none
+    return entry
+
+
+def build_index() -> dict:
+    """Read every config-nameable class's and builder's signature from Keras and cnnlab (imports Keras)."""
+    import keras
+
+    from cnnlab.blocks import BLOCKS
+
+    out = {"version": INDEX_VERSION, "keras": keras.__version__, "classes": {}, "identifiers": {},
+           "blocks": {n: _builder_entry(b) for n, b in BLOCKS.items()}}
+    for kind in REFUSED:
+        module, base = _namespace(kind)
+        classes = {n: getattr(module, n) for n in dir(module) if not n.startswith("_")}
+        classes = {n: c for n, c in classes.items() if isinstance(c, type) and issubclass(c, base)}
+        classes |= _own(kind)
+        out["classes"][kind] = {n: _class_entry(kind, c) for n, c in sorted(classes.items())}
+        ids = []
+        if kind in ("optimizer", "loss", "metric"):
+            import importlib
+            import re
+
+            try:  # Keras's own table of names get() resolves ('mse', 'rmsprop'); a private module, so optional
+                table = list(importlib.import_module(f"keras.src.{_MODULES[kind]}").ALL_OBJECTS_DICT)
+            except (ImportError, AttributeError):
+                table = []
+            snake = [re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() for n in classes]
+            for n in sorted({*dir(module), *table, *(c.lower() for c in classes), *snake}):
+                if n.startswith("_") or n in classes:
+                    continue
+                try:
+                    if module.get(n) is not None:
+                        ids.append(n)
+                except Exception:  # noqa: BLE001 - get() of a helper's name fails in many ways: not an identifier
+                    pass
+        out["identifiers"][kind] = sorted(ids)
+    for family in NAMED_ARGUMENTS.values():   # the strings a layer argument names: 'relu', 'he_normal', 'l2'
+        module = getattr(keras, family)
+        found = []
+        for n in dir(module):
+            try:
+                if not n.startswith("_") and module.get(n) is not None:
+                    found.append(n)
+            except Exception:  # noqa: BLE001 - a helper's name, not an identifier
+                pass
+        out["identifiers"][family] = sorted(found)
+    return out
+
+
+# Layer arguments whose string value Keras resolves by name, and the namespace that resolves it.
+NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
+                   "constraint": "constraints"}
+
+
+def _named_family(arg: str) -> str | None:
+    """'activations' for activation / recurrent_activation, 'initializers' for kernel_initializer, ..."""
+    for suffix, family in NAMED_ARGUMENTS.items():
+        if arg == suffix or arg.endswith(f"_{suffix}"):
+            return family
+    return None
+
+
+def _index_file():
+    from cnnlab import meta
+    from cnnlab.results import cache_dir
+
+    own = "".join(meta._digest(meta.PACKAGE / rel) or "-" for rel in _OWN_SOURCES)
+    import hashlib
+
+    key = hashlib.sha256(f"{INDEX_VERSION}|{own}".encode()).hexdigest()[:12]
+    return cache_dir("keras_signatures", f"keras-{meta._version('keras')}-{meta.configured_backend()}-{key}.json")
+
+
+def index() -> dict:
+    """The signature index: from .cache/keras_signatures/ when it is there and whole, else built and stored."""
+    global _INDEX
+    if _INDEX is not None:
+        return _INDEX
+    import json
+
+    path = _index_file()
+    try:
+        found = json.loads(path.read_text())
+        if isinstance(found, dict) and found.get("version") == INDEX_VERSION and \
+                {"classes", "identifiers", "blocks"} <= set(found):
+            _INDEX = found
+            return found
+    except (OSError, ValueError):
+        pass
+    _INDEX = build_index()
+    try:
+        from cnnlab.results import atomic_write
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(_INDEX, sort_keys=True))
+    except OSError:
+        pass  # a cache: the next check reads the signatures again
+    return _INDEX
+
+
+def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: "Ctx", path: str) -> None:
+    """check_builder_params by the index (a stack block's, whose module imports Keras): its parameters by name
+    and annotation."""
+    from cnnlab.config import convert, join
+
+    entry = index()[kind][name]
+    accepted = entry["params"]
+    for key, value in params.items():
+        if key not in accepted:
+            ctx.error(join(path, key), f"unknown parameter '{key}' of {entry['name']}"
+                      f"{suggest(key, accepted)}; allowed: {', '.join(accepted)}")
+        if key in entry["hints"]:
+            convert(_hint(entry["hints"][key]), value, ctx, join(path, key))
+    for key in entry["required"]:
+        if key not in params:
+            ctx.error(join(path, key), f"missing required parameter '{key}' of {entry['name']}")
+
+
 def check(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
-    """Raise a ConfigError at `path` unless `spec` names a usable Keras class with valid arguments."""
-    make(kind, spec, ctx, path)
+    """Raise a ConfigError at `path` unless `spec` names a class (or string identifier) of `kind` that a config
+    may use, with argument names its signature accepts and every required one given: by the signature index,
+    building nothing and importing no Keras. Trap: the values are checked when the run builds the object."""
+    from cnnlab.config import join
+
+    _refuse(kind, spec, ctx, path)
+    idx = index()
+    if kind == "layer" and spec.name in idx["blocks"]:
+        check_builder("blocks", spec.name, spec.kwargs, ctx, join(path, spec.name))
+        return
+    entry = idx["classes"][kind].get(spec.name)
+    if entry is None:
+        if not spec.kwargs and (spec.name in idx["identifiers"].get(kind, ())
+                                or (kind == "metric" and spec.name in COMPILE_METRIC_STRINGS)):
+            return
+        names = sorted([*idx["classes"][kind], *(idx["blocks"] if kind == "layer" else ()),
+                        *idx["identifiers"].get(kind, ())])
+        names = [n for n in names if n not in REFUSED.get(kind, {})]
+        ctx.error(path, f"unknown {kind} '{spec.name}'{suggest(spec.name, names)}; "
+                  f"expected a class of keras.{_MODULES[kind]}"
+                  + (" or one of its string identifiers" if kind not in ("layer", "callback") else ""))
+    for arg in spec.kwargs:
+        if arg not in entry["args"]:
+            ctx.error(join(path, f"{spec.name}.{arg}"), f"unknown argument '{arg}' of {spec.name}"
+                      f"{suggest(arg, entry['args'])}; allowed: {', '.join(entry['args'])}")
+    for arg, value in spec.kwargs.items():
+        family = _named_family(arg)
+        if family and isinstance(value, str) and value not in idx["identifiers"].get(family, [value]):
+            known = idx["identifiers"][family]
+            ctx.error(join(path, f"{spec.name}.{arg}"), f"unknown {family[:-1]} '{value}'{suggest(value, known)}; "
+                      f"known: {', '.join(n for n in known if n.islower())}")
+    missing = [a for a in entry["required"] if a not in spec.kwargs]
+    if missing:
+        ctx.error(join(path, spec.name), f"missing required argument{'s' if len(missing) > 1 else ''} "
+                  f"{', '.join(repr(a) for a in missing)} of {spec.name}")
 
 
-def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "") -> Any:
-    """Build the Keras object for `spec`; identifiers that `compile` resolves (e.g. 'accuracy') stay strings."""
-    from cnnlab.config import Ctx, join
+_MODULES = {"layer": "layers", "optimizer": "optimizers", "loss": "losses", "metric": "metrics",
+            "callback": "callbacks"}
 
-    ctx = ctx or Ctx("<config>")
+
+def _refuse(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
+    """The classes no config may name, and those whose extra package is missing."""
     if spec.name in REFUSED.get(kind, {}):
         ctx.error(path, f"{kind} '{spec.name}' is not allowed here: {REFUSED[kind][spec.name]}")
     if spec.name in REQUIRES.get(kind, {}):
@@ -120,6 +316,14 @@ def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "")
         missing = [p for p in packages if importlib.util.find_spec(p) is None]
         if missing:
             ctx.error(path, f"{kind} '{spec.name}' needs {' and '.join(missing)}, not installed here: {install}")
+
+
+def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "") -> Any:
+    """Build the Keras object for `spec`; identifiers that `compile` resolves (e.g. 'accuracy') stay strings."""
+    from cnnlab.config import Ctx, join
+
+    ctx = ctx or Ctx("<config>")
+    _refuse(kind, spec, ctx, path)
     if kind == "layer":
         from cnnlab.blocks import BLOCKS
 
@@ -154,7 +358,15 @@ def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "")
 
 
 def metric_name(spec: "ClassSpec") -> str:
-    """The name Keras logs a metric under ('accuracy', 'auc', or the `name` argument)."""
+    """The name Keras logs a metric under ('accuracy', 'auc', or the `name` argument): from the index when it
+    knows, else by building the metric."""
+    entry = index()["classes"]["metric"].get(spec.name)
+    if entry is None and not spec.kwargs:
+        return spec.name                                     # a string identifier: logged under itself
+    if entry is not None and isinstance(spec.kwargs.get("name"), str):
+        return spec.kwargs["name"]
+    if entry is not None and "logged" in entry and not spec.kwargs:
+        return entry["logged"]
     obj = make("metric", spec)
     return obj if isinstance(obj, str) else obj.name
 
