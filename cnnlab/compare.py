@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 from cnnlab.config import PARAM_METRICS
-from cnnlab.results import (atomic_write, complete_runs, csv_text, history_columns, precision_of, read_history,
+from cnnlab.results import (atomic_write, complete_runs, history_columns, precision_of, read_history,
                             read_metrics)
 from cnnlab.verdicts import metric_label, verdict
-from cnnlab import verdicts
+from cnnlab import tables, verdicts
 
 SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "statistic",
                   "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "config_changed", "profile", "overrides", "run_id", "finished_at",
@@ -165,10 +165,11 @@ def experiment_configs() -> dict[str, dict]:
     return out
 
 
-def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dict]]], dict[str, dict],
-                                 dict[str, list[tuple[Path, dict]]]]:
-    """Summary rows (one per reference), the runs of each comparison group, the configs, and each experiment's
-    run set."""
+def collect(root: Path):
+    """The summary as a tidy DataFrame (one row per experiment × reference, SUMMARY_FIELDS, raw values; None
+    where there is nothing), the runs of each comparison group, the configs, and each experiment's run set."""
+    import pandas as pd
+
     configs = experiment_configs()
     names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
                                    and not p.name.startswith(".") and complete_runs(root, p.name)}
@@ -212,14 +213,16 @@ def collect(root: Path) -> tuple[list[dict], dict[str, list[tuple[str, Path, dic
                                                           ref.get("substitution"))
                                      + (" (run before the config changed)" if stale else "") if run and ref
                                      else "not run yet" if ref else "no reference")})
-    return rows, groups, configs, sets
+    return pd.DataFrame(rows, columns=SUMMARY_FIELDS, dtype=object), groups, configs, sets
 
 
 def paper_tables(configs: dict[str, dict], sets: dict[str, list[tuple[Path, dict]]]) -> list[str]:
     """Tables in a paper's layout (report.table/row/column), e.g. Kim (2014) Table 2: measured mean ± std over
-    folds and seeds, and the paper's number from the experiment's first reference."""
-    tables: dict[str, dict[tuple[str, str], str]] = {}
-    layout: dict[str, dict] = {}
+    folds and seeds, and the paper's number from the experiment's first reference; a tidy frame of cells
+    (table, row, column, cell) pivoted into each table."""
+    import pandas as pd
+
+    cells, layout = [], {}
     for name, cfg in configs.items():
         rep = cfg.get("report") or {}
         if not (rep.get("table") and rep.get("row") and rep.get("column")):
@@ -231,23 +234,24 @@ def paper_tables(configs: dict[str, dict], sets: dict[str, list[tuple[Path, dict
         if n:
             prof = runs[-1][1].get("profile")
             spread = f" ± {std:.3f}" if n > 1 else ""
-            cell = f"{mean:.3f}{spread} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
+            text = f"{mean:.3f}{spread} (n={n}{', quick' if prof != 'full' else ''}) / {paper}"
         else:
-            cell = f"– / {paper}"
-        tables.setdefault(rep["table"], {})[(rep["row"], rep["column"])] = cell
+            text = f"– / {paper}"
+        cells.append({"table": rep["table"], "row": rep["row"], "column": rep["column"], "cell": text})
         info = layout.setdefault(rep["table"], {"columns": (), "caption": None})
         info["columns"] = info["columns"] or tuple(rep.get("columns") or ())
         info["caption"] = info["caption"] or rep.get("caption")
+    frame = pd.DataFrame(cells, columns=["table", "row", "column", "cell"])
     lines = []
-    for title, cells in tables.items():
-        rows = list(dict.fromkeys(r for r, _ in cells))
-        present = list(dict.fromkeys(c for _, c in cells))
+    for title, part in frame.groupby("table", sort=False):
+        present = list(dict.fromkeys(part["column"]))
         cols = [c for c in layout[title]["columns"] if c in present] + \
             [c for c in present if c not in layout[title]["columns"]]
+        table = (part.drop_duplicates(["row", "column"], keep="last").pivot(index="row", columns="column", values="cell")
+                 .reindex(index=list(dict.fromkeys(part["row"])), columns=cols).fillna(""))
         lines += [f"## {title}", "", "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number."
-                  + (f" {layout[title]['caption']}" if layout[title]["caption"] else ""), "",
-                  "| Model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-        lines += [f"| {r} | " + " | ".join(cells.get((r, c), "") for c in cols) + " |" for r in rows]
+                  + (f" {layout[title]['caption']}" if layout[title]["caption"] else ""), ""]
+        lines += tables.markdown(table.rename_axis(index="Model", columns=None).reset_index(), "l" + "r" * len(cols))
         lines.append("")
     return lines
 
@@ -297,9 +301,10 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
     notes = [(c.get("report") or {}).get("group_note") for n, c in (configs or {}).items()
              if n in {name for name, _, _ in members}]
     note = next((n for n in notes if n), None)
-    lines = [f"## {group}", "", *([note, ""] if note else []),
-             "| Experiment | Params | Best validation (epoch) | Lowest val_loss (epoch) | "
-             "Test accuracy | Test loss | Mean epoch (s) | Profile |", "|---|---:|---|---|---:|---:|---:|---|"]
+    import pandas as pd
+
+    lines = [f"## {group}", "", *([note, ""] if note else [])]
+    table = []
     series, curves, bands, references = {}, {}, {}, {}
     for name, run, m in members:
         series[name] = history_columns(read_history(run / "history.csv"))
@@ -307,16 +312,20 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
         meas = m.get("measured", {})
         val_loss = series[name].get("val_loss") or []
         low = (f"{min(val_loss):.4f} ({val_loss.index(min(val_loss)) + 1})" if val_loss else "–")
-        lines.append(f"| {name} | {_num(meas.get('params_total'))} | {best.get('monitor', '–')} "
-                     f"{_num(best.get('value'))} ({best.get('epoch', '–')}) | {low} | "
-                     f"{_num(meas.get('test_accuracy'))} | {_num(meas.get('test_loss'))} | "
-                     f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f} | {m.get('profile')} |")
+        table.append({"Experiment": name, "Params": _num(meas.get("params_total")),
+                      "Best validation (epoch)": f"{best.get('monitor', '–')} {_num(best.get('value'))} "
+                                                 f"({best.get('epoch', '–')})",
+                      "Lowest val_loss (epoch)": low, "Test accuracy": _num(meas.get("test_accuracy")),
+                      "Test loss": _num(meas.get("test_loss")),
+                      "Mean epoch (s)": f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f}",
+                      "Profile": m.get("profile")})
         runs = (sets or {}).get(name) or [(run, m)]
         label = name + (f" ({m.get('profile')} profile)" if m.get("profile") != "full" else "") + \
             (f" (n={len(runs)})" if len(runs) > 1 else "")
         curves[label], bands[label] = mean_curves(runs)
         references[label] = [r for r in ((configs or {}).get(name, {}).get("reference") or m.get("references") or [])
                              if isinstance(r, dict)]
+    lines += tables.markdown(pd.DataFrame(table, dtype=object), "lrllrrrl")
     wanted = next((tuple((c.get("report") or {}).get("overlay") or ()) for n, c in (configs or {}).items()
                    if n in series and (c.get("report") or {}).get("overlay")), ()) or ("val_accuracy", "val_loss")
     keys = [k for k in wanted if any(k in s for s in series.values())]
@@ -382,82 +391,101 @@ def outcome(row: dict) -> str:
     return "no reference"
 
 
-def scoreboard(rows: list[dict]) -> str:
-    """'N of M references reproduced · …': every reference other than a parameter count, once."""
-    refs = [r for r in rows if r.get("metric") and r["metric"] not in PARAM_METRICS]
-    kinds = [outcome(r) for r in refs]
-    provisional = sum(1 for r, k in zip(refs, kinds) if k != "not run"
-                      and (r.get("verdict") or "").startswith("provisional"))
-    params = [r for r in rows if r.get("metric") in PARAM_METRICS and r.get("run_id")]
-    exact = sum(1 for r in params if outcome(r) == "reproduced")
-    parts = [f"**{kinds.count('reproduced')} of {len(refs)} references reproduced**",
-             f"{kinds.count('off, substitution')} off with a declared substitution",
-             f"{kinds.count('off, unexplained')} off, unexplained",
-             f"{kinds.count('not run')} not run"]
-    if kinds.count("stopped"):
-        parts.append(f"{kinds.count('stopped')} stopped (NaN loss)")
+def scoreboard(frame) -> str:
+    """'N of M references reproduced · …': every reference other than a parameter count, once (`frame`: the
+    summary, collect's DataFrame)."""
+    metric = frame["metric"]
+    refs = frame[metric.notna() & ~metric.isin(PARAM_METRICS)]
+    kinds = refs.apply(outcome, axis=1).value_counts() if len(refs) else {}
+    count = lambda kind: int(kinds.get(kind, 0))  # noqa: E731
+    measured = refs[refs["run_id"].notna()]
+    provisional = int(measured["verdict"].fillna("").str.startswith("provisional").sum())
+    params = frame[metric.isin(PARAM_METRICS) & frame["run_id"].notna()]
+    exact = int((params.apply(outcome, axis=1) == "reproduced").sum()) if len(params) else 0
+    parts = [f"**{count('reproduced')} of {len(refs)} references reproduced**",
+             f"{count('off, substitution')} off with a declared substitution",
+             f"{count('off, unexplained')} off, unexplained", f"{count('not run')} not run"]
+    if count("stopped"):
+        parts.append(f"{count('stopped')} stopped (NaN loss)")
     return (" · ".join(parts) + f". {provisional} of the measured verdicts are provisional (fewer than 3 repeats)"
-            + (f"; parameter counts: {exact} of {len(params)} exact." if params else "."))
+            + (f"; parameter counts: {exact} of {len(params)} exact." if len(params) else "."))
 
 
-def report_readme(rows: list[dict], sections: list[str]) -> str:
+def report_readme(frame, sections: list[str]) -> str:
     """results/README.md: one line per experiment that has run (reference, measured mean ± std, verdict, parameters,
     epochs, time, device and backend, curves), then the lectures' comparisons and the paper tables."""
+    import pandas as pd
+
     lines = ["# cnnlab results", "",
              f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the complete "
              "runs in this folder. Each line is an experiment's newest setting (full profile preferred), measured "
              "as mean ± std over its seeds/folds when there are several; every reference with its source and the raw "
-             "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "", scoreboard(rows), "",
-             verdicts.RULE, "",
-             "| Experiment | Reference | Source | Measured | Verdict | Params | Epochs | Wall | Device, backend "
-             "| Curves |",
-             "|---|---|---|---:|---|---:|---:|---:|---|---|"]
-    first: dict[str, dict] = {}  # per experiment: its first measured reference, a parameter count only if no other
-    for r in rows:
-        if r["run_id"] and (r["experiment"] not in first or first[r["experiment"]]["metric"] in PARAM_METRICS
-                            and r["metric"] not in (None, *PARAM_METRICS)):
-            first[r["experiment"]] = r
-    for name in sorted(first, key=lecture_key):
-        r = first[name]
-        spread = f" ± {r['measured_std']:.4f} (n={r['n_runs']})" if r["measured_std"] is not None else ""
-        lines.append(f"| [{r['experiment']}]({r['experiment']}/{r['run_id']}/) | {r['metric']} {_num(r['reference'])} "
-                     f"| {short_source(r['source'])} | {_num(r['measured'])}{spread} | {r['verdict']} | "
-                     f"{_num(r['params_total'])} | {r['epochs'] or '–'} | {human_seconds(r['wall_seconds'])} | "
-                     f"{r['device'] or '–'}, {r['backend'] or '–'} | [png]({r['experiment']}/{r['run_id']}/curves.png) |")
-    not_run = sorted({r["experiment"] for r in rows if not r["run_id"]}, key=lecture_key)
+             "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "", scoreboard(frame), "",
+             verdicts.RULE, ""]
+    ran = frame[frame["run_id"].notna()]
+    # per experiment its first measured reference, a parameter count only if it has no other
+    first = (ran.assign(_param=ran["metric"].isin(PARAM_METRICS)).sort_values("_param", kind="stable")
+             .drop_duplicates("experiment"))
+    first = first.iloc[sorted(range(len(first)), key=lambda i: lecture_key(first["experiment"].iloc[i]))]
+    view = pd.DataFrame({
+        "Experiment": [f"[{r.experiment}]({r.experiment}/{r.run_id}/)" for r in first.itertuples()],
+        "Reference": [f"{r.metric} {_num(r.reference)}" for r in first.itertuples()],
+        "Source": [short_source(r.source) for r in first.itertuples()],
+        "Measured": [_num(r.measured) + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None
+                                         else "") for r in first.itertuples()],
+        "Verdict": list(first["verdict"]), "Params": [_num(v) for v in first["params_total"]],
+        "Epochs": [v or "–" for v in first["epochs"]], "Wall": [human_seconds(v) for v in first["wall_seconds"]],
+        "Device, backend": [f"{r.device or '–'}, {r.backend or '–'}" for r in first.itertuples()],
+        "Curves": [f"[png]({r.experiment}/{r.run_id}/curves.png)" for r in first.itertuples()]}, dtype=object)
+    lines += tables.markdown(view, "lllrlrrrll")
+    not_run = sorted(set(frame.loc[frame["run_id"].isna(), "experiment"]), key=lecture_key)
     if not_run:
         lines += ["", f"Not run yet ({len(not_run)}): " + ", ".join(not_run) + "."]
     return "\n".join(lines + [""] + sections).rstrip() + "\n"
+
+
+def summary_view(frame):
+    """summary.md's table: every reference row of the summary with its range, measured mean ± std and verdict."""
+    import pandas as pd
+
+    def accepted(r) -> str:
+        if r.range_low is None:
+            return "–"
+        return _num(r.range_low) if r.range_low == r.range_high else f"{_num(r.range_low)} – {_num(r.range_high)}"
+
+    rows = list(frame.itertuples())
+    return pd.DataFrame({
+        "Experiment": [r.experiment for r in rows], "Metric": [r.metric or "–" for r in rows],
+        "Reference": [_num(r.reference) for r in rows], "Source": [r.source or "–" for r in rows],
+        "Accepted range": [accepted(r) for r in rows],
+        "Measured": [_num(r.measured) + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None
+                                         else "") for r in rows],
+        "Verdict": [r.verdict for r in rows],
+        "Run (UTC date)": [f"[{(r.finished_at or '')[:10] or r.run_id}]({r.experiment}/{r.run_id}/)" if r.run_id
+                           else "–" for r in rows]}, columns=["Experiment", "Metric", "Reference", "Source",
+                                                             "Accepted range", "Measured", "Verdict",
+                                                             "Run (UTC date)"], dtype=object)
 
 
 def write_summary(root: Path) -> tuple[Path, Path]:
     """Regenerate results/summary.csv, results/summary.md and the report results/README.md from the runs on disk."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    rows, groups, configs, sets = collect(root)
+    frame, groups, configs, sets = collect(root)
     csv_path, md_path = root / "summary.csv", root / "summary.md"
-    atomic_write(csv_path, csv_text(rows, SUMMARY_FIELDS))
+    atomic_write(csv_path, frame.to_csv(index=False, lineterminator="\n"))
     md = ["# cnnlab: measured vs published", "",
           f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the newest "
           "complete run of each experiment (full profile without overrides preferred). Raw numbers: "
           "[summary.csv](summary.csv). Each experiment's folder holds its config, history, parameter table and curves.",
-          "", verdicts.RULE, "", "| Experiment | Metric | Reference | Source | Accepted range | Measured | Verdict | Run (UTC date) |",
-          "|---|---|---:|---|---|---:|---|---|"]
-    for r in rows:
-        run_link = (f"[{(r['finished_at'] or '')[:10] or r['run_id']}]({r['experiment']}/{r['run_id']}/)"
-                    if r["run_id"] else "–")
-        rng = ("–" if r["range_low"] is None else _num(r["range_low"]) if r["range_low"] == r["range_high"]
-               else f"{_num(r['range_low'])} – {_num(r['range_high'])}")
-        spread = f" ± {_num(r['measured_std'])} (n={r['n_runs']})" if r["measured_std"] is not None else ""
-        md.append(f"| {r['experiment']} | {r['metric'] or '–'} | {_num(r['reference'])} | {r['source'] or '–'} | "
-                  f"{rng} | {_num(r['measured'])}{spread} | {r['verdict']} | {run_link} |")
-    md.append("")
+          "", verdicts.RULE, "", *tables.markdown(summary_view(frame), "llrllrll"), ""]
+    rows = frame.to_dict("records")
     sections = []
     for group, members in groups.items():
         sections += group_section(root, group, members, configs, sets)
     sections += paper_tables(configs, sets)
     md += sections
-    atomic_write(root / "README.md", report_readme(rows, sections))
+    atomic_write(root / "README.md", report_readme(frame, sections))
     weights = []
     for r in rows:
         if not r["run_id"] or any(w.startswith(f"- {r['experiment']}:") for w in weights):
@@ -535,18 +563,19 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                               "machine's results/)")
     names = sorted({p.name for root in (a, b) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
                     and complete_runs(root, p.name)}, key=lecture_key)
+    import pandas as pd
+
     lines = [f"# Result sets compared: A = {a}, B = {b}", "",
              "Mean ± sample std over the runs of a setting (n runs: seeds, folds). Flag: **beyond spread** when "
              "|B − A| exceeds the larger of the two standard deviations (and both sides have n ≥ 2); "
              "**different settings** when the two sides did not run the same setting (then the delta is not "
-             "judged).", "",
-             "| Experiment | Metric | A | B | B − A | Flag |", "|---|---|---:|---:|---:|---|"]
-    env_lines, pictures = [], []
+             "judged).", ""]
+    table, env_lines, pictures = [], [], []
     for name in names:
         sa, sb = run_set(a, name), run_set(b, name)
         if not sa or not sb:
             count_a, count_b = (f"{len(s)} runs" if s else "–" for s in (sa, sb))
-            lines.append(f"| {name} | – | {count_a} | {count_b} | – | only in {'B' if not sa else 'A'} |")
+            table.append((name, "–", count_a, count_b, "–", f"only in {'B' if not sa else 'A'}"))
             continue
         differs = setting_diff(sa[-1], sb[-1])
         ga, gb = aggregate(sa), aggregate(sb)
@@ -565,8 +594,8 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                 problems.append(f"{name} {metric}: B − A = {delta:+.4f} beyond the spread (std {max(da, db):.4f})")
             else:
                 flag = "within spread"
-            lines.append(f"| {name} | {metric} | {ma:.4f} ± {da:.4f} ({na}) | {mb:.4f} ± {db:.4f} ({nb}) | "
-                         f"{delta:+.4f} | {flag} |")
+            table.append((name, metric, f"{ma:.4f} ± {da:.4f} ({na})", f"{mb:.4f} ± {db:.4f} ({nb})",
+                          f"{delta:+.4f}", flag))
         ea, eb = sa[-1][1].get("environment", {}), sb[-1][1].get("environment", {})
         diff = [f"{k} {ea.get(k)} → {eb.get(k)}" for k in ENV_KEYS if ea.get(k) != eb.get(k)]
         if diff:
@@ -582,6 +611,8 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                 png.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(png, plots.overlay(curves, keys, f"{name}: A = {a}, B = {b}", bands))
                 pictures.append(f"- {name}: [{png.name}]({png.parent.name}/{png.name})")
+    lines += tables.markdown(pd.DataFrame(table, columns=["Experiment", "Metric", "A", "B", "B − A", "Flag"],
+                                          dtype=object), "llrrrl")
     if env_lines:
         lines += ["", "## What differs between the runs (environment of the newest run of each side)", ""] + env_lines
     if pictures:

@@ -50,7 +50,10 @@ def test_scoreboard_counts_each_reference_once_by_its_outcome():
     assert [compare.outcome(r) for r in rows[:9]] == [
         "reproduced", "reproduced", "reproduced", "off, substitution", "off, substitution", "off, unexplained",
         "off, unexplained", "not run", "stopped"]
-    assert compare.scoreboard(rows) == (
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, dtype=object)           # the summary as collect() hands it over
+    assert compare.scoreboard(frame) == (
         "**3 of 9 references reproduced** · 2 off with a declared substitution · 2 off, unexplained · 1 not run · "
         "1 stopped (NaN loss). 3 of the measured verdicts are provisional (fewer than 3 repeats); parameter counts: "
         "1 of 2 exact.")

@@ -140,8 +140,8 @@ def test_run_sets_never_average_two_settings(tmp_path):
     _resolved_run(results, "20260101-000000_full", base, 0.90)
     newest = _resolved_run(results, "20260102-000000_full", [*base, "seed=2"], 0.92)
     compare._SETTING_HASHES.clear()
-    rows, *_ = collect(results)
-    row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
+    frame, *_ = collect(results)
+    row = frame[(frame["experiment"] == "mnist") & (frame["metric"] == "test_accuracy")].iloc[0]
     assert row["n_runs"] == 2 and row["measured"] == pytest.approx(0.91)  # seeds 1 and 2 of one setting
     # the same experiment's config edited afterwards (here: its optimizer written into the newest run's config.yaml,
     # as if the YAML had changed between the runs): the runs no longer form one set
@@ -149,8 +149,8 @@ def test_run_sets_never_average_two_settings(tmp_path):
     assert "optimizer: RMSpropKeras2" in text
     (newest / "config.yaml").write_text(text.replace("optimizer: RMSpropKeras2", "optimizer: rmsprop"))
     compare._SETTING_HASHES.clear()
-    rows, *_ = collect(results)
-    row = next(r for r in rows if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")
+    frame, *_ = collect(results)
+    row = frame[(frame["experiment"] == "mnist") & (frame["metric"] == "test_accuracy")].iloc[0]
     assert row["n_runs"] == 1 and row["config_changed"] is True
     assert "(run before the config changed)" in row["verdict"]
     json.loads((newest / "metrics.json").read_text())  # the run itself is untouched
