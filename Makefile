@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain lint test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -63,6 +63,10 @@ explain: venv ## Saliency, Grad-CAM, activations, filter patterns of EXP's newes
 zoo: venv ## Parameter table of LeNet-5, AlexNet, VGG, GoogLeNet, ResNet50, DenseNet121, MobileNet → results/zoo.md
 	$(BIN)/cnnlab zoo
 
+lint: venv-dev ## ruff: lint and format check of cnnlab/, tests/ and benchmarks/ (as in CI)
+	$(BIN)/ruff check cnnlab tests benchmarks
+	$(BIN)/ruff format --check cnnlab tests benchmarks
+
 test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 	$(BIN)/python -m pytest
 
@@ -72,13 +76,13 @@ test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST tra
 bench: bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli ## All benchmarks (results/bench*.md; about an hour on 2 cores)
 
 bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
-	$(BIN)/python -m cnnlab.bench $(ARGS)
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D, Kim's CNN and the augmented images under each installed backend → results/bench_backends.md
-	$(BIN)/python -m cnnlab.bench_backends
+	$(BIN)/python benchmarks/bench_backends.py
 
 bench-suite: venv-dev ## Wall time of `reproduce --profile quick` from an empty cache, as on a fresh clone → results/bench_suite.md
-	$(BIN)/python -m cnnlab.bench_suite $(ARGS)
+	$(BIN)/python benchmarks/bench_suite.py $(ARGS)
 
 bench-precision: venv ## float32 vs mixed_bfloat16: matmul peaks and per-family samples/s, and what train.precision: auto picks here → results/bench_precision.md
 	$(BIN)/python benchmarks/bench_precision.py $(ARGS)
@@ -87,7 +91,7 @@ bench-cli: venv ## Wall time of `cnnlab list`, `check` and a schema error, each 
 	$(BIN)/python benchmarks/bench_cli.py $(ARGS)
 
 bench-images: venv ## Decode/cache, augmentation layers vs ImageDataGenerator, aug vs no-aug, quick profiles → results/bench_images.md
-	$(BIN)/python -m cnnlab.bench_images
+	$(BIN)/python benchmarks/bench_images.py
 
 clean: ## Remove caches and interrupted (.partial) run folders; keeps .venv and complete results
 	rm -rf .cache .pytest_cache build *.egg-info

@@ -7,6 +7,7 @@ Trap: the first check after a new Keras version or a change to cnnlab's own laye
 Keras (it imports TensorFlow: seconds) and keeps them in .cache/keras_signatures/; every later check reads that
 file. Both are measured: the cold one once, in an empty cache, the warm ones as the median of several.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ def once(argv: list[str], env: dict, expect: int) -> float:
     proc = subprocess.run([sys.executable, "-m", "cnnlab", *argv], env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if proc.returncode != expect:
-        raise SystemExit(f"bench-cli: {' '.join(argv)} exited {proc.returncode}, expected {expect}: "
-                         f"{proc.stderr.strip()[-300:]}")
+        raise SystemExit(
+            f"bench-cli: {' '.join(argv)} exited {proc.returncode}, expected {expect}: {proc.stderr.strip()[-300:]}"
+        )
     return seconds
 
 
@@ -48,22 +50,30 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "CNNLAB_CACHE_DIR": cache, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        cold = once(["check", "mnist"], env, 0)          # an empty cache: the signatures read from Keras
+        cold = once(["check", "mnist"], env, 0)  # an empty cache: the signatures read from Keras
         for label, (cmd, expect) in CASES.items():
             times = [once(cmd, env, expect) for _ in range(args.repeats)]
             rows.append((label, statistics.median(times), max(times)))
     lines = [
-        "# Command-line latency (`make bench-cli`)", "",
+        "# Command-line latency (`make bench-cli`)",
+        "",
         f"Machine: {meta.cpu_name()} ({os.cpu_count()} cores), Python {sys.version.split()[0]}, "
         f"Keras {meta._version('keras')}, backend {meta.configured_backend()}; "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Each command a fresh process "
-        f"(`python -m cnnlab ...`), median and worst of {args.repeats}; target {TARGET_S:.0f} s (issue 15).", "",
-        "| Command | Median (s) | Worst (s) | Within target |", "|---|---:|---:|---|",
-        *(f"| `{label}` | {med:.2f} | {worst:.2f} | {'yes' if worst < TARGET_S else 'no'} |"
-          for label, med, worst in rows),
-        "", f"The first `cnnlab check` in an empty cache read the Keras signatures once: {cold:.1f} s "
+        f"(`python -m cnnlab ...`), median and worst of {args.repeats}; target {TARGET_S:.0f} s (issue 15).",
+        "",
+        "| Command | Median (s) | Worst (s) | Within target |",
+        "|---|---:|---:|---|",
+        *(
+            f"| `{label}` | {med:.2f} | {worst:.2f} | {'yes' if worst < TARGET_S else 'no'} |"
+            for label, med, worst in rows
+        ),
+        "",
+        f"The first `cnnlab check` in an empty cache read the Keras signatures once: {cold:.1f} s "
         "(kept in .cache/keras_signatures/ for every later check under the same Keras version, backend and "
-        "cnnlab layers).", ""]
+        "cnnlab layers).",
+        "",
+    ]
     Path(args.out).write_text("\n".join(lines))
     print("\n".join(lines))
     return 0 if all(worst < TARGET_S for _, _, worst in rows) else 1

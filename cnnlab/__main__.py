@@ -1,4 +1,5 @@
 """`python -m cnnlab` is the `cnnlab` command."""
+
 import sys
 
 from cnnlab.cli import main

@@ -5,6 +5,7 @@ Trap: two single runs differ by seed noise alone — on IMDB's 5,000 validation 
 error of an accuracy is 0.005 —, so the interval is over the per-seed *differences* (same seed, same split, same
 initial weights on both sides), not over two independent means; with one pair there is no interval at all.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,12 +17,14 @@ from cnnlab.compare import pick_run, run_set
 from cnnlab.results import history_columns, read_history
 from cnnlab.verdicts import t975
 
+
 def _values(root: Path, experiment: str, ref: dict) -> dict[tuple, float]:
     """(seed, fold) → the reference statistic of each run of the experiment's picked run set."""
     out = {}
     for run, m in run_set(root, experiment, pick_run(root, experiment)):
-        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")),
-                           m.get("directions"))
+        v = verdicts.value(
+            ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")), m.get("directions")
+        )
         if v is not None:
             fold = next((o.split("=", 1)[1] for o in m.get("overrides", []) if o.startswith("data.options.fold=")), "0")
             out[(m.get("seed"), fold)] = float(v)
@@ -35,10 +38,17 @@ def ab(root: Path, a: str, b: str, metric: str, statistic: str | None = None) ->
     va, vb = _values(Path(root), a, ref), _values(Path(root), b, ref)
     keys = sorted(set(va) & set(vb), key=str)
     diffs = [vb[k] - va[k] for k in keys]
-    out = {"a": a, "b": b, "metric": verdicts.metric_label(ref), "pairs": [(k, va[k], vb[k]) for k in keys],
-           "n": len(keys), "mean_a": statistics.fmean(va[k] for k in keys) if keys else None,
-           "mean_b": statistics.fmean(vb[k] for k in keys) if keys else None,
-           "diff": statistics.fmean(diffs) if diffs else None, "interval": None}
+    out = {
+        "a": a,
+        "b": b,
+        "metric": verdicts.metric_label(ref),
+        "pairs": [(k, va[k], vb[k]) for k in keys],
+        "n": len(keys),
+        "mean_a": statistics.fmean(va[k] for k in keys) if keys else None,
+        "mean_b": statistics.fmean(vb[k] for k in keys) if keys else None,
+        "diff": statistics.fmean(diffs) if diffs else None,
+        "interval": None,
+    }
     if len(diffs) >= 2:
         half = t975(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
         out["interval"] = (out["diff"] - half, out["diff"] + half)
@@ -53,7 +63,8 @@ def markdown(result: dict) -> str:
         lines.append(f"| {seed}{'' if fold == '0' else f' ({fold})'} | {x:.4f} | {y:.4f} | {y - x:+.4f} |")
     if result["n"]:
         ci = result["interval"]
-        lines.append(f"| mean (n={result['n']}) | {result['mean_a']:.4f} | {result['mean_b']:.4f} | "
-                     f"{result['diff']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else " (one pair: no interval)")
-                     + " |")
+        lines.append(
+            f"| mean (n={result['n']}) | {result['mean_a']:.4f} | {result['mean_b']:.4f} | "
+            f"{result['diff']:+.4f}" + (f" [{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else " (one pair: no interval)") + " |"
+        )
     return f"{result['metric']}, seed-matched:\n\n" + "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ the 'X' kernel), lecture 004 (OutputD = (InputD - KernelD + 2 PaddingD) / Stride
 Trap: Keras rounds *down* for 'valid' ((n - k) // s + 1) and pads asymmetrically for 'same' (ceil(n / s));
 the slides' ceiling (001) and unrounded division (004) agree with Keras only when s divides n + 2p - k.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,8 +55,16 @@ def keras_output_size_with_pad(n: int, kernel: int, stride: int, pad: int) -> in
 # Receptive field and parameter formula of each layer
 # --------------------------------------------------------------------------------------------------
 
-GLOBAL = ("Flatten", "Dense", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
-          "GlobalAveragePooling2D", "GlobalMaxPooling3D", "GlobalAveragePooling3D")
+GLOBAL = (
+    "Flatten",
+    "Dense",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling3D",
+    "GlobalAveragePooling3D",
+)
 
 
 @dataclass(frozen=True)
@@ -152,19 +161,17 @@ def formula(layer) -> tuple[str, int] | None:
 # Max-pool backprop (lecture 001)
 # --------------------------------------------------------------------------------------------------
 
-LECTURE_001_GRID = np.array([[2, 4, 8, 3, 6],
-                             [9, 3, 4, 2, 5],
-                             [5, 4, 6, 3, 1],
-                             [2, 3, 1, 3, 4],
-                             [2, 7, 4, 5, 7]], dtype="float32")
+LECTURE_001_GRID = np.array(
+    [[2, 4, 8, 3, 6], [9, 3, 4, 2, 5], [5, 4, 6, 3, 1], [2, 3, 1, 3, 4], [2, 7, 4, 5, 7]], dtype="float32"
+)
 LECTURE_001_UPSTREAM = np.array([[1, 3, 1], [1, 4, 2], [6, 2, 1]], dtype="float32")
 
 
 @dataclass(frozen=True)
 class PoolBackprop:
-    forward: np.ndarray     # the pooled maxima
-    autodiff: np.ndarray    # gradient routed to the input by the backend's autodiff through MaxPooling2D
-    direct: np.ndarray      # the same by hand: each window's winner receives that window's upstream gradient
+    forward: np.ndarray  # the pooled maxima
+    autodiff: np.ndarray  # gradient routed to the input by the backend's autodiff through MaxPooling2D
+    direct: np.ndarray  # the same by hand: each window's winner receives that window's upstream gradient
 
 
 def maxpool_backprop(grid: np.ndarray, pool: int, stride: int, upstream: np.ndarray) -> PoolBackprop:
@@ -181,14 +188,16 @@ def maxpool_backprop(grid: np.ndarray, pool: int, stride: int, upstream: np.ndar
     if upstream.shape != forward.shape:
         from cnnlab.errors import CnnlabError
 
-        raise CnnlabError(f"upstream gradients: expected a {forward.shape[0]}×{forward.shape[1]} grid for a "
-                          f"{grid.shape[0]}×{grid.shape[1]} input, pool {pool}, stride {stride}; "
-                          f"received {upstream.shape[0]}×{upstream.shape[1] if upstream.ndim > 1 else 1}")
+        raise CnnlabError(
+            f"upstream gradients: expected a {forward.shape[0]}×{forward.shape[1]} grid for a "
+            f"{grid.shape[0]}×{grid.shape[1]} input, pool {pool}, stride {stride}; "
+            f"received {upstream.shape[0]}×{upstream.shape[1] if upstream.ndim > 1 else 1}"
+        )
     grad = vjp(layer, x, upstream[None, :, :, None])[0, :, :, 0]
     direct = np.zeros_like(grid)
     for i in range(forward.shape[0]):
         for j in range(forward.shape[1]):
-            window = grid[i * stride:i * stride + pool, j * stride:j * stride + pool]
+            window = grid[i * stride : i * stride + pool, j * stride : j * stride + pool]
             a, b = np.unravel_index(int(np.argmax(window)), window.shape)
             direct[i * stride + a, j * stride + b] += upstream[i, j]
     return PoolBackprop(forward, grad, direct)
@@ -198,11 +207,9 @@ def maxpool_backprop(grid: np.ndarray, pool: int, stride: int, upstream: np.ndar
 # Worked convolutions (lectures 002 and 004)
 # --------------------------------------------------------------------------------------------------
 
-LECTURE_002_FEATURE_MAP = np.array([[1, 1, 1, 0, 0],
-                                    [0, 1, 1, 1, 0],
-                                    [0, 0, 1, 1, 1],
-                                    [0, 0, 1, 1, 0],
-                                    [0, 1, 1, 0, 0]], dtype="float32")
+LECTURE_002_FEATURE_MAP = np.array(
+    [[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]], dtype="float32"
+)
 LECTURE_002_X_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype="float32")
 SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype="float32")
 SOBEL_Y = np.array([[-1, -2, -1], [0, 0, 0], [1, 2, 1]], dtype="float32")
@@ -225,13 +232,13 @@ def convolve(image: np.ndarray, kernels: list[np.ndarray], padding: str = "valid
 def sobel(image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """G_x = W_x * X, G_y = W_y * X and G = sqrt(G_x² + G_y²) (lecture 004), 'same' padding."""
     gx, gy = convolve(image, [SOBEL_X, SOBEL_Y], padding="same")
-    return gx, gy, np.sqrt(gx ** 2 + gy ** 2)
+    return gx, gy, np.sqrt(gx**2 + gy**2)
 
 
 def demo_image(size: int = 64) -> np.ndarray:
     """A synthetic grey image with straight and curved edges: a bright square and a darker disc."""
     yy, xx = np.mgrid[:size, :size]
     img = np.full((size, size), 0.1, dtype="float32")
-    img[size // 8:size // 2, size // 8:size // 2] = 0.9
+    img[size // 8 : size // 2, size // 8 : size // 2] = 0.9
     img[(yy - 0.65 * size) ** 2 + (xx - 0.65 * size) ** 2 < (0.22 * size) ** 2] = 0.5
     return img

@@ -11,6 +11,7 @@ does the latter: as faithful, less blurred and about twice as fast. ImageDataGen
 The book's Keras 2.0.8 also sampled nearest-neighbour (scipy `order=0`), not bilinear, shore along the row axis
 and centred a pixel off (h/2 + 0.5): `convention='keras2.0.8', interpolation='nearest'` is that warp.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,7 +40,7 @@ def affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height: int, width
     m10, m11 = s * zx, zy * ops.cos(theta + shear)
     m02, m12 = c * tx - s * ty, s * tx + c * ty
     if convention == "keras3":
-        ox, oy = height / 2.0 - 0.5, width / 2.0 - 0.5   # offset_center(matrix, h, w): x from h, y from w
+        ox, oy = height / 2.0 - 0.5, width / 2.0 - 0.5  # offset_center(matrix, h, w): x from h, y from w
         a0, a1, a2 = m00, m01, m02 + ox - m00 * ox - m01 * oy
         b0, b1, b2 = m10, m11, m12 + oy - m10 * ox - m11 * oy
     elif convention == "keras2.0.8":
@@ -64,10 +65,21 @@ def affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height: int, width
 class RandomAffine(keras.layers.Layer):
     """ImageDataGenerator's geometric augmentation as one random affine warp per image, in training only."""
 
-    def __init__(self, rotation_range: float = 0.0, width_shift_range: float = 0.0, height_shift_range: float = 0.0,
-                 shear_range: float = 0.0, zoom_range: float | list[float] = 0.0, horizontal_flip: bool = False,
-                 fill_mode: str = "nearest", interpolation: str = "bilinear", fill_value: float = 0.0,
-                 convention: str = "keras3", seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        rotation_range: float = 0.0,
+        width_shift_range: float = 0.0,
+        height_shift_range: float = 0.0,
+        shear_range: float = 0.0,
+        zoom_range: float | list[float] = 0.0,
+        horizontal_flip: bool = False,
+        fill_mode: str = "nearest",
+        interpolation: str = "bilinear",
+        fill_value: float = 0.0,
+        convention: str = "keras3",
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if convention not in CONVENTIONS:
             raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}; received convention={convention!r}")
@@ -113,16 +125,26 @@ class RandomAffine(keras.layers.Layer):
         zx, zy = uniform(*self._zoom), uniform(*self._zoom)
         flip = ops.cast(uniform(0.0, 1.0) < 0.5, "float32") if self.horizontal_flip else ops.zeros((n,))
         rows = affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height, width, self.convention)
-        out = ops.image.affine_transform(x, rows, interpolation=self.interpolation, fill_mode=self.fill_mode,
-                                         fill_value=self.fill_value)
+        out = ops.image.affine_transform(
+            x, rows, interpolation=self.interpolation, fill_mode=self.fill_mode, fill_value=self.fill_value
+        )
         return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "rotation_range": self.rotation_range, "width_shift_range":
-                self.width_shift_range, "height_shift_range": self.height_shift_range, "shear_range": self.shear_range,
-                "zoom_range": self.zoom_range, "horizontal_flip": self.horizontal_flip, "fill_mode": self.fill_mode,
-                "interpolation": self.interpolation, "fill_value": self.fill_value, "convention": self.convention,
-                "seed": self.seed}
+        return {
+            **super().get_config(),
+            "rotation_range": self.rotation_range,
+            "width_shift_range": self.width_shift_range,
+            "height_shift_range": self.height_shift_range,
+            "shear_range": self.shear_range,
+            "zoom_range": self.zoom_range,
+            "horizontal_flip": self.horizontal_flip,
+            "fill_mode": self.fill_mode,
+            "interpolation": self.interpolation,
+            "fill_value": self.fill_value,
+            "convention": self.convention,
+            "seed": self.seed,
+        }

@@ -6,9 +6,10 @@ autodiff is called here (TensorFlow's GradientTape, jax.vjp, torch.autograd).
 Trap: the function must be written with keras.ops / Keras layers only, so the same code runs on every backend;
 inputs and upstream gradients are float32 numpy arrays, and the result comes back as numpy.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,7 +34,6 @@ def _jax(fn, x, upstream):
 
 def _torch(fn, x, upstream):
     import torch
-
     from keras.src.backend.torch.core import get_device
 
     xt = torch.tensor(x, requires_grad=True, device=get_device())

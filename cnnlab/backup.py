@@ -11,6 +11,7 @@ generation's record written (atomically, with the weights' SHA-256 and size) —
 at all. Two are kept. A restore tries the newest record first; anything that does not read (any exception,
 a checksum or size mismatch) falls back to the one before, then to the start of the phase, with one warning line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,8 +70,7 @@ class EpochBackup(keras.callbacks.Callback):
             os.replace(tmp, weights)
         finally:
             tmp.unlink(missing_ok=True)
-        record = {"epoch": epoch, "weights": weights.name, "bytes": weights.stat().st_size,
-                  "sha256": _sha256(weights)}
+        record = {"epoch": epoch, "weights": weights.name, "bytes": weights.stat().st_size, "sha256": _sha256(weights)}
         atomic_write(self.dir / f"{name}.json", json.dumps(record) + "\n")  # the generation exists from here on
         self._prune()
         return weights
@@ -108,16 +108,20 @@ class EpochBackup(keras.callbacks.Callback):
                 epoch = int(record["epoch"])
             except Exception as exc:  # noqa: BLE001 — any unreadable backup falls back; none may stop the run
                 self._put_back(before)
-                problems.append(f"{record_path.stem} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
-                                if str(exc) else f"{record_path.stem} ({type(exc).__name__})")
+                problems.append(
+                    f"{record_path.stem} ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+                    if str(exc)
+                    else f"{record_path.stem} ({type(exc).__name__})"
+                )
                 continue
             self.model._initial_epoch = epoch  # the Keras mechanism BackupAndRestore uses: fit starts there
             self.restored_epoch = epoch
             if problems:
                 self.warn(f"{self.dir}: unreadable backup {', '.join(problems)}; continuing from epoch {epoch}")
             return epoch
-        self.warn(f"{self.dir}: no readable backup ({', '.join(problems)}); this training phase restarts from "
-                  "its first epoch")
+        self.warn(
+            f"{self.dir}: no readable backup ({', '.join(problems)}); this training phase restarts from its first epoch"
+        )
         return None
 
     def _snapshot(self) -> list:

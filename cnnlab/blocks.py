@@ -7,6 +7,7 @@ Trap: preprocessing must match the weights. Keras's `weights="imagenet"` are Caf
 subtracted: mode 'caffe'); the offline torchvision file needs RGB scaled to [0, 1], minus mean, over std
 (mode 'torch'); the book's first edition fed the Caffe weights images merely rescaled to [0, 1] ('rescale').
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,13 @@ class ImageNetPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
-def vgg16(input_shape: tuple[int, ...], weights: str | None = None, trainable: bool = False,
-          _weights_dir: Path | None = None, _load: bool = True):
+def vgg16(
+    input_shape: tuple[int, ...],
+    weights: str | None = None,
+    trainable: bool = False,
+    _weights_dir: Path | None = None,
+    _load: bool = True,
+):
     """The VGG16 convolutional base (include_top=False) as one nested model named 'vgg16'.
 
     weights: null (random), 'imagenet' (Keras's download of the Caffe weights) or a path to a Keras
@@ -67,21 +73,24 @@ def vgg16(input_shape: tuple[int, ...], weights: str | None = None, trainable: b
         path = Path(weights)
         if not path.is_absolute():
             if _weights_dir is None:
-                raise CnnlabError(f"VGG16 weights '{weights}': a relative path needs a data directory "
-                                  "(--data-dir or CNNLAB_DATA_DIR)")
+                raise CnnlabError(
+                    f"VGG16 weights '{weights}': a relative path needs a data directory (--data-dir or CNNLAB_DATA_DIR)"
+                )
             path = Path(_weights_dir) / path
         if not path.is_file():
             raise CnnlabError(f"{path}: VGG16 weights file not found")
         resolved = str(path)
     try:
-        base = keras.applications.VGG16(include_top=False, weights=resolved if resolved == "imagenet" else None,
-                                         input_shape=tuple(input_shape))
+        base = keras.applications.VGG16(
+            include_top=False, weights=resolved if resolved == "imagenet" else None, input_shape=tuple(input_shape)
+        )
         if resolved not in (None, "imagenet"):
             _check_weights_file(Path(resolved), base)
             base.load_weights(resolved)
     except (ValueError, OSError) as exc:  # a file of another architecture, a truncated file, no network
-        raise CnnlabError(f"{resolved}: cannot load into VGG16 (include_top=False, input {tuple(input_shape)}): "
-                          f"{one_line(exc)}") from None
+        raise CnnlabError(
+            f"{resolved}: cannot load into VGG16 (include_top=False, input {tuple(input_shape)}): {one_line(exc)}"
+        ) from None
     base.trainable = trainable
     return base
 
@@ -94,14 +103,19 @@ def _check_weights_file(path: Path, model) -> None:
     try:
         with h5py.File(path, "r") as f:
             shapes: list[tuple] = []
-            f.visititems(lambda name, obj: shapes.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset)
-                         and obj.ndim > 0 else None)
+            f.visititems(
+                lambda name, obj: (
+                    shapes.append(tuple(obj.shape)) if isinstance(obj, h5py.Dataset) and obj.ndim > 0 else None
+                )
+            )
     except OSError as exc:
         raise ValueError(f"not an HDF5 weights file ({exc})") from None
     wanted = sorted(tuple(w.shape) for w in model.weights)
     if sorted(shapes) != wanted:
-        raise ValueError(f"the file holds {len(shapes)} arrays that do not match the {len(wanted)} weights of "
-                         f"{model.name} (e.g. first kernel {wanted[0] if wanted else None})")
+        raise ValueError(
+            f"the file holds {len(shapes)} arrays that do not match the {len(wanted)} weights of "
+            f"{model.name} (e.g. first kernel {wanted[0] if wanted else None})"
+        )
 
 
 # Names a layer stack may use besides keras.layers: cnnlab layers (classes) and pretrained blocks (functions of

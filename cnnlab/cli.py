@@ -4,6 +4,7 @@ Reference: the README's commands; `python -m cnnlab` is the same program.
 Trap: user mistakes (CnnlabError) print one line and exit 2; anything else is a cnnlab bug and keeps its
 traceback. Keras (and TensorFlow) are imported only by the commands that need them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,9 @@ def cmd_params(args) -> int:
         from cnnlab import data as data_mod
 
         cfg = exp.config
-        data = data_mod.load(cfg.data, data_mod.resolve_data_dir(args.data_dir, cfg.data.data_dir, exp.path),
-                             cfg.seed).extras
+        data = data_mod.load(
+            cfg.data, data_mod.resolve_data_dir(args.data_dir, cfg.data.data_dir, exp.path), cfg.seed
+        ).extras
     model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)), data=data)
     print(params.to_text(params.table(model, exp.config.report.dense_head_what_if), args.extended), end="")
     return 0
@@ -107,8 +109,10 @@ def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
         if ".." in text and "," not in text:
             lo, _, hi = text.partition("..")
             if not (lo.strip().lstrip("-").isdigit() and hi.strip().lstrip("-").isdigit()) or int(lo) > int(hi):
-                raise CnnlabError(f"command line: --sweep {item}: a range is FIRST..LAST with integers, "
-                                  f"FIRST <= LAST, received '{text}'")
+                raise CnnlabError(
+                    f"command line: --sweep {item}: a range is FIRST..LAST with integers, "
+                    f"FIRST <= LAST, received '{text}'"
+                )
             values = [str(v) for v in range(int(lo), int(hi) + 1)]
         else:
             values = [v.strip() for v in text.split(",") if v.strip()]
@@ -132,8 +136,11 @@ def cmd_compare(args) -> int:
             atomic_write(Path(args.out), text)
         print(text, end="")
         if args.check and problems:
-            print(f"cnnlab: compare --check: {len(problems)} difference(s) beyond the runs' spread or between "
-                  f"different settings: " + "; ".join(problems), file=sys.stderr)
+            print(
+                f"cnnlab: compare --check: {len(problems)} difference(s) beyond the runs' spread or between "
+                f"different settings: " + "; ".join(problems),
+                file=sys.stderr,
+            )
             return 1
         return 0
 
@@ -151,8 +158,9 @@ def cmd_ab(args) -> int:
     root = _results_root(args)
     for name in (args.a, args.b):
         if not (root / name).is_dir():
-            raise CnnlabError(f"{root / name}: no such results folder (names are as in results/, e.g. "
-                              "imdb_conv1d_keras3_rmsprop)")
+            raise CnnlabError(
+                f"{root / name}: no such results folder (names are as in results/, e.g. imdb_conv1d_keras3_rmsprop)"
+            )
     result = ab(root, args.a, args.b, args.metric, args.statistic)
     if not result["n"]:
         raise CnnlabError(f"{args.metric}: no seed of {args.a} and {args.b} was measured on both sides")
@@ -174,68 +182,129 @@ def cmd_explain(args) -> int:
     """Saliency, Grad-CAM, activations and filter patterns of a trained run → results/<exp>/<run>/explain/."""
     from cnnlab.explain_run import run_explain
 
-    files = run_explain(args.run, _results_root(args), image=args.image, index=args.index, class_index=args.cls,
-                        n_filters=args.filters, steps=args.steps, data_dir=args.data_dir,
-                        max_layers=args.max_layers)
+    files = run_explain(
+        args.run,
+        _results_root(args),
+        image=args.image,
+        index=args.index,
+        class_index=args.cls,
+        n_filters=args.filters,
+        steps=args.steps,
+        data_dir=args.data_dir,
+        max_layers=args.max_layers,
+    )
     print("written:\n  " + "\n  ".join(str(f) for f in files))
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cnnlab", description="Reproduce the classic convnet lecture experiments "
-                                "and check them against the published numbers.")
+    p = argparse.ArgumentParser(
+        prog="cnnlab",
+        description="Reproduce the classic convnet lecture experiments and check them against the published numbers.",
+    )
     p.add_argument("--results-dir", help="where results go (default: $CNNLAB_RESULTS_DIR or ./results)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def exp_args(sp, data=False):
         sp.add_argument("experiment", help="an experiment name (see `cnnlab list`) or a path to a .yaml config")
-        sp.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides, validated like the file (e.g. train.epochs=1)")
-        sp.add_argument("--profile", default="full", choices=["full", "quick"],
-                        help="full: the published settings (default); quick: the config's CPU smoke settings")
+        sp.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="key=value",
+            help="config overrides, validated like the file (e.g. train.epochs=1)",
+        )
+        sp.add_argument(
+            "--profile",
+            default="full",
+            choices=["full", "quick"],
+            help="full: the published settings (default); quick: the config's CPU smoke settings",
+        )
         if data:
-            sp.add_argument("--data-dir", help="local data directory (default: data.data_dir, then "
-                            "$CNNLAB_DATA_DIR, else download through Keras)")
+            sp.add_argument(
+                "--data-dir",
+                help="local data directory (default: data.data_dir, then "
+                "$CNNLAB_DATA_DIR, else download through Keras)",
+            )
 
     sp = sub.add_parser("list", help=cmd_list.__doc__)
     sp.set_defaults(func=cmd_list)
     sp = sub.add_parser("run", help=cmd_run.__doc__)
     exp_args(sp, data=True)
-    sp.add_argument("--verbose", type=int, choices=[0, 1, 2], default=None,
-                    help="Keras progress: 1 bar, 2 one line per epoch (default: 1 on a terminal, else 2)")
+    sp.add_argument(
+        "--verbose",
+        type=int,
+        choices=[0, 1, 2],
+        default=None,
+        help="Keras progress: 1 bar, 2 one line per epoch (default: 1 on a terminal, else 2)",
+    )
     sp.add_argument("--no-summary", action="store_true", help="do not regenerate results/summary.* afterwards")
     sp.set_defaults(func=cmd_run)
-    sp.add_argument("--precision", choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
-                    help="train.precision for this run (float32: force full precision, e.g. for a bit-for-bit "
-                         "comparison; auto: bfloat16 where the machine computes it natively)")
-    sp.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
-                    help="run once per value (several --sweep: every combination); a range as 0..9, e.g. "
-                    "--sweep seed=1,2,3 or --sweep data.options.fold=0..9 (compare reports mean ± std)")
+    sp.add_argument(
+        "--precision",
+        choices=["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+        help="train.precision for this run (float32: force full precision, e.g. for a bit-for-bit "
+        "comparison; auto: bfloat16 where the machine computes it natively)",
+    )
+    sp.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="run once per value (several --sweep: every combination); a range as 0..9, e.g. "
+        "--sweep seed=1,2,3 or --sweep data.options.fold=0..9 (compare reports mean ± std)",
+    )
     sp = sub.add_parser("params", help=cmd_params.__doc__)
     exp_args(sp, data=True)
-    sp.add_argument("--extended", action="store_true",
-                    help="add the lecture's parameter formula and the receptive field of each layer")
+    sp.add_argument(
+        "--extended",
+        action="store_true",
+        help="add the lecture's parameter formula and the receptive field of each layer",
+    )
     sp.set_defaults(func=cmd_params)
     sp = sub.add_parser("check", help=cmd_check.__doc__)
-    sp.add_argument("experiments", nargs="*", metavar="EXP or key=value",
-                    help="names or paths (default: every config), and overrides to check with them")
-    sp.add_argument("--build", action="store_true", help="also build every model (imports Keras; seconds, "
-                    "not a fraction of one) and check the layer names its training phases (un)freeze")
+    sp.add_argument(
+        "experiments",
+        nargs="*",
+        metavar="EXP or key=value",
+        help="names or paths (default: every config), and overrides to check with them",
+    )
+    sp.add_argument(
+        "--build",
+        action="store_true",
+        help="also build every model (imports Keras; seconds, "
+        "not a fraction of one) and check the layer names its training phases (un)freeze",
+    )
     sp.set_defaults(func=cmd_check)
     sp = sub.add_parser("compare", help=cmd_compare.__doc__)
-    sp.add_argument("sets", nargs="*", metavar="RESULTS", help="two result folders A B to set side by side "
-                    "(two machines, backends, Keras versions); none: regenerate the summary")
-    sp.add_argument("--out", help="also write the A/B comparison to this Markdown file (and A's and B's curves "
-                    "overlaid per experiment beside it, in <name>_curves/)")
-    sp.add_argument("--check", action="store_true", help="with A B: exit 1 when a difference exceeds the runs' "
-                    "spread or the two sides ran different settings (a CI gate)")
+    sp.add_argument(
+        "sets",
+        nargs="*",
+        metavar="RESULTS",
+        help="two result folders A B to set side by side "
+        "(two machines, backends, Keras versions); none: regenerate the summary",
+    )
+    sp.add_argument(
+        "--out",
+        help="also write the A/B comparison to this Markdown file (and A's and B's curves "
+        "overlaid per experiment beside it, in <name>_curves/)",
+    )
+    sp.add_argument(
+        "--check",
+        action="store_true",
+        help="with A B: exit 1 when a difference exceeds the runs' "
+        "spread or the two sides ran different settings (a CI gate)",
+    )
     sp.set_defaults(func=cmd_compare)
     sp = sub.add_parser("ab", help=cmd_ab.__doc__)
     sp.add_argument("a", help="results name of side A (an experiment, or a variant as name_variant)")
     sp.add_argument("b", help="results name of side B")
     sp.add_argument("--metric", default="val_accuracy", help="a measured metric (default val_accuracy)")
-    sp.add_argument("--statistic", choices=["best", "last", "mean_last_10"], default=None,
-                    help="how an epoch series becomes one number (default: best for val_, last for train_)")
+    sp.add_argument(
+        "--statistic",
+        choices=["best", "last", "mean_last_10"],
+        default=None,
+        help="how an epoch series becomes one number (default: best for val_, last for train_)",
+    )
     sp.set_defaults(func=cmd_ab)
     sp = sub.add_parser("explain", help=cmd_explain.__doc__)
     sp.add_argument("run", help="a run folder, or an experiment name (its newest complete run with a saved model)")
@@ -244,8 +313,12 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--class", dest="cls", type=int, default=None, help="class to explain (default: predicted)")
     sp.add_argument("--filters", type=int, default=16, help="filter patterns per conv layer (default 16)")
     sp.add_argument("--steps", type=int, default=30, help="gradient-ascent steps per filter pattern (default 30)")
-    sp.add_argument("--max-layers", type=int, default=4,
-                    help="conv layers that get filter patterns, spread from first to last (default 4)")
+    sp.add_argument(
+        "--max-layers",
+        type=int,
+        default=4,
+        help="conv layers that get filter patterns, spread from first to last (default 4)",
+    )
     sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_explain)
     sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)

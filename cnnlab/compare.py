@@ -4,22 +4,48 @@ Reference: timm's results/*.csv (raw numbers in CSV, formatting only in the Mark
 Trap: a quick-profile run or a run with CLI overrides is not the published setting; its verdict says so
 instead of claiming (or denying) a reproduction.
 """
+
 from __future__ import annotations
 
 import re
 import time
 from pathlib import Path
 
-from cnnlab.config import PARAM_METRICS
-from cnnlab.results import (atomic_write, complete_runs, history_columns, precision_of, read_history,
-                            read_metrics)
-from cnnlab.verdicts import metric_label, verdict
 from cnnlab import tables, verdicts
+from cnnlab.config import PARAM_METRICS
+from cnnlab.results import atomic_write, complete_runs, history_columns, precision_of, read_history, read_metrics
+from cnnlab.verdicts import metric_label
 
-SUMMARY_FIELDS = ["experiment", "metric", "reference", "range_low", "range_high", "source", "statistic",
-                  "substitution", "measured", "measured_std", "n_runs", "seeds", "verdict", "config_changed", "profile", "overrides", "run_id", "finished_at",
-                  "backend", "device", "precision", "epochs", "batch_size", "params_total", "wall_seconds", "fit_seconds",
-                  "mean_epoch_seconds", "train_samples_per_second"]
+SUMMARY_FIELDS = [
+    "experiment",
+    "metric",
+    "reference",
+    "range_low",
+    "range_high",
+    "source",
+    "statistic",
+    "substitution",
+    "measured",
+    "measured_std",
+    "n_runs",
+    "seeds",
+    "verdict",
+    "config_changed",
+    "profile",
+    "overrides",
+    "run_id",
+    "finished_at",
+    "backend",
+    "device",
+    "precision",
+    "epochs",
+    "batch_size",
+    "params_total",
+    "wall_seconds",
+    "fit_seconds",
+    "mean_epoch_seconds",
+    "train_samples_per_second",
+]
 
 
 # Overrides that repeat the same experiment rather than change it: runs differing only in these form a run set,
@@ -118,8 +144,12 @@ def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None
     for run in complete_runs(root, experiment):  # oldest first: a newer run of the same seed/fold replaces it
         m = read_metrics(run)
         if signature(m) == sig and setting_hash(run) == setting:
-            ident = (tuple(sorted(m["repeat"].items())) if m.get("repeat") else  # the values, however given
-                     (m.get("seed"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) in SWEEP_KEYS))))
+            ident = (
+                tuple(sorted(m["repeat"].items()))
+                if m.get("repeat")
+                # the values, however given
+                else (m.get("seed"), tuple(sorted(o for o in m.get("overrides", []) if _key(o) in SWEEP_KEYS)))
+            )
             members[ident] = (run, m)
     return list(members.values())
 
@@ -142,8 +172,9 @@ def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | N
 
     values = []
     for run, m in runs:
-        v = verdicts.value(ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")),
-                           m.get("directions"))
+        v = verdicts.value(
+            ref, m.get("measured") or {}, history_columns(read_history(run / "history.csv")), m.get("directions")
+        )
         if v is not None:
             values.append(float(v))
     if not values:
@@ -171,9 +202,17 @@ def collect(root: Path):
     import pandas as pd
 
     configs = experiment_configs()
-    names = sorted(set(configs) | {p.name for p in Path(root).iterdir() if p.is_dir()
-                                   and not p.name.startswith(".") and complete_runs(root, p.name)}
-                   if Path(root).is_dir() else set(configs), key=lecture_key)
+    names = sorted(
+        set(configs)
+        | {
+            p.name
+            for p in Path(root).iterdir()
+            if p.is_dir() and not p.name.startswith(".") and complete_runs(root, p.name)
+        }
+        if Path(root).is_dir()
+        else set(configs),
+        key=lecture_key,
+    )
     from cnnlab.config import experiment_refs
 
     refs_by_name = experiment_refs()
@@ -188,31 +227,57 @@ def collect(root: Path):
         if group and run is not None:
             groups.setdefault(group, []).append((name, run, m))
         env, timing, measured = m.get("environment", {}), m.get("timing", {}), m.get("measured", {})
-        common = {"experiment": name, "profile": m.get("profile"),
-                  "overrides": " ".join(setting_overrides(m.get("overrides", []))),
-                  "n_runs": len(runs), "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
-                  "run_id": m.get("run_id"), "finished_at": m.get("finished_at"), "backend": env.get("backend"),
-                  "device": env.get("device"), "precision": precision_of(m) if m else None, "epochs": m.get("epochs_run"), "batch_size": m.get("batch_size"),
-                  "params_total": measured.get("params_total"), "wall_seconds": timing.get("wall_seconds"),
-                  "fit_seconds": timing.get("fit_seconds"),
-                  "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
-                  "train_samples_per_second": timing.get("train_samples_per_second")}
+        common = {
+            "experiment": name,
+            "profile": m.get("profile"),
+            "overrides": " ".join(setting_overrides(m.get("overrides", []))),
+            "n_runs": len(runs),
+            "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
+            "run_id": m.get("run_id"),
+            "finished_at": m.get("finished_at"),
+            "backend": env.get("backend"),
+            "device": env.get("device"),
+            "precision": precision_of(m) if m else None,
+            "epochs": m.get("epochs_run"),
+            "batch_size": m.get("batch_size"),
+            "params_total": measured.get("params_total"),
+            "wall_seconds": timing.get("wall_seconds"),
+            "fit_seconds": timing.get("fit_seconds"),
+            "mean_epoch_seconds": timing.get("mean_epoch_seconds"),
+            "train_samples_per_second": timing.get("train_samples_per_second"),
+        }
         ran, now = (setting_hash(run), current_setting(refs_by_name.get(name), m)) if run and cfg else (None, None)
         stale = bool(ran and now and ran != now)  # unknown (a config.yaml that no longer loads) is not "changed"
         common["config_changed"] = stale
         for ref in refs or [{}]:
             mean, std, n = reference_stats(ref, runs) if run and ref else (None, None, 0)
             rng = ref.get("range") or [None, None]
-            rows.append({**common, "metric": metric_label(ref) if ref else None, "reference": ref.get("value"),
-                         "statistic": verdicts.statistic_of(ref) if ref else None,
-                         "substitution": ref.get("substitution"),
-                         "range_low": rng[0], "range_high": rng[1], "source": ref.get("source"),
-                         "measured": mean, "measured_std": std if n > 1 else None,
-                         "verdict": ("stopped: NaN loss" if m.get("status") == "nan_loss" else
-                                     verdicts.set_verdict(mean, std, n, rng, m.get("profile"), signature(m)[1],
-                                                          ref.get("substitution"))
-                                     + (" (run before the config changed)" if stale else "") if run and ref
-                                     else "not run yet" if ref else "no reference")})
+            rows.append(
+                {
+                    **common,
+                    "metric": metric_label(ref) if ref else None,
+                    "reference": ref.get("value"),
+                    "statistic": verdicts.statistic_of(ref) if ref else None,
+                    "substitution": ref.get("substitution"),
+                    "range_low": rng[0],
+                    "range_high": rng[1],
+                    "source": ref.get("source"),
+                    "measured": mean,
+                    "measured_std": std if n > 1 else None,
+                    "verdict": (
+                        "stopped: NaN loss"
+                        if m.get("status") == "nan_loss"
+                        else verdicts.set_verdict(
+                            mean, std, n, rng, m.get("profile"), signature(m)[1], ref.get("substitution")
+                        )
+                        + (" (run before the config changed)" if stale else "")
+                        if run and ref
+                        else "not run yet"
+                        if ref
+                        else "no reference"
+                    ),
+                }
+            )
     return pd.DataFrame(rows, columns=SUMMARY_FIELDS, dtype=object), groups, configs, sets
 
 
@@ -245,12 +310,22 @@ def paper_tables(configs: dict[str, dict], sets: dict[str, list[tuple[Path, dict
     lines = []
     for title, part in frame.groupby("table", sort=False):
         present = list(dict.fromkeys(part["column"]))
-        cols = [c for c in layout[title]["columns"] if c in present] + \
-            [c for c in present if c not in layout[title]["columns"]]
-        table = (part.drop_duplicates(["row", "column"], keep="last").pivot(index="row", columns="column", values="cell")
-                 .reindex(index=list(dict.fromkeys(part["row"])), columns=cols).fillna(""))
-        lines += [f"## {title}", "", "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number."
-                  + (f" {layout[title]['caption']}" if layout[title]["caption"] else ""), ""]
+        cols = [c for c in layout[title]["columns"] if c in present] + [
+            c for c in present if c not in layout[title]["columns"]
+        ]
+        table = (
+            part.drop_duplicates(["row", "column"], keep="last")
+            .pivot(index="row", columns="column", values="cell")
+            .reindex(index=list(dict.fromkeys(part["row"])), columns=cols)
+            .fillna("")
+        )
+        lines += [
+            f"## {title}",
+            "",
+            "Each cell: measured mean ± std over folds/seeds (n runs) / the paper's number."
+            + (f" {layout[title]['caption']}" if layout[title]["caption"] else ""),
+            "",
+        ]
         lines += tables.markdown(table.rename_axis(index="Model", columns=None).reset_index(), "l" + "r" * len(cols))
         lines.append("")
     return lines
@@ -290,16 +365,23 @@ def mean_curves(runs: list[tuple[Path, dict]]) -> tuple[dict[str, list[float]], 
     return means, stds
 
 
-def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
-                  configs: dict[str, dict] | None = None,
-                  sets: dict[str, list[tuple[Path, dict]]] | None = None) -> list[str]:
+def group_section(
+    root: Path,
+    group: str,
+    members: list[tuple[str, Path, dict]],
+    configs: dict[str, dict] | None = None,
+    sets: dict[str, list[tuple[Path, dict]]] | None = None,
+) -> list[str]:
     """A comparison table and an overlay of validation curves for experiments the lectures set side by side:
     each curve the mean over the experiment's run set with a ± std band, its reference drawn on it, a run that
     is not the full profile marked in its label."""
     from cnnlab import plots
 
-    notes = [(c.get("report") or {}).get("group_note") for n, c in (configs or {}).items()
-             if n in {name for name, _, _ in members}]
+    notes = [
+        (c.get("report") or {}).get("group_note")
+        for n, c in (configs or {}).items()
+        if n in {name for name, _, _ in members}
+    ]
     note = next((n for n in notes if n), None)
     import pandas as pd
 
@@ -311,23 +393,41 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
         best = m.get("best_val") or {}
         meas = m.get("measured", {})
         val_loss = series[name].get("val_loss") or []
-        low = (f"{min(val_loss):.4f} ({val_loss.index(min(val_loss)) + 1})" if val_loss else "–")
-        table.append({"Experiment": name, "Params": _num(meas.get("params_total")),
-                      "Best validation (epoch)": f"{best.get('monitor', '–')} {_num(best.get('value'))} "
-                                                 f"({best.get('epoch', '–')})",
-                      "Lowest val_loss (epoch)": low, "Test accuracy": _num(meas.get("test_accuracy")),
-                      "Test loss": _num(meas.get("test_loss")),
-                      "Mean epoch (s)": f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f}",
-                      "Profile": m.get("profile")})
+        low = f"{min(val_loss):.4f} ({val_loss.index(min(val_loss)) + 1})" if val_loss else "–"
+        table.append(
+            {
+                "Experiment": name,
+                "Params": _num(meas.get("params_total")),
+                "Best validation (epoch)": f"{best.get('monitor', '–')} {_num(best.get('value'))} "
+                f"({best.get('epoch', '–')})",
+                "Lowest val_loss (epoch)": low,
+                "Test accuracy": _num(meas.get("test_accuracy")),
+                "Test loss": _num(meas.get("test_loss")),
+                "Mean epoch (s)": f"{m.get('timing', {}).get('mean_epoch_seconds') or 0:.1f}",
+                "Profile": m.get("profile"),
+            }
+        )
         runs = (sets or {}).get(name) or [(run, m)]
-        label = name + (f" ({m.get('profile')} profile)" if m.get("profile") != "full" else "") + \
-            (f" (n={len(runs)})" if len(runs) > 1 else "")
+        label = (
+            name
+            + (f" ({m.get('profile')} profile)" if m.get("profile") != "full" else "")
+            + (f" (n={len(runs)})" if len(runs) > 1 else "")
+        )
         curves[label], bands[label] = mean_curves(runs)
-        references[label] = [r for r in ((configs or {}).get(name, {}).get("reference") or m.get("references") or [])
-                             if isinstance(r, dict)]
+        references[label] = [
+            r
+            for r in ((configs or {}).get(name, {}).get("reference") or m.get("references") or [])
+            if isinstance(r, dict)
+        ]
     lines += tables.markdown(pd.DataFrame(table, dtype=object), "lrllrrrl")
-    wanted = next((tuple((c.get("report") or {}).get("overlay") or ()) for n, c in (configs or {}).items()
-                   if n in series and (c.get("report") or {}).get("overlay")), ()) or ("val_accuracy", "val_loss")
+    wanted = next(
+        (
+            tuple((c.get("report") or {}).get("overlay") or ())
+            for n, c in (configs or {}).items()
+            if n in series and (c.get("report") or {}).get("overlay")
+        ),
+        (),
+    ) or ("val_accuracy", "val_loss")
     keys = [k for k in wanted if any(k in s for s in series.values())]
     if keys:
         png = Path(root) / "groups" / f"{_slug(group)}.png"
@@ -339,15 +439,38 @@ def group_section(root: Path, group: str, members: list[tuple[str, Path, dict]],
 
 # The lectures' order (002: MNIST, pooling, capacity; 003: cats vs dogs, VGG16; 002/004: IMDB 1-D, Kim), by
 # name prefix, longest first; anything else after them, alphabetically.
-LECTURE_ORDER = ("mnist", "mnist_dense", "mnist_no_pooling", "imdb_capacity", "cats_dogs_scratch",
-                 "cats_dogs_augmented", "vgg16_features", "vgg16_augmented", "vgg16_finetune", "imdb_conv1d", "kim_mr",
-                 "kim_sst1", "kim_sst2", "kim_subj", "kim_trec", "kim_cr", "kim_mpqa", "kim")
+LECTURE_ORDER = (
+    "mnist",
+    "mnist_dense",
+    "mnist_no_pooling",
+    "imdb_capacity",
+    "cats_dogs_scratch",
+    "cats_dogs_augmented",
+    "vgg16_features",
+    "vgg16_augmented",
+    "vgg16_finetune",
+    "imdb_conv1d",
+    "kim_mr",
+    "kim_sst1",
+    "kim_sst2",
+    "kim_subj",
+    "kim_trec",
+    "kim_cr",
+    "kim_mpqa",
+    "kim",
+)
 
 
 def lecture_key(name: str) -> tuple:
     """Sort key: the position of the longest LECTURE_ORDER prefix of `name`, then the name."""
-    matches = [(len(p), i) for i, p in enumerate(LECTURE_ORDER) if name == p or name.startswith(p + "_")
-               or (p.endswith("_") and name.startswith(p)) or (p == "kim" and name.startswith("kim_"))]
+    matches = [
+        (len(p), i)
+        for i, p in enumerate(LECTURE_ORDER)
+        if name == p
+        or name.startswith(p + "_")
+        or (p.endswith("_") and name.startswith(p))
+        or (p == "kim" and name.startswith("kim_"))
+    ]
     return (max(matches)[1] if matches else len(LECTURE_ORDER), name)
 
 
@@ -402,13 +525,19 @@ def scoreboard(frame) -> str:
     provisional = int(measured["verdict"].fillna("").str.startswith("provisional").sum())
     params = frame[metric.isin(PARAM_METRICS) & frame["run_id"].notna()]
     exact = int((params.apply(outcome, axis=1) == "reproduced").sum()) if len(params) else 0
-    parts = [f"**{count('reproduced')} of {len(refs)} references reproduced**",
-             f"{count('off, substitution')} off with a declared substitution",
-             f"{count('off, unexplained')} off, unexplained", f"{count('not run')} not run"]
+    parts = [
+        f"**{count('reproduced')} of {len(refs)} references reproduced**",
+        f"{count('off, substitution')} off with a declared substitution",
+        f"{count('off, unexplained')} off, unexplained",
+        f"{count('not run')} not run",
+    ]
     if count("stopped"):
         parts.append(f"{count('stopped')} stopped (NaN loss)")
-    return (" · ".join(parts) + f". {provisional} of the measured verdicts are provisional (fewer than 3 repeats)"
-            + (f"; parameter counts: {exact} of {len(params)} exact." if len(params) else "."))
+    return (
+        " · ".join(parts)
+        + f". {provisional} of the measured verdicts are provisional (fewer than 3 repeats)"
+        + (f"; parameter counts: {exact} of {len(params)} exact." if len(params) else ".")
+    )
 
 
 def report_readme(frame, sections: list[str]) -> str:
@@ -416,27 +545,45 @@ def report_readme(frame, sections: list[str]) -> str:
     epochs, time, device and backend, curves), then the lectures' comparisons and the paper tables."""
     import pandas as pd
 
-    lines = ["# cnnlab results", "",
-             f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the complete "
-             "runs in this folder. Each line is an experiment's newest setting (full profile preferred), measured "
-             "as mean ± std over its seeds/folds when there are several; every reference with its source and the raw "
-             "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).", "", scoreboard(frame), "",
-             verdicts.RULE, ""]
+    lines = [
+        "# cnnlab results",
+        "",
+        f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the complete "
+        "runs in this folder. Each line is an experiment's newest setting (full profile preferred), measured "
+        "as mean ± std over its seeds/folds when there are several; every reference with its source and the raw "
+        "numbers are in [summary.md](summary.md) and [summary.csv](summary.csv).",
+        "",
+        scoreboard(frame),
+        "",
+        verdicts.RULE,
+        "",
+    ]
     ran = frame[frame["run_id"].notna()]
     # per experiment its first measured reference, a parameter count only if it has no other
-    first = (ran.assign(_param=ran["metric"].isin(PARAM_METRICS)).sort_values("_param", kind="stable")
-             .drop_duplicates("experiment"))
+    first = (
+        ran.assign(_param=ran["metric"].isin(PARAM_METRICS))
+        .sort_values("_param", kind="stable")
+        .drop_duplicates("experiment")
+    )
     first = first.iloc[sorted(range(len(first)), key=lambda i: lecture_key(first["experiment"].iloc[i]))]
-    view = pd.DataFrame({
-        "Experiment": [f"[{r.experiment}]({r.experiment}/{r.run_id}/)" for r in first.itertuples()],
-        "Reference": [f"{r.metric} {_num(r.reference)}" for r in first.itertuples()],
-        "Source": [short_source(r.source) for r in first.itertuples()],
-        "Measured": [_num(r.measured) + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None
-                                         else "") for r in first.itertuples()],
-        "Verdict": list(first["verdict"]), "Params": [_num(v) for v in first["params_total"]],
-        "Epochs": [v or "–" for v in first["epochs"]], "Wall": [human_seconds(v) for v in first["wall_seconds"]],
-        "Device, backend": [f"{r.device or '–'}, {r.backend or '–'}" for r in first.itertuples()],
-        "Curves": [f"[png]({r.experiment}/{r.run_id}/curves.png)" for r in first.itertuples()]}, dtype=object)
+    view = pd.DataFrame(
+        {
+            "Experiment": [f"[{r.experiment}]({r.experiment}/{r.run_id}/)" for r in first.itertuples()],
+            "Reference": [f"{r.metric} {_num(r.reference)}" for r in first.itertuples()],
+            "Source": [short_source(r.source) for r in first.itertuples()],
+            "Measured": [
+                _num(r.measured) + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None else "")
+                for r in first.itertuples()
+            ],
+            "Verdict": list(first["verdict"]),
+            "Params": [_num(v) for v in first["params_total"]],
+            "Epochs": [v or "–" for v in first["epochs"]],
+            "Wall": [human_seconds(v) for v in first["wall_seconds"]],
+            "Device, backend": [f"{r.device or '–'}, {r.backend or '–'}" for r in first.itertuples()],
+            "Curves": [f"[png]({r.experiment}/{r.run_id}/curves.png)" for r in first.itertuples()],
+        },
+        dtype=object,
+    )
     lines += tables.markdown(view, "lllrlrrrll")
     not_run = sorted(set(frame.loc[frame["run_id"].isna(), "experiment"]), key=lecture_key)
     if not_run:
@@ -454,17 +601,35 @@ def summary_view(frame):
         return _num(r.range_low) if r.range_low == r.range_high else f"{_num(r.range_low)} – {_num(r.range_high)}"
 
     rows = list(frame.itertuples())
-    return pd.DataFrame({
-        "Experiment": [r.experiment for r in rows], "Metric": [r.metric or "–" for r in rows],
-        "Reference": [_num(r.reference) for r in rows], "Source": [r.source or "–" for r in rows],
-        "Accepted range": [accepted(r) for r in rows],
-        "Measured": [_num(r.measured) + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None
-                                         else "") for r in rows],
-        "Verdict": [r.verdict for r in rows],
-        "Run (UTC date)": [f"[{(r.finished_at or '')[:10] or r.run_id}]({r.experiment}/{r.run_id}/)" if r.run_id
-                           else "–" for r in rows]}, columns=["Experiment", "Metric", "Reference", "Source",
-                                                             "Accepted range", "Measured", "Verdict",
-                                                             "Run (UTC date)"], dtype=object)
+    return pd.DataFrame(
+        {
+            "Experiment": [r.experiment for r in rows],
+            "Metric": [r.metric or "–" for r in rows],
+            "Reference": [_num(r.reference) for r in rows],
+            "Source": [r.source or "–" for r in rows],
+            "Accepted range": [accepted(r) for r in rows],
+            "Measured": [
+                _num(r.measured) + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None else "")
+                for r in rows
+            ],
+            "Verdict": [r.verdict for r in rows],
+            "Run (UTC date)": [
+                f"[{(r.finished_at or '')[:10] or r.run_id}]({r.experiment}/{r.run_id}/)" if r.run_id else "–"
+                for r in rows
+            ],
+        },
+        columns=[
+            "Experiment",
+            "Metric",
+            "Reference",
+            "Source",
+            "Accepted range",
+            "Measured",
+            "Verdict",
+            "Run (UTC date)",
+        ],
+        dtype=object,
+    )
 
 
 def write_summary(root: Path) -> tuple[Path, Path]:
@@ -474,11 +639,18 @@ def write_summary(root: Path) -> tuple[Path, Path]:
     frame, groups, configs, sets = collect(root)
     csv_path, md_path = root / "summary.csv", root / "summary.md"
     atomic_write(csv_path, frame.to_csv(index=False, lineterminator="\n"))
-    md = ["# cnnlab: measured vs published", "",
-          f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the newest "
-          "complete run of each experiment (full profile without overrides preferred). Raw numbers: "
-          "[summary.csv](summary.csv). Each experiment's folder holds its config, history, parameter table and curves.",
-          "", verdicts.RULE, "", *tables.markdown(summary_view(frame), "llrllrll"), ""]
+    md = [
+        "# cnnlab: measured vs published",
+        "",
+        f"Generated by `cnnlab compare` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from the newest "
+        "complete run of each experiment (full profile without overrides preferred). Raw numbers: "
+        "[summary.csv](summary.csv). Each experiment's folder holds its config, history, parameter table and curves.",
+        "",
+        verdicts.RULE,
+        "",
+        *tables.markdown(summary_view(frame), "llrllrll"),
+        "",
+    ]
     rows = frame.to_dict("records")
     sections = []
     for group, members in groups.items():
@@ -494,9 +666,16 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         if used:
             parts = [", ".join(f"{k} {v}" for k, v in u.items() if k not in ("where",)) for u in used]
             local = any(u.get("weights") not in (None, "imagenet") for u in used)
-            weights.append(f"- {r['experiment']}: " + "; ".join(parts) + (
-                " — a local weights file, not the Caffe-converted ImageNet weights that Keras downloads with "
-                "weights='imagenet' and the book used, so its numbers may differ from the book's" if local else ""))
+            weights.append(
+                f"- {r['experiment']}: "
+                + "; ".join(parts)
+                + (
+                    " — a local weights file, not the Caffe-converted ImageNet weights that Keras downloads with "
+                    "weights='imagenet' and the book used, so its numbers may differ from the book's"
+                    if local
+                    else ""
+                )
+            )
     if weights:
         md += ["## Pretrained weights and preprocessing", ""] + weights + [""]
     pictures = []
@@ -508,12 +687,14 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         pictures.append(f"- {name}: " + ", ".join(links))
     if pictures:
         md += ["## Pictures of each run", ""] + pictures + [""]
-    for extra, what in (("arith.md", "the lectures' calculators worked through Keras"),
-                        ("zoo.md", "parameters of the classic architectures"),
-                        ("bench.md", "cnnlab vs plain Keras training time"),
-                        ("bench_images.md", "decoding, augmentation and quick-profile times of the image family"),
-                        ("bench_backends.md", "seconds per epoch under each Keras backend"),
-                        ("bench_precision.md", "float32 against mixed_bfloat16, and what train.precision: auto picks")):
+    for extra, what in (
+        ("arith.md", "the lectures' calculators worked through Keras"),
+        ("zoo.md", "parameters of the classic architectures"),
+        ("bench.md", "cnnlab vs plain Keras training time"),
+        ("bench_images.md", "decoding, augmentation and quick-profile times of the image family"),
+        ("bench_backends.md", "seconds per epoch under each Keras backend"),
+        ("bench_precision.md", "float32 against mixed_bfloat16, and what train.precision: auto picks"),
+    ):
         if (root / extra).is_file():
             md.append(f"- [{extra}]({extra}): {what}")
     atomic_write(md_path, "\n".join(md).rstrip() + "\n")
@@ -528,11 +709,16 @@ def setting_diff(ma: tuple[Path, dict], mb: tuple[Path, dict]) -> list[str]:
     seed/fold, precision, the config itself (its setting hash) and the number of epochs run; [] when the same."""
     (ra, a), (rb, b) = ma, mb
     out = []
-    for what, va, vb in (("profile", a.get("profile"), b.get("profile")),
-                         ("overrides", " ".join(setting_overrides(a.get("overrides") or [])) or "none",
-                          " ".join(setting_overrides(b.get("overrides") or [])) or "none"),
-                         ("precision", precision_of(a), precision_of(b)),
-                         ("epochs", a.get("epochs_run"), b.get("epochs_run"))):
+    for what, va, vb in (
+        ("profile", a.get("profile"), b.get("profile")),
+        (
+            "overrides",
+            " ".join(setting_overrides(a.get("overrides") or [])) or "none",
+            " ".join(setting_overrides(b.get("overrides") or [])) or "none",
+        ),
+        ("precision", precision_of(a), precision_of(b)),
+        ("epochs", a.get("epochs_run"), b.get("epochs_run")),
+    ):
         if va != vb:
             out.append(f"{what} {va} → {vb}")
     ha, hb = setting_hash(ra), setting_hash(rb)
@@ -541,8 +727,13 @@ def setting_diff(ma: tuple[Path, dict], mb: tuple[Path, dict]) -> list[str]:
     return out
 
 
-def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", "val_accuracy", "test_loss"),
-                 problems: list[str] | None = None, curves_dir: Path | None = None) -> str:
+def compare_sets(
+    a: Path,
+    b: Path,
+    metrics: tuple[str, ...] = ("test_accuracy", "val_accuracy", "test_loss"),
+    problems: list[str] | None = None,
+    curves_dir: Path | None = None,
+) -> str:
     """Markdown: two result sets (two machines, backends, Keras versions) side by side, per experiment and
     metric: mean ± std (n) of each, the delta B − A, and a flag where |delta| exceeds the seed spread; rows of
     different settings (profile, config, epochs, precision) are marked with the difference and not judged.
@@ -559,17 +750,29 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
         if not root.is_dir():
             from cnnlab.errors import CnnlabError
 
-            raise CnnlabError(f"{root}: no such results folder (give two result sets, e.g. results/ and another "
-                              "machine's results/)")
-    names = sorted({p.name for root in (a, b) for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
-                    and complete_runs(root, p.name)}, key=lecture_key)
+            raise CnnlabError(
+                f"{root}: no such results folder (give two result sets, e.g. results/ and another machine's results/)"
+            )
+    names = sorted(
+        {
+            p.name
+            for root in (a, b)
+            for p in root.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and complete_runs(root, p.name)
+        },
+        key=lecture_key,
+    )
     import pandas as pd
 
-    lines = [f"# Result sets compared: A = {a}, B = {b}", "",
-             "Mean ± sample std over the runs of a setting (n runs: seeds, folds). Flag: **beyond spread** when "
-             "|B − A| exceeds the larger of the two standard deviations (and both sides have n ≥ 2); "
-             "**different settings** when the two sides did not run the same setting (then the delta is not "
-             "judged).", ""]
+    lines = [
+        f"# Result sets compared: A = {a}, B = {b}",
+        "",
+        "Mean ± sample std over the runs of a setting (n runs: seeds, folds). Flag: **beyond spread** when "
+        "|B − A| exceeds the larger of the two standard deviations (and both sides have n ≥ 2); "
+        "**different settings** when the two sides did not run the same setting (then the delta is not "
+        "judged).",
+        "",
+    ]
     table, env_lines, pictures = [], [], []
     for name in names:
         sa, sb = run_set(a, name), run_set(b, name)
@@ -594,8 +797,9 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                 problems.append(f"{name} {metric}: B − A = {delta:+.4f} beyond the spread (std {max(da, db):.4f})")
             else:
                 flag = "within spread"
-            table.append((name, metric, f"{ma:.4f} ± {da:.4f} ({na})", f"{mb:.4f} ± {db:.4f} ({nb})",
-                          f"{delta:+.4f}", flag))
+            table.append(
+                (name, metric, f"{ma:.4f} ± {da:.4f} ({na})", f"{mb:.4f} ± {db:.4f} ({nb})", f"{delta:+.4f}", flag)
+            )
         ea, eb = sa[-1][1].get("environment", {}), sb[-1][1].get("environment", {})
         diff = [f"{k} {ea.get(k)} → {eb.get(k)}" for k in ENV_KEYS if ea.get(k) != eb.get(k)]
         if diff:
@@ -611,12 +815,11 @@ def compare_sets(a: Path, b: Path, metrics: tuple[str, ...] = ("test_accuracy", 
                 png.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(png, plots.overlay(curves, keys, f"{name}: A = {a}, B = {b}", bands))
                 pictures.append(f"- {name}: [{png.name}]({png.parent.name}/{png.name})")
-    lines += tables.markdown(pd.DataFrame(table, columns=["Experiment", "Metric", "A", "B", "B − A", "Flag"],
-                                          dtype=object), "llrrrl")
+    lines += tables.markdown(
+        pd.DataFrame(table, columns=["Experiment", "Metric", "A", "B", "B − A", "Flag"], dtype=object), "llrrrl"
+    )
     if env_lines:
         lines += ["", "## What differs between the runs (environment of the newest run of each side)", ""] + env_lines
     if pictures:
         lines += ["", "## Curves of A and B overlaid (mean ± std over the run set)", ""] + pictures
     return "\n".join(lines) + "\n"
-
-

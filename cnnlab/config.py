@@ -5,6 +5,7 @@ every config, here the `quick` profile).
 Trap: the `quick` profile and CLI `key=value` overrides are applied to the raw mapping *before* validation,
 so they pass through exactly the same checks as the file itself, and an error in one names the override.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -68,8 +69,15 @@ def join(path: str, key: str | int) -> str:
 
 def describe(value: Any) -> str:
     """A short, quoted rendering of a received value with its YAML type."""
-    kind = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer",
-            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+    kind = {
+        dict: "mapping",
+        list: "list",
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
     text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
@@ -104,8 +112,11 @@ def convert(tp: Any, value: Any, ctx: Ctx, path: str) -> Any:
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
-            ctx.error(path, f"expected one of {', '.join(map(str, allowed))}, received {describe(value)}"
-                      + (suggest(value, map(str, allowed)) if isinstance(value, str) else ""))
+            ctx.error(
+                path,
+                f"expected one of {', '.join(map(str, allowed))}, received {describe(value)}"
+                + (suggest(value, map(str, allowed)) if isinstance(value, str) else ""),
+            )
         return value
     if origin is tuple:
         args = typing.get_args(tp)
@@ -171,8 +182,7 @@ def from_mapping(cls: type, value: Any, ctx: Ctx, path: str) -> Any:
     hints = _type_hints(cls)
     for key in value:
         if key not in fields:
-            ctx.error(join(path, str(key)),
-                      f"unknown key '{key}'{suggest(str(key), fields)}; allowed keys: {allowed}")
+            ctx.error(join(path, str(key)), f"unknown key '{key}'{suggest(str(key), fields)}; allowed keys: {allowed}")
     kwargs = {}
     for name, f in fields.items():
         if name in value:
@@ -214,11 +224,11 @@ class ClassSpec:
     KIND: typing.ClassVar[str] = "a class name or {ClassName: {arguments}}"
 
     @classmethod
-    def parse(cls, value: Any, ctx: Ctx, path: str) -> "ClassSpec":
+    def parse(cls, value: Any, ctx: Ctx, path: str) -> ClassSpec:
         if isinstance(value, str):
             return cls(value)
         if isinstance(value, dict) and len(value) == 1:
-            (name, kwargs), = value.items()
+            ((name, kwargs),) = value.items()
             if not isinstance(name, str):
                 ctx.error(path, f"expected a class name, received {describe(name)}")
             if kwargs is None:
@@ -252,21 +262,33 @@ class DataConfig:
         from cnnlab.data import DATASETS
 
         if self.dataset not in DATASETS:
-            ctx.error(join(path, "dataset"), f"unknown dataset '{self.dataset}'{suggest(self.dataset, DATASETS)};"
-                      f" known datasets: {', '.join(sorted(DATASETS))}")
+            ctx.error(
+                join(path, "dataset"),
+                f"unknown dataset '{self.dataset}'{suggest(self.dataset, DATASETS)};"
+                f" known datasets: {', '.join(sorted(DATASETS))}",
+            )
         if not 0.0 <= self.validation_split < 1.0:
-            ctx.error(join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}")
+            ctx.error(
+                join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}"
+            )
         own_val = DATASETS[self.dataset].has_validation
         if self.validation == "test" and (self.validation_split or own_val):
-            ctx.error(join(path, "validation"), "'test' validates on the test set, so there must be no other "
-                      f"validation data: set validation_split to 0 (received {self.validation_split})"
-                      + (f"; '{self.dataset}' has its own validation split" if own_val else ""))
+            ctx.error(
+                join(path, "validation"),
+                "'test' validates on the test set, so there must be no other "
+                f"validation data: set validation_split to 0 (received {self.validation_split})"
+                + (f"; '{self.dataset}' has its own validation split" if own_val else ""),
+            )
         if own_val and self.validation_split:
-            ctx.error(join(path, "validation_split"), f"'{self.dataset}' has its own validation split; leave "
-                      f"validation_split at 0 (received {self.validation_split}) and use val_subset to shrink it")
+            ctx.error(
+                join(path, "validation_split"),
+                f"'{self.dataset}' has its own validation split; leave "
+                f"validation_split at 0 (received {self.validation_split}) and use val_subset to shrink it",
+            )
         if not own_val and self.val_subset is not None:
-            ctx.error(join(path, "val_subset"), f"'{self.dataset}' has no validation split of its own; "
-                      "use validation_split")
+            ctx.error(
+                join(path, "val_subset"), f"'{self.dataset}' has no validation split of its own; use validation_split"
+            )
         for key in ("train_subset", "val_subset", "test_subset"):
             n = getattr(self, key)
             if n is not None and n < 1:
@@ -279,8 +301,11 @@ class DataConfig:
             for i, spec in enumerate(self.features if keras_checks() else ()):
                 keras_specs.check("layer", spec, ctx, join(join(path, "features"), i))
         options_cls = DATASETS[self.dataset].options
-        opts = self.options if dataclasses.is_dataclass(self.options) else \
-            from_mapping(options_cls, dict(self.options), ctx, join(path, "options"))
+        opts = (
+            self.options
+            if dataclasses.is_dataclass(self.options)
+            else from_mapping(options_cls, dict(self.options), ctx, join(path, "options"))
+        )
         object.__setattr__(self, "options", opts)  # frozen: set once, while being built
 
 
@@ -310,8 +335,11 @@ class ModelConfig:
                 keras_specs.check("layer", spec, ctx, join(join(path, "layers"), i))
         else:
             if self.builder not in MODELS:
-                ctx.error(join(path, "builder"), f"unknown builder '{self.builder}'{suggest(self.builder, MODELS)};"
-                          f" known builders: {', '.join(sorted(MODELS))}")
+                ctx.error(
+                    join(path, "builder"),
+                    f"unknown builder '{self.builder}'{suggest(self.builder, MODELS)};"
+                    f" known builders: {', '.join(sorted(MODELS))}",
+                )
             keras_specs.check_builder_params(MODELS[self.builder], self.params, ctx, join(path, "params"))
 
 
@@ -322,7 +350,7 @@ class Phase:
     name: str
     epochs: int
     optimizer: ClassSpec | None = None  # default: train.optimizer, freshly built
-    unfreeze: tuple[str, ...] = ()      # layer names, also inside a nested base (block5_conv1, ...)
+    unfreeze: tuple[str, ...] = ()  # layer names, also inside a nested base (block5_conv1, ...)
     freeze: tuple[str, ...] = ()
 
     def check(self, ctx: Ctx, path: str) -> None:
@@ -383,12 +411,16 @@ class TrainConfig:
                 ctx.error(join(path, key), f"expected a positive integer, received {getattr(self, key)}")
         for key in ("steps_per_epoch", "validation_steps"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
-                ctx.error(join(path, key), f"expected a positive number of batches or null, "
-                          f"received {getattr(self, key)}")
+                ctx.error(
+                    join(path, key), f"expected a positive number of batches or null, received {getattr(self, key)}"
+                )
         if self.mixed_precision is not None:
             if self.precision not in ("float32", self.mixed_precision):
-                ctx.error(join(path, "mixed_precision"), f"contradicts precision: {self.precision}; give precision "
-                          f"only (received mixed_precision: {self.mixed_precision})")
+                ctx.error(
+                    join(path, "mixed_precision"),
+                    f"contradicts precision: {self.precision}; give precision "
+                    f"only (received mixed_precision: {self.mixed_precision})",
+                )
             object.__setattr__(self, "precision", self.mixed_precision)  # frozen: set once, while being built
         if self.validation_steps is not None and self.steps_per_epoch is None:
             ctx.error(join(path, "validation_steps"), "belongs to a generator's epoch: set steps_per_epoch too")
@@ -403,8 +435,10 @@ class TrainConfig:
         names = self.metric_names()
         for key in self.directions:
             if key not in names:
-                ctx.error(join(join(path, "directions"), key), f"not a metric of this run{suggest(key, names)}; "
-                          f"its metrics: {', '.join(names)}")
+                ctx.error(
+                    join(join(path, "directions"), key),
+                    f"not a metric of this run{suggest(key, names)}; its metrics: {', '.join(names)}",
+                )
 
     def metric_names(self) -> list[str]:
         """The names Keras logs for the loss and each compiled metric ('loss', 'accuracy', ...)."""
@@ -426,10 +460,10 @@ class Spread:
     sqrt(p(1 − p)/`binomial`) at p = the reference value: a 95% band around every faithful number.
     """
 
-    source: str                       # what the spread is, e.g. "binomial 95%, 500 TREC test questions"
-    binomial: int | None = None       # samples behind an accuracy (the test or validation set's size)
-    std: float | None = None          # the reference's own standard deviation over trials
-    include: tuple[float, ...] = ()   # faithful reimplementations' values the range must hold (harvardnlp's)
+    source: str  # what the spread is, e.g. "binomial 95%, 500 TREC test questions"
+    binomial: int | None = None  # samples behind an accuracy (the test or validation set's size)
+    std: float | None = None  # the reference's own standard deviation over trials
+    include: tuple[float, ...] = ()  # faithful reimplementations' values the range must hold (harvardnlp's)
 
     def check(self, ctx: Ctx, path: str) -> None:
         if (self.binomial is None) == (self.std is None):
@@ -481,20 +515,27 @@ class Reference:
         if self.spread is not None:
             self.spread.check(ctx, join(path, "spread"))
             if self.spread.binomial is not None and not 0.0 <= self.value <= 1.0:
-                ctx.error(join(join(path, "spread"), "binomial"), f"a binomial spread is for a proportion in [0, 1]; "
-                          f"the value is {self.value}")
+                ctx.error(
+                    join(join(path, "spread"), "binomial"),
+                    f"a binomial spread is for a proportion in [0, 1]; the value is {self.value}",
+                )
             band = self.spread.band(self.value)
             # a resolved config (config.yaml of a run) carries the derived range beside its spread: it must agree
             if self.range is not None and any(abs(a - b) > 1e-9 for a, b in zip(self.range, band)):
-                ctx.error(join(path, "range"), f"the range {list(self.range)} contradicts the spread's "
-                          f"[{band[0]:.6g}, {band[1]:.6g}]; give one of them")
+                ctx.error(
+                    join(path, "range"),
+                    f"the range {list(self.range)} contradicts the spread's "
+                    f"[{band[0]:.6g}, {band[1]:.6g}]; give one of them",
+                )
             object.__setattr__(self, "range", band)  # frozen: set once, while being built
         lo, hi = self.range
         if lo > hi:
             ctx.error(join(path, "range"), f"expected [low, high] with low <= high, received {list(self.range)}")
         if self.statistic is not None and not self.metric.startswith(("val_", "train_")):
-            ctx.error(join(path, "statistic"), f"a statistic over epochs needs a val_ or train_ metric, "
-                      f"received metric '{self.metric}'")
+            ctx.error(
+                join(path, "statistic"),
+                f"a statistic over epochs needs a val_ or train_ metric, received metric '{self.metric}'",
+            )
 
 
 @dataclass(frozen=True)
@@ -504,13 +545,13 @@ class ReportConfig:
     group: str | None = None
     dense_head_what_if: tuple[int, ...] = ()
     augmentation_grid: bool = False  # augmentation.png: the model's Random* layers applied to one training image
-    overlay: tuple[str, ...] = ()    # history columns the group's overlay plot draws (default: val accuracy/loss)
-    group_note: str | None = None    # a paragraph under the group's heading: what the comparison shows and why
-    table: str | None = None         # a results table in a paper's layout (e.g. Kim 2014 Table 2) ...
-    row: str | None = None           # ... this experiment's row (e.g. the variant) ...
-    column: str | None = None        # ... and column (e.g. the dataset)
-    columns: tuple[str, ...] = ()    # the table's column order as the paper prints it
-    caption: str | None = None       # a line under the table's title (e.g. which vectors the paper used)
+    overlay: tuple[str, ...] = ()  # history columns the group's overlay plot draws (default: val accuracy/loss)
+    group_note: str | None = None  # a paragraph under the group's heading: what the comparison shows and why
+    table: str | None = None  # a results table in a paper's layout (e.g. Kim 2014 Table 2) ...
+    row: str | None = None  # ... this experiment's row (e.g. the variant) ...
+    column: str | None = None  # ... and column (e.g. the dataset)
+    columns: tuple[str, ...] = ()  # the table's column order as the paper prints it
+    caption: str | None = None  # a line under the table's title (e.g. which vectors the paper used)
 
 
 @dataclass(frozen=True)
@@ -536,29 +577,48 @@ class Config:
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
 
-        if (self.train.validation_steps and not self.data.validation_split and self.data.validation != "test"
-                and not DATASETS[self.data.dataset].has_validation):
-            ctx.error("train.validation_steps", "there is no validation data to draw the steps from: set "
-                      "data.validation_split (or data.validation: test)")
+        if (
+            self.train.validation_steps
+            and not self.data.validation_split
+            and self.data.validation != "test"
+            and not DATASETS[self.data.dataset].has_validation
+        ):
+            ctx.error(
+                "train.validation_steps",
+                "there is no validation data to draw the steps from: set "
+                "data.validation_split (or data.validation: test)",
+            )
         if self.train.restore_best and self.data.validation == "test":
-            ctx.error("train.restore_best", "would pick the epoch on the test set (data.validation: test); "
-                      "validate on a split of the training data instead")
-        if self.train.restore_best and not self.data.validation_split and not DATASETS[self.data.dataset].has_validation:
+            ctx.error(
+                "train.restore_best",
+                "would pick the epoch on the test set (data.validation: test); "
+                "validate on a split of the training data instead",
+            )
+        if (
+            self.train.restore_best
+            and not self.data.validation_split
+            and not DATASETS[self.data.dataset].has_validation
+        ):
             ctx.error("train.restore_best", "needs validation data to pick the best epoch: set data.validation_split")
         for variant in self.variants:
             if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", variant):
                 ctx.error(join("variants", variant), "a variant name takes lower-case letters, digits and '_'")
         if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", self.name):
-            ctx.error("name", f"expected lower-case letters, digits and '_' (it names results/<name>/), "
-                      f"received {describe(self.name)}")
+            ctx.error(
+                "name",
+                f"expected lower-case letters, digits and '_' (it names results/<name>/), "
+                f"received {describe(self.name)}",
+            )
         if not keras_checks():
             return  # reference metrics are checked against the names Keras logs: the second layer
         names = self.train.metric_names()
         allowed = list(PARAM_METRICS) + [f"{split}_{m}" for split in ("test", "val", "train") for m in names]
         for i, ref in enumerate(self.reference):
             if ref.metric not in allowed:
-                ctx.error(join(join("reference", i), "metric"),
-                          f"unknown metric '{ref.metric}'{suggest(ref.metric, allowed)}; allowed: {', '.join(allowed)}")
+                ctx.error(
+                    join(join("reference", i), "metric"),
+                    f"unknown metric '{ref.metric}'{suggest(ref.metric, allowed)}; allowed: {', '.join(allowed)}",
+                )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -577,10 +637,12 @@ class Experiment:
     variant: str | None = None
 
     def resolved_yaml(self) -> str:
-        header = (f"# Resolved config of experiment '{self.config.name}' from {self.path.name}"
-                  f"{f' (variant {self.variant})' if self.variant else ''}: "
-                  f"profile {self.profile}, overrides {list(self.overrides) or 'none'}.\n"
-                  "# Every default is filled in; `cnnlab run <this file>` repeats the run.\n")
+        header = (
+            f"# Resolved config of experiment '{self.config.name}' from {self.path.name}"
+            f"{f' (variant {self.variant})' if self.variant else ''}: "
+            f"profile {self.profile}, overrides {list(self.overrides) or 'none'}.\n"
+            "# Every default is filled in; `cnnlab run <this file>` repeats the run.\n"
+        )
         plain = to_plain(dataclasses.replace(self.config, profile=self.profile))
         return header + yaml.safe_dump(plain, sort_keys=False, default_flow_style=None, width=100)
 
@@ -606,8 +668,11 @@ def resolve_path(ref: str | os.PathLike) -> Path:
     candidate = configs_dir() / f"{text}.yaml"
     if not candidate.is_file():
         names = experiment_names()
-        raise ConfigError(text, "", f"unknown experiment{suggest(text, names)}; known: {', '.join(names)} "
-                          f"(or give a path to a .yaml file)")
+        raise ConfigError(
+            text,
+            "",
+            f"unknown experiment{suggest(text, names)}; known: {', '.join(names)} (or give a path to a .yaml file)",
+        )
     try:  # show configs/mnist.yaml, not an absolute path, when run from the repository
         return candidate.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
@@ -619,7 +684,7 @@ def experiment_names() -> list[str]:
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, the same safe subset
-_PARSED: dict[tuple[str, str], Any] = {}                      # text → data, per process (configs repeat)
+_PARSED: dict[tuple[str, str], Any] = {}  # text → data, per process (configs repeat)
 
 
 def read_yaml(path: Path) -> dict:
@@ -632,7 +697,7 @@ def read_yaml(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), "", f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}")
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}") from None
     key = (str(path), text)
     if key in _PARSED:
         return copy.deepcopy(_PARSED[key])  # callers merge into what they get: never share it
@@ -642,9 +707,11 @@ def read_yaml(path: Path) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(str(path), where, f"invalid YAML: {problem}")
+        raise ConfigError(str(path), where, f"invalid YAML: {problem}") from None
     if not isinstance(data, dict):
-        raise ConfigError(str(path), "", f"expected a mapping of config keys at the top level, received {describe(data)}")
+        raise ConfigError(
+            str(path), "", f"expected a mapping of config keys at the top level, received {describe(data)}"
+        )
     _PARSED[key] = copy.deepcopy(data)
     return data
 
@@ -669,7 +736,7 @@ def apply_override(raw: dict, key: str, value: Any, ctx: Ctx) -> None:
     node: Any = raw
     for depth, part in enumerate(parts):
         last = depth == len(parts) - 1
-        here = ".".join(map(str, parts[:depth + 1]))
+        here = ".".join(map(str, parts[: depth + 1]))
         if isinstance(node, list):
             if not isinstance(part, int) or not 0 <= part < len(node):
                 ctx.error(here, f"expected a list index from 0 to {len(node) - 1}, received {part!r}")
@@ -718,8 +785,9 @@ def _validate_with(raw: dict, ctx: Ctx, overrides: Sequence[tuple[str, Any, str]
         raise
 
 
-def load(ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "full",
-         keras: bool = True) -> Experiment:
+def load(
+    ref: str | os.PathLike, overrides: Sequence[str] = (), profile: str = "full", keras: bool = True
+) -> Experiment:
     """Read, merge and validate a config: file, then its `quick` profile if asked, then CLI overrides.
 
     Validation has two layers: the schema (keys, types, ranges, dataset and builder names and parameters,
@@ -748,12 +816,18 @@ def _load(ref: str | os.PathLike, overrides: Sequence[str], profile: str) -> Exp
         variants = raw.get("variants") or {}
         if not isinstance(variants, dict) or variant not in variants:
             known = sorted(variants) if isinstance(variants, dict) else []
-            raise ConfigError(str(path), "variants", f"no variant '{variant}'{suggest(variant, known)}; "
-                              f"known: {', '.join(known) or 'none'}")
+            raise ConfigError(
+                str(path),
+                "variants",
+                f"no variant '{variant}'{suggest(variant, known)}; known: {', '.join(known) or 'none'}",
+            )
         changes = variants[variant]
         if not isinstance(changes, dict):
-            raise ConfigError(str(path), join("variants", variant),
-                              f"expected a mapping of dotted keys to values, received {describe(changes)}")
+            raise ConfigError(
+                str(path),
+                join("variants", variant),
+                f"expected a mapping of dotted keys to values, received {describe(changes)}",
+            )
         _validate_with(raw, ctx, [])  # the base first, so that its own errors are not blamed on the variant
         raw = copy.deepcopy(raw)
         raw.pop("variants", None)
@@ -789,8 +863,9 @@ def description_of(ref: str | os.PathLike) -> str:
     ref_text, variant = split_variant(ref)
     raw = read_raw(resolve_path(ref_text))
     changes = (raw.get("variants") or {}).get(variant) if variant and isinstance(raw.get("variants"), dict) else None
-    text = changes.get("description") if isinstance(changes, dict) and "description" in changes \
-        else raw.get("description")
+    text = (
+        changes.get("description") if isinstance(changes, dict) and "description" in changes else raw.get("description")
+    )
     return " ".join(str(text or "").split())
 
 
@@ -807,8 +882,7 @@ def deep_merge(base: dict, child: dict) -> dict:
     """`child` over `base`: mappings merge key by key, anything else (lists included) is replaced."""
     out = dict(base)
     for key, value in child.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
-            else value
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
@@ -819,7 +893,9 @@ def read_raw(path: Path, _seen: tuple[Path, ...] = ()) -> dict:
     if parent_ref is None:
         return raw
     if not isinstance(parent_ref, str):
-        raise ConfigError(str(path), "extends", f"expected an experiment name or a path, received {describe(parent_ref)}")
+        raise ConfigError(
+            str(path), "extends", f"expected an experiment name or a path, received {describe(parent_ref)}"
+        )
     try:  # a name is configs/<name>.yaml; a file name is relative to this file's folder
         parent = resolve_path(str(path.parent / parent_ref) if parent_ref.endswith((".yaml", ".yml")) else parent_ref)
     except ConfigError as err:

@@ -4,6 +4,7 @@ Reference: issue 15 (a damaged cache is detected and rebuilt), issue 17 (the dat
 Trap: the bytes alone are not the content: the same bytes under another shape or dtype are other data, so each
 array's dtype and shape are hashed before its bytes, and object arrays (lists of words) by their items.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ Trap: "is 'loss' in the name" is not that rule: MAE, MSE and a crossentropy *met
 names and improve downwards; choosing their maximum selects the worst epoch. A run records its directions in
 metrics.json (`directions`), so the report reads the run's own rule, not a guess; `train.directions` overrides.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -15,8 +16,18 @@ from typing import Any
 
 UP, DOWN = "up", "down"
 # fragments of the names of metrics that improve downwards (Keras's losses and error metrics, by name or alias)
-_DOWN_WORDS = ("loss", "error", "crossentropy", "hinge", "poisson", "divergence", "logcosh", "squared",
-               "absolute", "perplexity")
+_DOWN_WORDS = (
+    "loss",
+    "error",
+    "crossentropy",
+    "hinge",
+    "poisson",
+    "divergence",
+    "logcosh",
+    "squared",
+    "absolute",
+    "perplexity",
+)
 _DOWN_NAMES = {"mae", "mse", "mape", "msle", "rmse", "kld", "ce"}
 _PREFIXES = ("test_", "val_", "train_")
 
@@ -25,7 +36,7 @@ def base_name(name: str) -> str:
     """'val_mae' → 'mae'; the history/metric column a measured key stands for."""
     for prefix in _PREFIXES:
         if name.startswith(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name
 
 

@@ -3,6 +3,7 @@
 Trap: raise these only for mistakes a user can fix (a config key, a data file, a path);
 a bug in cnnlab itself should still surface as a traceback so it gets reported.
 """
+
 from __future__ import annotations
 
 import difflib

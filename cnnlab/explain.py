@@ -9,6 +9,7 @@ prediction has a vanishing gradient and the map goes blank. Everything runs thro
 autodiff (cnnlab/autodiff.py), so it works under TensorFlow, JAX and PyTorch; the model must be a chain of
 layers (Sequential), as every cnnlab stack is.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,9 @@ def chain(model) -> list:
         if inner and _is_chain(layer, inner):
             out += inner
         elif inner:
-            raise CnnlabError(f"layer '{layer.name}' of model '{model.name}' is not a chain of layers; explain "
-                              "cannot look inside it")
+            raise CnnlabError(
+                f"layer '{layer.name}' of model '{model.name}' is not a chain of layers; explain cannot look inside it"
+            )
         else:
             out.append(layer)
     return out
@@ -47,8 +49,10 @@ def chain(model) -> list:
 
 def _is_chain(model, layers) -> bool:
     try:
-        return all(layer.input is prev.output for prev, layer in zip(layers, layers[1:])) and \
-            layers[0].input is model.inputs[0]
+        return (
+            all(layer.input is prev.output for prev, layer in zip(layers, layers[1:]))
+            and layers[0].input is model.inputs[0]
+        )
     except (AttributeError, ValueError, IndexError):  # a layer used twice, several inputs
         return False
 
@@ -97,7 +101,7 @@ def predicted_class(model, x: np.ndarray) -> int:
 @dataclass(frozen=True)
 class Saliency:
     gradient: np.ndarray  # d score / d input, shape of one input
-    max_map: np.ndarray   # max over channels of |gradient| (Simonyan et al.)
+    max_map: np.ndarray  # max over channels of |gradient| (Simonyan et al.)
     mean_map: np.ndarray  # mean over channels of |gradient|
 
 
@@ -123,7 +127,7 @@ def grad_cam(model, x: np.ndarray, class_index: int, layer_index: int | None = N
     layers = chain(model)
     i = last_conv_index(model) if layer_index is None else layer_index
     h = x
-    for layer in layers[:i + 1]:
+    for layer in layers[: i + 1]:
         h = layer(h, training=False)
     feature_maps = keras.ops.convert_to_numpy(h)
     grads = vjp(score_fn(model, start=i + 1), feature_maps, _one_hot_upstream(model.output_shape[-1], class_index))
@@ -144,8 +148,15 @@ def activations(model, x: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, step_size: float = 1.0,
-                   seed: int = 0, pixel_scale: float = 255.0) -> tuple[np.ndarray, float, float]:
+def filter_pattern(
+    model,
+    layer_index: int,
+    filter_index: int,
+    steps: int = 30,
+    step_size: float = 1.0,
+    seed: int = 0,
+    pixel_scale: float = 255.0,
+) -> tuple[np.ndarray, float, float]:
     """Gradient ascent in input space from a grey noise image, maximising one filter's mean activation.
 
     As in lecture 003 / DLwP §5.4.2: start from grey (128) plus uniform noise of 20, and take steps of 1 in
@@ -155,7 +166,7 @@ def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, 
     """
     import keras
 
-    layers = chain(model)[:layer_index + 1]
+    layers = chain(model)[: layer_index + 1]
     shape = (1, *model.input_shape[1:])
 
     def fn(x):
@@ -172,7 +183,7 @@ def filter_pattern(model, layer_index: int, filter_index: int, steps: int = 30, 
     start = float(keras.ops.convert_to_numpy(fn(x)).mean())
     for _ in range(steps):
         grad = vjp(fn, x, upstream)
-        grad /= np.sqrt(np.mean(grad ** 2)) + 1e-5
+        grad /= np.sqrt(np.mean(grad**2)) + 1e-5
         x = x + step_size * unit * grad
     end = float(keras.ops.convert_to_numpy(fn(x)).mean())
     return x[0], start, end

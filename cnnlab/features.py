@@ -6,6 +6,7 @@ output, use it as input to a dense model); DLwP §5.3.1, listings 5.17-5.19 (`ex
 Trap: the cache key covers the images' bytes, the stack's full spec and the weights file's bytes, so a new
 weights file, another preprocessing or another image size can never reuse stale features.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,8 +52,15 @@ def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, 
     feats = read_npz(cache)
     if feats is not None and "x_train" in feats:
         return _apply(splits, feats, "from cache"), True
-    model = build_stack(splits.x_train.shape[1:], specs, "features", ctx, path="data.features",
-                        weights_dir=weights_dir, load_weights=True)
+    model = build_stack(
+        splits.x_train.shape[1:],
+        specs,
+        "features",
+        ctx,
+        path="data.features",
+        weights_dir=weights_dir,
+        load_weights=True,
+    )
     feats = {}
     for name in ("x_train", "x_val", "x_test"):
         x = getattr(splits, name)
@@ -65,5 +73,10 @@ def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, 
 
 def _apply(splits, feats, how: str):
     shape = "×".join(str(d) for d in feats["x_train"].shape[1:])
-    return replace(splits, x_train=feats["x_train"], x_val=feats.get("x_val"), x_test=feats["x_test"],
-                   source=f"{splits.source}; features {how} ({shape})")
+    return replace(
+        splits,
+        x_train=feats["x_train"],
+        x_val=feats.get("x_val"),
+        x_test=feats["x_test"],
+        source=f"{splits.source}; features {how} ({shape})",
+    )

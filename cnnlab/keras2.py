@@ -19,6 +19,7 @@ cats-vs-dogs Dense(512), the first-layer weights of rare words in the multi-hot 
 entries, not a corner case. And ``round`` is not a threshold: a linear output of 1.7 rounds to 2, which equals
 neither label, so Keras 2 counted it wrong where Keras 3's ``accuracy`` (``z > 0.5``) counts it right.
 """
+
 from __future__ import annotations
 
 import keras
@@ -49,8 +50,14 @@ class RMSpropKeras2(keras.optimizers.Optimizer):
     decays every step. (Keras 3's own RMSprop under TensorFlow squares the per-occurrence slices instead.)
     """
 
-    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, epsilon: float = 1e-8,
-                 name: str = "rmsprop_keras2", **kwargs):
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        epsilon: float = 1e-8,
+        name: str = "rmsprop_keras2",
+        **kwargs,
+    ):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"rho must be in [0, 1); received rho={rho}")

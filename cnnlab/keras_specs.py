@@ -4,11 +4,13 @@ Reference: the Keras 3 API (keras.layers, .optimizers, .losses, .metrics, .callb
 Trap: every Keras layer takes **kwargs, so a misspelt argument would only fail deep inside Keras; here only the
 explicit parameters of `__init__` (plus a layer's name/dtype/trainable) are accepted, each checked by name.
 """
+
 from __future__ import annotations
 
 import inspect
 import typing
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from cnnlab.errors import one_line, suggest
 
@@ -85,8 +87,14 @@ def lookup(kind: str, name: str) -> type | None:
 
 def class_names(kind: str) -> list[str]:
     module, base = _namespace(kind)
-    names = [n for n in dir(module) if not n.startswith("_") and n not in REFUSED.get(kind, {})
-             and isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base)]
+    names = [
+        n
+        for n in dir(module)
+        if not n.startswith("_")
+        and n not in REFUSED.get(kind, {})
+        and isinstance(getattr(module, n), type)
+        and issubclass(getattr(module, n), base)
+    ]
     names += list(_own(kind))
     if kind == "layer":
         from cnnlab.blocks import BLOCKS
@@ -122,9 +130,23 @@ def _hint(text: str):
     import collections.abc
     import pathlib
 
-    names = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list, "dict": dict,
-             "None": None, "NoneType": type(None), "Literal": typing.Literal, "Any": Any, "Optional": typing.Optional,
-             "Union": typing.Union, "Mapping": collections.abc.Mapping, "Path": pathlib.Path}
+    names = {
+        "int": int,
+        "float": float,
+        "str": str,
+        "bool": bool,
+        "tuple": tuple,
+        "list": list,
+        "dict": dict,
+        "None": None,
+        "NoneType": type(None),
+        "Literal": typing.Literal,
+        "Any": Any,
+        "Optional": typing.Optional,
+        "Union": typing.Union,
+        "Mapping": collections.abc.Mapping,
+        "Path": pathlib.Path,
+    }
     return eval(text, {"__builtins__": {}}, names)  # noqa: S307 - text written by _hint_text from cnnlab's own code
 
 
@@ -132,19 +154,29 @@ def _builder_entry(builder: Callable) -> dict:
     sig = inspect.signature(builder)
     hints = typing.get_type_hints(builder)
     params = {n: p for n, p in sig.parameters.items() if n not in ("input_shape", "data") and not n.startswith("_")}
-    return {"name": builder.__name__, "params": list(params),
-            "required": [n for n, p in params.items() if p.default is inspect.Parameter.empty],
-            "hints": {n: _hint_text(hints[n]) for n in params if n in hints}}
+    return {
+        "name": builder.__name__,
+        "params": list(params),
+        "required": [n for n, p in params.items() if p.default is inspect.Parameter.empty],
+        "hints": {n: _hint_text(hints[n]) for n in params if n in hints},
+    }
 
 
 def _class_entry(kind: str, cls: type) -> dict:
     params = inspect.signature(cls.__init__).parameters
-    entry = {"args": accepted_args(kind, cls),
-             "required": [n for n, p in params.items() if n != "self" and p.default is inspect.Parameter.empty
-                          and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]}
+    entry = {
+        "args": accepted_args(kind, cls),
+        "required": [
+            n
+            for n, p in params.items()
+            if n != "self"
+            and p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ],
+    }
     default = params.get("name")
     if kind == "metric" and default is not None and isinstance(default.default, str):
-        entry["logged"] = default.default   # the name Keras logs it under when the config gives none
+        entry["logged"] = default.default  # the name Keras logs it under when the config gives none
     return entry
 
 
@@ -154,8 +186,13 @@ def build_index() -> dict:
 
     from cnnlab.blocks import BLOCKS
 
-    out = {"version": INDEX_VERSION, "keras": keras.__version__, "classes": {}, "identifiers": {},
-           "blocks": {n: _builder_entry(b) for n, b in BLOCKS.items()}}
+    out = {
+        "version": INDEX_VERSION,
+        "keras": keras.__version__,
+        "classes": {},
+        "identifiers": {},
+        "blocks": {n: _builder_entry(b) for n, b in BLOCKS.items()},
+    }
     for kind in REFUSED:
         module, base = _namespace(kind)
         classes = {n: getattr(module, n) for n in dir(module) if not n.startswith("_")}
@@ -181,7 +218,7 @@ def build_index() -> dict:
                 except Exception:  # noqa: BLE001 - get() of a helper's name fails in many ways: not an identifier
                     pass
         out["identifiers"][kind] = sorted(ids)
-    for family in NAMED_ARGUMENTS.values():   # the strings a layer argument names: 'relu', 'he_normal', 'l2'
+    for family in NAMED_ARGUMENTS.values():  # the strings a layer argument names: 'relu', 'he_normal', 'l2'
         module = getattr(keras, family)
         found = []
         for n in dir(module):
@@ -195,8 +232,12 @@ def build_index() -> dict:
 
 
 # Layer arguments whose string value Keras resolves by name, and the namespace that resolves it.
-NAMED_ARGUMENTS = {"activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
-                   "constraint": "constraints"}
+NAMED_ARGUMENTS = {
+    "activation": "activations",
+    "initializer": "initializers",
+    "regularizer": "regularizers",
+    "constraint": "constraints",
+}
 
 
 def _named_family(arg: str) -> str | None:
@@ -228,8 +269,11 @@ def index() -> dict:
     path = _index_file()
     try:
         found = json.loads(path.read_text())
-        if isinstance(found, dict) and found.get("version") == INDEX_VERSION and \
-                {"classes", "identifiers", "blocks"} <= set(found):
+        if (
+            isinstance(found, dict)
+            and found.get("version") == INDEX_VERSION
+            and {"classes", "identifiers", "blocks"} <= set(found)
+        ):
             _INDEX = found
             return found
     except (OSError, ValueError):
@@ -245,7 +289,7 @@ def index() -> dict:
     return _INDEX
 
 
-def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: "Ctx", path: str) -> None:
+def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
     """check_builder_params by the index (a stack block's, whose module imports Keras): its parameters by name
     and annotation."""
     from cnnlab.config import convert, join
@@ -254,8 +298,10 @@ def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: "
     accepted = entry["params"]
     for key, value in params.items():
         if key not in accepted:
-            ctx.error(join(path, key), f"unknown parameter '{key}' of {entry['name']}"
-                      f"{suggest(key, accepted)}; allowed: {', '.join(accepted)}")
+            ctx.error(
+                join(path, key),
+                f"unknown parameter '{key}' of {entry['name']}{suggest(key, accepted)}; allowed: {', '.join(accepted)}",
+            )
         if key in entry["hints"]:
             convert(_hint(entry["hints"][key]), value, ctx, join(path, key))
     for key in entry["required"]:
@@ -263,7 +309,7 @@ def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: "
             ctx.error(join(path, key), f"missing required parameter '{key}' of {entry['name']}")
 
 
-def check(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
+def check(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
     """Raise a ConfigError at `path` unless `spec` names a class (or string identifier) of `kind` that a config
     may use, with argument names its signature accepts and every required one given: by the signature index,
     building nothing and importing no Keras. Trap: the values are checked when the run builds the object."""
@@ -276,36 +322,55 @@ def check(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
         return
     entry = idx["classes"][kind].get(spec.name)
     if entry is None:
-        if not spec.kwargs and (spec.name in idx["identifiers"].get(kind, ())
-                                or (kind == "metric" and spec.name in COMPILE_METRIC_STRINGS)):
+        if not spec.kwargs and (
+            spec.name in idx["identifiers"].get(kind, ()) or (kind == "metric" and spec.name in COMPILE_METRIC_STRINGS)
+        ):
             return
-        names = sorted([*idx["classes"][kind], *(idx["blocks"] if kind == "layer" else ()),
-                        *idx["identifiers"].get(kind, ())])
+        names = sorted(
+            [*idx["classes"][kind], *(idx["blocks"] if kind == "layer" else ()), *idx["identifiers"].get(kind, ())]
+        )
         names = [n for n in names if n not in REFUSED.get(kind, {})]
-        ctx.error(path, f"unknown {kind} '{spec.name}'{suggest(spec.name, names)}; "
-                  f"expected a class of keras.{_MODULES[kind]}"
-                  + (" or one of its string identifiers" if kind not in ("layer", "callback") else ""))
+        ctx.error(
+            path,
+            f"unknown {kind} '{spec.name}'{suggest(spec.name, names)}; "
+            f"expected a class of keras.{_MODULES[kind]}"
+            + (" or one of its string identifiers" if kind not in ("layer", "callback") else ""),
+        )
     for arg in spec.kwargs:
         if arg not in entry["args"]:
-            ctx.error(join(path, f"{spec.name}.{arg}"), f"unknown argument '{arg}' of {spec.name}"
-                      f"{suggest(arg, entry['args'])}; allowed: {', '.join(entry['args'])}")
+            ctx.error(
+                join(path, f"{spec.name}.{arg}"),
+                f"unknown argument '{arg}' of {spec.name}"
+                f"{suggest(arg, entry['args'])}; allowed: {', '.join(entry['args'])}",
+            )
     for arg, value in spec.kwargs.items():
         family = _named_family(arg)
         if family and isinstance(value, str) and value not in idx["identifiers"].get(family, [value]):
             known = idx["identifiers"][family]
-            ctx.error(join(path, f"{spec.name}.{arg}"), f"unknown {family[:-1]} '{value}'{suggest(value, known)}; "
-                      f"known: {', '.join(n for n in known if n.islower())}")
+            ctx.error(
+                join(path, f"{spec.name}.{arg}"),
+                f"unknown {family[:-1]} '{value}'{suggest(value, known)}; "
+                f"known: {', '.join(n for n in known if n.islower())}",
+            )
     missing = [a for a in entry["required"] if a not in spec.kwargs]
     if missing:
-        ctx.error(join(path, spec.name), f"missing required argument{'s' if len(missing) > 1 else ''} "
-                  f"{', '.join(repr(a) for a in missing)} of {spec.name}")
+        ctx.error(
+            join(path, spec.name),
+            f"missing required argument{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(a) for a in missing)} of {spec.name}",
+        )
 
 
-_MODULES = {"layer": "layers", "optimizer": "optimizers", "loss": "losses", "metric": "metrics",
-            "callback": "callbacks"}
+_MODULES = {
+    "layer": "layers",
+    "optimizer": "optimizers",
+    "loss": "losses",
+    "metric": "metrics",
+    "callback": "callbacks",
+}
 
 
-def _refuse(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
+def _refuse(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
     """The classes no config may name, and those whose extra package is missing."""
     if spec.name in REFUSED.get(kind, {}):
         ctx.error(path, f"{kind} '{spec.name}' is not allowed here: {REFUSED[kind][spec.name]}")
@@ -318,7 +383,7 @@ def _refuse(kind: str, spec: "ClassSpec", ctx: "Ctx", path: str) -> None:
             ctx.error(path, f"{kind} '{spec.name}' needs {' and '.join(missing)}, not installed here: {install}")
 
 
-def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "") -> Any:
+def make(kind: str, spec: ClassSpec, ctx: Ctx | None = None, path: str = "") -> Any:
     """Build the Keras object for `spec`; identifiers that `compile` resolves (e.g. 'accuracy') stay strings."""
     from cnnlab.config import Ctx, join
 
@@ -343,26 +408,31 @@ def make(kind: str, spec: "ClassSpec", ctx: "Ctx | None" = None, path: str = "")
             if obj is not None:
                 return spec.name if kind in ("loss", "metric") else obj
         names = class_names(kind)
-        ctx.error(path, f"unknown {kind} '{spec.name}'{suggest(spec.name, names)}; "
-                  f"expected a class of keras.{_namespace(kind)[0].__name__.split('.')[-1]}"
-                  + (" or one of its string identifiers" if kind != "layer" and kind != "callback" else ""))
+        ctx.error(
+            path,
+            f"unknown {kind} '{spec.name}'{suggest(spec.name, names)}; "
+            f"expected a class of keras.{_namespace(kind)[0].__name__.split('.')[-1]}"
+            + (" or one of its string identifiers" if kind != "layer" and kind != "callback" else ""),
+        )
     allowed = accepted_args(kind, cls)
     for arg in spec.kwargs:
         if arg not in allowed:
-            ctx.error(join(path, f"{spec.name}.{arg}"),
-                      f"unknown argument '{arg}' of {spec.name}{suggest(arg, allowed)}; allowed: {', '.join(allowed)}")
+            ctx.error(
+                join(path, f"{spec.name}.{arg}"),
+                f"unknown argument '{arg}' of {spec.name}{suggest(arg, allowed)}; allowed: {', '.join(allowed)}",
+            )
     try:
         return cls(**spec.kwargs)
     except Exception as exc:  # Keras validates values in __init__: report them as config errors
         ctx.error(join(path, spec.name), f"Keras refused the arguments {dict(spec.kwargs)}: {one_line(exc)}")
 
 
-def metric_name(spec: "ClassSpec") -> str:
+def metric_name(spec: ClassSpec) -> str:
     """The name Keras logs a metric under ('accuracy', 'auc', or the `name` argument): from the index when it
     knows, else by building the metric."""
     entry = index()["classes"]["metric"].get(spec.name)
     if entry is None and not spec.kwargs:
-        return spec.name                                     # a string identifier: logged under itself
+        return spec.name  # a string identifier: logged under itself
     if entry is not None and isinstance(spec.kwargs.get("name"), str):
         return spec.kwargs["name"]
     if entry is not None and "logged" in entry and not spec.kwargs:
@@ -371,7 +441,7 @@ def metric_name(spec: "ClassSpec") -> str:
     return obj if isinstance(obj, str) else obj.name
 
 
-def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ctx: "Ctx", path: str) -> None:
+def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
     """Check a builder's keyword parameters by name and by their type annotations."""
     from cnnlab.config import convert, join
 
@@ -381,8 +451,11 @@ def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ct
     accepted = [n for n in sig.parameters if n not in ("input_shape", "data") and not n.startswith("_")]
     for name, value in params.items():
         if name not in accepted:
-            ctx.error(join(path, name), f"unknown parameter '{name}' of {builder.__name__}"
-                      f"{suggest(name, accepted)}; allowed: {', '.join(accepted)}")
+            ctx.error(
+                join(path, name),
+                f"unknown parameter '{name}' of {builder.__name__}"
+                f"{suggest(name, accepted)}; allowed: {', '.join(accepted)}",
+            )
         if name in hints:
             convert(hints[name], value, ctx, join(path, name))
     for name in accepted:

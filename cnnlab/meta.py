@@ -4,6 +4,7 @@ Reference: timm's results/*.csv (every number with its environment).
 Trap: only the active backend's library is imported; asking TensorFlow for its GPUs under the JAX backend
 would import TensorFlow on a machine that may not have it.
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def _jax_devices() -> list[str]:
 def _torch_devices() -> list[str]:
     import torch
 
-    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
-        if torch.cuda.is_available() else []
+    return (
+        [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    )
 
 
 ACCELERATORS = {"tensorflow": _tensorflow_devices, "jax": _jax_devices, "torch": _torch_devices}
@@ -75,12 +77,18 @@ def device() -> str:
 def git_commit(root: Path) -> str | None:
     """The commit of the code that ran, with '-dirty' when the working tree had changes."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
         if not commit:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -109,7 +117,7 @@ def _process_start() -> float:
 
 
 _PROCESS_START = _process_start()
-_DIGESTS: dict[str, str] = {}   # file → digest, once per process: the code it loaded does not change under it
+_DIGESTS: dict[str, str] = {}  # file → digest, once per process: the code it loaded does not change under it
 EDITED = "edited-after-the-process-started"
 
 
@@ -150,18 +158,33 @@ def code_files() -> dict[str, str]:
 # Package files whose code cannot change a number a run records (history.csv, params.csv, metrics.json's
 # measured values): the command line, the batch, the report, the record-keeping. An edit to one of them leaves
 # finished runs current; every other file, and any file added later, counts (the strict default).
-NOT_NUMERIC = frozenset({
-    "__main__.py", "ab.py", "arith_report.py", "bench.py", "bench_backends.py", "bench_images.py",
-    "bench_suite.py", "cli.py", "compare.py", "errors.py", "explain.py", "explain_run.py", "meta.py", "paths.py",
-    "plots.py", "quiet.py", "reproduce.py", "verdicts.py", "warm.py", "worker.py", "zoo.py",
-})
+NOT_NUMERIC = frozenset(
+    {
+        "__main__.py",
+        "ab.py",
+        "arith_report.py",
+        "cli.py",
+        "compare.py",
+        "errors.py",
+        "explain.py",
+        "explain_run.py",
+        "meta.py",
+        "paths.py",
+        "plots.py",
+        "quiet.py",
+        "reproduce.py",
+        "verdicts.py",
+        "warm.py",
+        "worker.py",
+        "zoo.py",
+    }
+)
 
 
 def code_changes(recorded: dict) -> list[str]:
     """The files of a run's `code_files()` record that differ now (changed or gone), leaving out NOT_NUMERIC:
     [] when the code that computes the numbers would run unchanged."""
-    return [rel for rel, digest in recorded.items()
-            if rel not in NOT_NUMERIC and _digest(PACKAGE / rel) != digest]
+    return [rel for rel, digest in recorded.items() if rel not in NOT_NUMERIC and _digest(PACKAGE / rel) != digest]
 
 
 def configured_backend() -> str:
@@ -178,7 +201,7 @@ def configured_backend() -> str:
         return "tensorflow"
 
 
-RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"   # set by cnnlab/worker.py for each job it runs
+RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by cnnlab/worker.py for each job it runs
 
 
 def environment() -> dict:

@@ -5,12 +5,12 @@ lectures' and the book's `model.summary()` tables show.
 Trap: Keras 3 names layers `conv2d`, `conv2d_1`, ... per process (the first has no suffix and numbers keep
 counting across models); names are therefore set here explicitly, numbered per model from 1.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Sequence
-from typing import Callable
+from collections.abc import Callable, Sequence
 
 from cnnlab.config import ClassSpec, Ctx, ModelConfig, join
 from cnnlab.keras_specs import make
@@ -33,8 +33,15 @@ def layer_names(specs: Sequence[ClassSpec]) -> list[str]:
     return names
 
 
-def build_stack(input_shape: Sequence[int], specs: Sequence[ClassSpec], name: str,
-                ctx: Ctx | None = None, path: str = "model.layers", weights_dir=None, load_weights: bool = False):
+def build_stack(
+    input_shape: Sequence[int],
+    specs: Sequence[ClassSpec],
+    name: str,
+    ctx: Ctx | None = None,
+    path: str = "model.layers",
+    weights_dir=None,
+    load_weights: bool = False,
+):
     """A `keras.Sequential` of the given layers; a layer that cannot follow the previous one is a ConfigError.
 
     Pretrained blocks (cnnlab.blocks.BLOCKS, e.g. VGG16) load their weights only with `load_weights`, so that
@@ -53,8 +60,9 @@ def build_stack(input_shape: Sequence[int], specs: Sequence[ClassSpec], name: st
             make("layer", spec, ctx, join(path, i))
             try:
                 previous = model.output_shape[1:] if model.layers else tuple(input_shape)
-                layer = BLOCKS[spec.name](input_shape=previous, **spec.kwargs,
-                                          _weights_dir=weights_dir, _load=load_weights)
+                layer = BLOCKS[spec.name](
+                    input_shape=previous, **spec.kwargs, _weights_dir=weights_dir, _load=load_weights
+                )
             except CnnlabError as exc:
                 ctx.error(join(join(path, i), spec.name), str(exc))
         else:
@@ -68,9 +76,16 @@ def build_stack(input_shape: Sequence[int], specs: Sequence[ClassSpec], name: st
     return model
 
 
-def simple_convnet(input_shape: tuple[int, ...], filters: tuple[int, ...] = (32, 64, 64), kernel_size: int = 3,
-                   pool_size: int | None = 2, dense_units: tuple[int, ...] = (64,), num_classes: int = 10,
-                   dropout: float = 0.0, name: str = "simple_convnet"):
+def simple_convnet(
+    input_shape: tuple[int, ...],
+    filters: tuple[int, ...] = (32, 64, 64),
+    kernel_size: int = 3,
+    pool_size: int | None = 2,
+    dense_units: tuple[int, ...] = (64,),
+    num_classes: int = 10,
+    dropout: float = 0.0,
+    name: str = "simple_convnet",
+):
     """The lecture-002/book-5.1 convnet family: Conv2D+ReLU blocks (each pooled unless pool_size is null),
     Flatten, Dense+ReLU layers, optional Dropout before the classifier, Dense softmax.
 
@@ -115,12 +130,14 @@ def needs_data(model_cfg: ModelConfig) -> bool:
     return model_cfg.builder is not None and "data" in inspect.signature(MODELS[model_cfg.builder]).parameters
 
 
-def build_model(model_cfg: ModelConfig, name: str, ctx: Ctx | None = None, weights_dir=None,
-                load_weights: bool = False, data=None):
+def build_model(
+    model_cfg: ModelConfig, name: str, ctx: Ctx | None = None, weights_dir=None, load_weights: bool = False, data=None
+):
     """The `keras.Model` a config describes (pretrained weights loaded only with `load_weights`)."""
     if model_cfg.layers is not None:
-        return build_stack(model_cfg.input_shape, model_cfg.layers, name, ctx, weights_dir=weights_dir,
-                           load_weights=load_weights)
+        return build_stack(
+            model_cfg.input_shape, model_cfg.layers, name, ctx, weights_dir=weights_dir, load_weights=load_weights
+        )
     extra = {"data": data} if needs_data(model_cfg) else {}
     try:
         return MODELS[model_cfg.builder](input_shape=tuple(model_cfg.input_shape), **dict(model_cfg.params), **extra)

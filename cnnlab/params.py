@@ -6,13 +6,20 @@ Trap: the "convolutional base" is the prefix of layers before the first Flatten/
 model without convolutions has none, and a shared weight counts once in the totals (they come from the model,
 not from summing rows).
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-HEAD_START = ("Flatten", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
-              "GlobalAveragePooling2D", "Dense")
+HEAD_START = (
+    "Flatten",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "Dense",
+)
 
 
 @dataclass(frozen=True)
@@ -24,8 +31,8 @@ class Row:
     output_shape: tuple
     params: int
     trainable: int
-    field: str = "–"                 # receptive field on the input (lecture 001), for layer chains
-    formula: str | None = None       # the lecture's parameter formula, e.g. "32 × (3×3×1) + 32"
+    field: str = "–"  # receptive field on the input (lecture 001), for layer chains
+    formula: str | None = None  # the lecture's parameter formula, e.g. "32 × (3×3×1) + 32"
     formula_params: int | None = None
 
 
@@ -38,8 +45,8 @@ class Table:
     total: int
     trainable: int
     non_trainable: int
-    base_params: int | None       # parameters of the convolutional base, or None without one
-    base_output: tuple | None     # its output shape, e.g. (None, 22, 22, 64)
+    base_params: int | None  # parameters of the convolutional base, or None without one
+    base_output: tuple | None  # its output shape, e.g. (None, 22, 22, 64)
     what_if: tuple[tuple[int, int], ...]  # (dense units, parameters of such a layer on the base's features)
 
     @property
@@ -75,15 +82,27 @@ def table(model, what_if_units=()) -> Table:
             f = arith.formula(layer)
         except (AttributeError, ValueError):  # a shared layer has no single input shape
             f = None
-        rows.append(Row(layer.name, type(layer).__name__, _shape(layer), _count(layer.weights),
-                        _count(layer.trainable_weights), field.text() if field else "–",
-                        f[0] if f else None, f[1] if f else None))
+        rows.append(
+            Row(
+                layer.name,
+                type(layer).__name__,
+                _shape(layer),
+                _count(layer.weights),
+                _count(layer.trainable_weights),
+                field.text() if field else "–",
+                f[0] if f else None,
+                f[1] if f else None,
+            )
+        )
     rows = tuple(rows)
     trainable = _count(model.trainable_weights)
     total = _count(model.weights)
     base_len = next((i for i, r in enumerate(rows) if r.type in HEAD_START), len(rows))
-    conv_like = {layer.name for layer in model.layers if "Conv" in type(layer).__name__
-                 or any("Conv" in type(sub).__name__ for sub in getattr(layer, "layers", []))}
+    conv_like = {
+        layer.name
+        for layer in model.layers
+        if "Conv" in type(layer).__name__ or any("Conv" in type(sub).__name__ for sub in getattr(layer, "layers", []))
+    }
     # a convolutional base is a chain of layers before the head: a branching (functional) model such as Kim's
     # CNN has none in the lectures' sense, so no base line and no what-if head for it
     has_conv = isinstance(model, keras.Sequential) and any(r.name in conv_like for r in rows[:base_len])
@@ -116,8 +135,11 @@ def to_text(t: Table, extended: bool = False) -> str:
             line += f"{r.formula or '–':<{w4}}{r.field:<{w5}}"
         lines.append(line)
         lines.append(rule if i < len(t.rows) - 1 else "=" * width)
-    lines += [f"Total params: {t.total:,}", f"Trainable params: {t.trainable:,}",
-              f"Non-trainable params: {t.non_trainable:,}"]
+    lines += [
+        f"Total params: {t.total:,}",
+        f"Trainable params: {t.trainable:,}",
+        f"Non-trainable params: {t.non_trainable:,}",
+    ]
     lines += [rule] + _notes(t)
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
@@ -127,31 +149,56 @@ def _notes(t: Table) -> list[str]:
         return []
     features = t.base_features
     dims = " × ".join(str(d) for d in t.base_output[1:])
-    notes = [f"Convolutional base: {t.base_params:,} params, output {shape_text(t.base_output)}"
-             f" = {dims} = {features:,} features"]
+    notes = [
+        f"Convolutional base: {t.base_params:,} params, output {shape_text(t.base_output)}"
+        f" = {dims} = {features:,} features"
+    ]
     for units, params in t.what_if:
-        notes.append(f"A Dense({units}) layer on those features alone: {features:,} × {units} + {units} = {params:,} params")
+        notes.append(
+            f"A Dense({units}) layer on those features alone: {features:,} × {units} + {units} = {params:,} params"
+        )
     return notes
 
 
 def to_markdown(t: Table, title: str) -> str:
     """The table as Markdown (numbers formatted here only; params.csv keeps them raw)."""
-    lines = [f"# {title}", "", "| Layer (type) | Output Shape | Param # | Trainable | Lecture formula | "
-             "Receptive field |", "|---|---|---:|---:|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        "| Layer (type) | Output Shape | Param # | Trainable | Lecture formula | Receptive field |",
+        "|---|---|---:|---:|---|---|",
+    ]
     for r in t.rows:
-        lines.append(f"| {r.name} ({r.type}) | {shape_text(r.output_shape)} | {r.params:,} | {r.trainable:,} | "
-                     f"{r.formula if r.formula is not None else '–'} | {r.field} |")
-    lines += ["", f"Total params: {t.total:,}  ", f"Trainable params: {t.trainable:,}  ",
-              f"Non-trainable params: {t.non_trainable:,}", ""]
+        lines.append(
+            f"| {r.name} ({r.type}) | {shape_text(r.output_shape)} | {r.params:,} | {r.trainable:,} | "
+            f"{r.formula if r.formula is not None else '–'} | {r.field} |"
+        )
+    lines += [
+        "",
+        f"Total params: {t.total:,}  ",
+        f"Trainable params: {t.trainable:,}  ",
+        f"Non-trainable params: {t.non_trainable:,}",
+        "",
+    ]
     lines += [f"- {n}" for n in _notes(t)]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def to_records(t: Table) -> list[dict]:
     """Raw rows for params.csv."""
-    return [{"layer": r.name, "type": r.type, "output_shape": shape_text(r.output_shape), "params": r.params,
-             "trainable_params": r.trainable, "formula": r.formula, "formula_params": r.formula_params,
-             "receptive_field": r.field} for r in t.rows]
+    return [
+        {
+            "layer": r.name,
+            "type": r.type,
+            "output_shape": shape_text(r.output_shape),
+            "params": r.params,
+            "trainable_params": r.trainable,
+            "formula": r.formula,
+            "formula_params": r.formula_params,
+            "receptive_field": r.field,
+        }
+        for r in t.rows
+    ]
 
 
 def summary(t: Table) -> dict:
@@ -164,9 +211,15 @@ def summary(t: Table) -> dict:
 
 def phases_markdown(records: list[dict]) -> str:
     """Trainable / non-trainable parameters in each training phase (fine-tuning)."""
-    lines = ["## Trainable parameters per phase", "", "| Phase | Epochs | Trainable params | Non-trainable params |",
-             "|---|---|---:|---:|"]
+    lines = [
+        "## Trainable parameters per phase",
+        "",
+        "| Phase | Epochs | Trainable params | Non-trainable params |",
+        "|---|---|---:|---:|",
+    ]
     for r in records:
-        lines.append(f"| {r['phase']}. {r['name']} | {r['first_epoch']}-{r['first_epoch'] + r['epochs'] - 1} | "
-                     f"{r['params_trainable']:,} | {r['params_non_trainable']:,} |")
+        lines.append(
+            f"| {r['phase']}. {r['name']} | {r['first_epoch']}-{r['first_epoch'] + r['epochs'] - 1} | "
+            f"{r['params_trainable']:,} | {r['params_non_trainable']:,} |"
+        )
     return "\n".join(lines) + "\n"

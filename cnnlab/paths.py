@@ -4,6 +4,7 @@ Reference: the README's "Results layout"; issue 14 (the layered package).
 Trap: the results root is needed by the batch and the calculators as well as the CLI; taking it from the CLI
 module made the batch import the command line above it (an import cycle).
 """
+
 from __future__ import annotations
 
 import os

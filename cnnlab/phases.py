@@ -6,6 +6,7 @@ the added part, 4. unfreeze some layers of the base, 5. train both jointly); DLw
 Trap: in Keras 3 setting `trainable` on a nested model sets it on every layer inside, so unfreezing one layer
 of a frozen base means making the base trainable and then re-freezing every other layer in it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -33,8 +34,9 @@ def check(model, phases, ctx, path: str = "train.phases") -> None:
         for key in ("unfreeze", "freeze"):
             for j, name in enumerate(getattr(phase, key)):
                 if name not in names:
-                    ctx.error(join(join(join(path, i), key), j),
-                              f"no layer '{name}' in the model{suggest(name, names)}")
+                    ctx.error(
+                        join(join(join(path, i), key), j), f"no layer '{name}' in the model{suggest(name, names)}"
+                    )
 
 
 def apply(model, phase) -> None:

@@ -3,6 +3,7 @@
 Reference: DLwP §5.2 figures 5.9/5.10 ('bo' training, 'b' validation).
 Trap: matplotlib must use the non-interactive Agg backend, or a headless CI machine fails at import.
 """
+
 from __future__ import annotations
 
 import io
@@ -28,7 +29,7 @@ def _panel_of(metric: str) -> str | None:
     """The curve panel a reference belongs on: val_accuracy, test_accuracy, train_accuracy → 'accuracy'."""
     for prefix in ("val_", "test_", "train_"):
         if metric.startswith(prefix):
-            return metric[len(prefix):]
+            return metric[len(prefix) :]
     return None
 
 
@@ -38,8 +39,13 @@ def _draw_reference(ax, ref: Mapping, color: str = "tab:red", band: bool = True,
     if not isinstance(value, (int, float)):
         return
     split = ref["metric"].split("_", 1)[0]
-    ax.axhline(value, color=color, linestyle=":", linewidth=1.4,
-               label=f"{who}reference {value:.4g} ({split}{', ' + ref['statistic'] if ref.get('statistic') else ''})")
+    ax.axhline(
+        value,
+        color=color,
+        linestyle=":",
+        linewidth=1.4,
+        label=f"{who}reference {value:.4g} ({split}{', ' + ref['statistic'] if ref.get('statistic') else ''})",
+    )
     low, high = rng if len(rng) == 2 else (None, None)
     if band and isinstance(low, (int, float)) and isinstance(high, (int, float)) and high > low:
         ax.axhspan(low, high, color=color, alpha=0.10, linewidth=0, label=f"{who}accepted {low:.4g}–{high:.4g}")
@@ -54,19 +60,28 @@ def _title(fig, text: str, width: int) -> None:
     fig.suptitle(textwrap.fill(text, width), fontsize=11)
 
 
-def curves(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = (),
-           references: Sequence[Mapping] = ()) -> bytes:
+def curves(
+    history: Mapping[str, Sequence[float]],
+    title: str,
+    boundaries: Sequence[int] = (),
+    references: Sequence[Mapping] = (),
+) -> bytes:
     """PNG bytes of `curves_figure`."""
     return _png(curves_figure(history, title, boundaries, references))
 
 
-def curves_figure(history: Mapping[str, Sequence[float]], title: str, boundaries: Sequence[int] = (),
-                  references: Sequence[Mapping] = ()):
+def curves_figure(
+    history: Mapping[str, Sequence[float]],
+    title: str,
+    boundaries: Sequence[int] = (),
+    references: Sequence[Mapping] = (),
+):
     """The figure: one panel per logged quantity (loss, accuracy, ...), training vs validation; a dashed line
     after each epoch in `boundaries` (where a new training phase starts); each reference of a val_/test_/train_
     metric drawn on its panel with its accepted band."""
-    names = [k for k in history
-             if not k.startswith("val_") and k not in ("epoch", "phase", "epoch_seconds", "learning_rate")]
+    names = [
+        k for k in history if not k.startswith("val_") and k not in ("epoch", "phase", "epoch_seconds", "learning_rate")
+    ]
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.0), squeeze=False)
     for ax, name in zip(axes[0], names):
         epochs = range(1, len(history[name]) + 1)
@@ -88,16 +103,24 @@ def curves_figure(history: Mapping[str, Sequence[float]], title: str, boundaries
     return fig
 
 
-def overlay(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], title: str,
-            bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
-            references: Mapping[str, Sequence[Mapping]] | None = None) -> bytes:
+def overlay(
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    keys: Sequence[str],
+    title: str,
+    bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    references: Mapping[str, Sequence[Mapping]] | None = None,
+) -> bytes:
     """PNG bytes of `overlay_figure`."""
     return _png(overlay_figure(series, keys, title, bands, references))
 
 
-def overlay_figure(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Sequence[str], title: str,
-                   bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
-                   references: Mapping[str, Sequence[Mapping]] | None = None):
+def overlay_figure(
+    series: Mapping[str, Mapping[str, Sequence[float]]],
+    keys: Sequence[str],
+    title: str,
+    bands: Mapping[str, Mapping[str, Sequence[float]]] | None = None,
+    references: Mapping[str, Sequence[Mapping]] | None = None,
+):
     """The figure: the same quantities (e.g. val_accuracy, val_loss) of several experiments on shared axes; a
     series' ± std band over its seeds/folds where `bands` has one; each experiment's reference for a panel as a
     dotted line in its colour (the accepted band too when the group shares one reference). One legend below
@@ -115,8 +138,9 @@ def overlay_figure(series: Mapping[str, Mapping[str, Sequence[float]]], keys: Se
             handles.setdefault(label, line)
             std = (bands or {}).get(label, {}).get(key)
             if std is not None and len(std) == len(y):
-                ax.fill_between(x, y - np.asarray(std), y + np.asarray(std), color=line.get_color(), alpha=0.15,
-                                linewidth=0)
+                ax.fill_between(
+                    x, y - np.asarray(std), y + np.asarray(std), color=line.get_color(), alpha=0.15, linewidth=0
+                )
             for ref in (references or {}).get(label, ()):
                 if _panel_of(ref.get("metric") or "") == _panel_of(key) or ref.get("metric") == key:
                     drawn.append((ref, line.get_color(), label))  # a test_ reference too, labelled '(test)'
@@ -169,8 +193,12 @@ def _display(img):
 
 def saliency_figure(image, max_map, mean_map, title: str) -> bytes:
     """The input and its saliency maps (max and mean of |gradient| over channels), as in lecture 001."""
-    return panels([_display(image), max_map, mean_map], ["input", "saliency: max |∂score/∂x| over channels",
-                                                         "saliency: mean over channels"], title, ["gray", "hot", "hot"])
+    return panels(
+        [_display(image), max_map, mean_map],
+        ["input", "saliency: max |∂score/∂x| over channels", "saliency: mean over channels"],
+        title,
+        ["gray", "hot", "hot"],
+    )
 
 
 def gradcam_figure(image, cam, title: str) -> bytes:
@@ -192,8 +220,14 @@ def gradcam_figure(image, cam, title: str) -> bytes:
     return _png(fig)
 
 
-def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each: bool = True,
-          labels: Sequence[str] | None = None) -> bytes:
+def tiles(
+    maps,
+    title: str,
+    cols: int = 8,
+    cmap: str = "viridis",
+    normalise_each: bool = True,
+    labels: Sequence[str] | None = None,
+) -> bytes:
     """A grid of 2-D maps (h, w, n) or images (n, h, w[, 3]) labelled by index (or `labels`), e.g. every
     channel of a layer."""
     import numpy as np
@@ -203,7 +237,7 @@ def tiles(maps, title: str, cols: int = 8, cmap: str = "viridis", normalise_each
     cols = min(cols, len(items))
     rows = -(-len(items) // cols)
     side = 1.3 if len(items) <= 16 else 0.9  # big grids: smaller tiles, and maps thinned to <= 64 pixels
-    items = [item[::max(1, item.shape[0] // 64), ::max(1, item.shape[1] // 64)] for item in items]
+    items = [item[:: max(1, item.shape[0] // 64), :: max(1, item.shape[1] // 64)] for item in items]
     fig, axes = plt.subplots(rows, cols, figsize=(side * cols, side * rows + 0.5), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")

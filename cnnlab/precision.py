@@ -7,6 +7,7 @@ Trap: on a CPU without those flags bfloat16 is *emulated*, slower than float32, 
 machine, and a run records what `auto` became there: the same config is float32 on one machine and bfloat16 on
 the next, and two such runs are two settings, never one run set.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -23,7 +24,7 @@ class Resolved:
     """What a requested precision became on this machine, and why."""
 
     requested: str
-    policy: str          # a Keras dtype policy name: float32, mixed_bfloat16, mixed_float16
+    policy: str  # a Keras dtype policy name: float32, mixed_bfloat16, mixed_float16
     reason: str
 
     def record(self) -> dict:
@@ -51,8 +52,11 @@ def gpu_capabilities() -> list[tuple[int, int]]:
         if backend == "jax":
             import jax
 
-            return [tuple(int(p) for p in str(d.compute_capability).split(".")[:2])
-                    for d in jax.devices() if d.platform == "gpu"]
+            return [
+                tuple(int(p) for p in str(d.compute_capability).split(".")[:2])
+                for d in jax.devices()
+                if d.platform == "gpu"
+            ]
         if backend == "torch":
             import torch
 
@@ -60,15 +64,16 @@ def gpu_capabilities() -> list[tuple[int, int]]:
         if backend == "tensorflow":
             import tensorflow as tf
 
-            return [tuple(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)))
-                    for g in tf.config.list_physical_devices("GPU")]
+            return [
+                tuple(tf.config.experimental.get_device_details(g).get("compute_capability", (0, 0)))
+                for g in tf.config.list_physical_devices("GPU")
+            ]
     except Exception:  # a backend built without GPU support answers with an error, not an empty list
         return []
     return []
 
 
-def resolve(requested: str, flags: Iterable[str] | None = None,
-            gpus: list[tuple[int, int]] | None = None) -> Resolved:
+def resolve(requested: str, flags: Iterable[str] | None = None, gpus: list[tuple[int, int]] | None = None) -> Resolved:
     """The Keras dtype policy for `requested` on this machine (`flags`, `gpus`: the machine's, unless given)."""
     if requested not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; received {requested!r}")
@@ -77,10 +82,14 @@ def resolve(requested: str, flags: Iterable[str] | None = None,
     gpus = gpu_capabilities() if gpus is None else gpus
     if gpus:
         if all(tuple(c) >= GPU_BF16_CAPABILITY for c in gpus):
-            return Resolved("auto", "mixed_bfloat16",
-                            f"GPU compute capability {'.'.join(map(str, min(gpus)))} >= 8.0: native bfloat16")
-        return Resolved("auto", "float32",
-                        f"GPU compute capability {'.'.join(map(str, min(gpus)))} < 8.0: no native bfloat16")
+            return Resolved(
+                "auto",
+                "mixed_bfloat16",
+                f"GPU compute capability {'.'.join(map(str, min(gpus)))} >= 8.0: native bfloat16",
+            )
+        return Resolved(
+            "auto", "float32", f"GPU compute capability {'.'.join(map(str, min(gpus)))} < 8.0: no native bfloat16"
+        )
     have = sorted(set(CPU_BF16_FLAGS) & set(cpu_flags() if flags is None else flags))
     if have:
         return Resolved("auto", "mixed_bfloat16", f"CPU flags {', '.join(have)}: native bfloat16")
@@ -96,8 +105,12 @@ def _gpus_without_a_backend() -> list[tuple[int, int]] | None:
     if not Path("/proc/driver/nvidia").exists() and not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout
         caps = [tuple(int(p) for p in line.strip().split(".")[:2]) for line in out.splitlines() if line.strip()]
         return caps or None
     except (OSError, ValueError, subprocess.SubprocessError):

@@ -9,6 +9,7 @@ import at start-up: the first `import tensorflow` — wherever Keras or cnnlab d
 temporary file, whose lines are replayed afterwards except the known noise; if the import fails, everything is
 replayed, so a broken installation still says why.
 """
+
 from __future__ import annotations
 
 import importlib.abc
@@ -20,17 +21,21 @@ import tempfile
 from contextlib import contextmanager
 
 QUIET_MODULES = ("tensorflow",)
-NOISE = re.compile("|".join([
-    r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
-    r"cudart_stub\.cc:\d+\] Could not find cuda drivers",
-    r"cpu_feature_guard\.cc:\d+\]",
-    r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$",
-    r"oneDNN custom operations are on",
-    r"Unable to register cu(DNN|FFT|BLAS) factory",
-    r"TF-TRT Warning: Could not find TensorRT",
-    r"computation_placer\.cc:\d+\] computation placer already registered",
-    r"^E0000 00:00:\d+\.\d+\s+\d+ cuda_(dnn|fft|blas)\.cc",
-]))
+NOISE = re.compile(
+    "|".join(
+        [
+            r"^WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR$",
+            r"cudart_stub\.cc:\d+\] Could not find cuda drivers",
+            r"cpu_feature_guard\.cc:\d+\]",
+            r"^To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.$",
+            r"oneDNN custom operations are on",
+            r"Unable to register cu(DNN|FFT|BLAS) factory",
+            r"TF-TRT Warning: Could not find TensorRT",
+            r"computation_placer\.cc:\d+\] computation placer already registered",
+            r"^E0000 00:00:\d+\.\d+\s+\d+ cuda_(dnn|fft|blas)\.cc",
+        ]
+    )
+)
 
 
 def keep(text: str) -> str:

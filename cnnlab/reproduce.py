@@ -21,6 +21,7 @@ a shared queue and runs it as now, in its own child process, whose environment p
 and reproduce.json change under one lock; Ctrl-C reaches the main thread only, which stops every running
 child at once. Without --devices the jobs run one after another in the inherited environment.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -51,16 +52,16 @@ GLOB_CHARS = "*?["
 class Job:
     """One run of the batch: `cnnlab run <ref> <overrides>` under the batch's profile."""
 
-    ref: str                        # as `cnnlab run` takes it: kim_mr:static
-    name: str                       # its results folder: kim_mr_static
-    seed: int                       # the seed the run will use (the config's own, or the seed=k override)
-    overrides: tuple[str, ...]      # the batch's overrides, then seed=k when --seeds N > 1
+    ref: str  # as `cnnlab run` takes it: kim_mr:static
+    name: str  # its results folder: kim_mr_static
+    seed: int  # the seed the run will use (the config's own, or the seed=k override)
+    overrides: tuple[str, ...]  # the batch's overrides, then seed=k when --seeds N > 1
     profile: str = "full"
-    config_hash: str = ""           # Experiment.config_hash() of the run as it would run now
-    epochs: int = 0                 # every phase's epochs together: the heartbeat's "epoch k/N"
-    fold: int | None = None         # the cross-validation fold, when the plan swept or pinned it (Kim's MR, ...)
-    precision: str = "float32"      # train.precision as configured ('auto' resolves per machine)
-    experiment: object = field(default=None, compare=False, repr=False)   # the loaded Experiment (its data)
+    config_hash: str = ""  # Experiment.config_hash() of the run as it would run now
+    epochs: int = 0  # every phase's epochs together: the heartbeat's "epoch k/N"
+    fold: int | None = None  # the cross-validation fold, when the plan swept or pinned it (Kim's MR, ...)
+    precision: str = "float32"  # train.precision as configured ('auto' resolves per machine)
+    experiment: object = field(default=None, compare=False, repr=False)  # the loaded Experiment (its data)
 
 
 @dataclass
@@ -72,9 +73,9 @@ class Outcome:
     run_id: str | None = None
     exit_code: int | None = None
     reason: str | None = None
-    headline: str | None = None     # 'test_accuracy 0.8123'
-    log: str | None = None          # the child's stdout/stderr files (stem), for a failure
-    device: str | None = None       # the worker that ran it ('gpu 1', 'cpu'), with --devices only
+    headline: str | None = None  # 'test_accuracy 0.8123'
+    log: str | None = None  # the child's stdout/stderr files (stem), for a failure
+    device: str | None = None  # the worker that ran it ('gpu 1', 'cpu'), with --devices only
 
 
 # --------------------------------------------------------------------------------------------------
@@ -95,15 +96,19 @@ def select(refs: dict[str, str], patterns: Sequence[str]) -> list[str]:
     out: list[str] = []
     for pattern in patterns:
         if any(c in pattern for c in GLOB_CHARS):
-            found = [ref for name, ref in refs.items() if fnmatch.fnmatchcase(name, pattern)
-                     or fnmatch.fnmatchcase(ref, pattern)]
+            found = [
+                ref
+                for name, ref in refs.items()
+                if fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(ref, pattern)
+            ]
             if not found:
                 raise CnnlabError(f"reproduce: no experiment matches '{pattern}'; known: {', '.join(refs)}")
         elif pattern in refs or pattern in by_ref:
             found = [refs.get(pattern) or by_ref[pattern]]
         else:
-            raise CnnlabError(f"reproduce: unknown experiment '{pattern}'{suggest(pattern, list(refs))}; "
-                              f"known: {', '.join(refs)}")
+            raise CnnlabError(
+                f"reproduce: unknown experiment '{pattern}'{suggest(pattern, list(refs))}; known: {', '.join(refs)}"
+            )
         out += [ref for ref in found if ref not in out]
     return out
 
@@ -115,7 +120,7 @@ def seed_overrides(seeds: int) -> list[list[str]]:
     return [[]] if seeds == 1 else [[f"seed={k}"] for k in range(1, seeds + 1)]
 
 
-PROTOCOL_SEEDS = 3   # repeats of a fixed-split experiment under the reference's protocol: enough for a verdict
+PROTOCOL_SEEDS = 3  # repeats of a fixed-split experiment under the reference's protocol: enough for a verdict
 
 
 def repeats(exp, overrides: Sequence[str], seeds: int | None) -> list[list[str]]:
@@ -137,24 +142,44 @@ def repeats(exp, overrides: Sequence[str], seeds: int | None) -> list[list[str]]
     return [[]] if "seed" in keys else seed_overrides(PROTOCOL_SEEDS)
 
 
-def plan(refs: Iterable[str], overrides: Sequence[str] = (), seeds: int | None = 1, profile: str = "full",
-         load: Callable | None = None) -> list[Job]:
+def plan(
+    refs: Iterable[str],
+    overrides: Sequence[str] = (),
+    seeds: int | None = 1,
+    profile: str = "full",
+    load: Callable | None = None,
+) -> list[Job]:
     """Every (experiment, repeat) job, each config loaded and validated now, so that a mistake in any of them
     is reported before the first run starts; `seeds=None` repeats each the way its reference did (`repeats`)."""
     if load is None:
         from cnnlab.config import load
     if seeds is not None and seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
-        raise CnnlabError(f"reproduce: an override seed=... and --seeds {seeds} contradict each other; "
-                          "give one of them")
+        raise CnnlabError(
+            f"reproduce: an override seed=... and --seeds {seeds} contradict each other; give one of them"
+        )
     jobs = []
     for ref in refs:
         for extra in repeats(load(ref, list(overrides), profile), overrides, seeds):
             exp = load(ref, [*overrides, *extra], profile)
-            fold = getattr(exp.config.data.options, "fold", None) if any(
-                o.split("=", 1)[0].strip() == "data.options.fold" for o in (*overrides, *extra)) else None
-            jobs.append(Job(ref, exp.config.name, exp.config.seed, (*overrides, *extra), profile,
-                            exp.config_hash(), sum(p.epochs for p in exp.config.train.all_phases()), fold,
-                            exp.config.train.precision, exp))
+            fold = (
+                getattr(exp.config.data.options, "fold", None)
+                if any(o.split("=", 1)[0].strip() == "data.options.fold" for o in (*overrides, *extra))
+                else None
+            )
+            jobs.append(
+                Job(
+                    ref,
+                    exp.config.name,
+                    exp.config.seed,
+                    (*overrides, *extra),
+                    profile,
+                    exp.config_hash(),
+                    sum(p.epochs for p in exp.config.train.all_phases()),
+                    fold,
+                    exp.config.train.precision,
+                    exp,
+                )
+            )
     return jobs
 
 
@@ -176,10 +201,10 @@ class Today:
     data directory, only for a run that matched on everything else."""
 
     commit: str | None = None
-    software: dict | None = None                  # {"keras": version, "backend": name}; None: this machine's
-    data_dir: str | None = None                   # --data-dir of the batch
-    fingerprint: Callable[[Job], str | None] | None = None   # None: data_fingerprint (loads the data)
-    policy: Callable[[str], str | None] | None = None        # None: precision.expected_policy
+    software: dict | None = None  # {"keras": version, "backend": name}; None: this machine's
+    data_dir: str | None = None  # --data-dir of the batch
+    fingerprint: Callable[[Job], str | None] | None = None  # None: data_fingerprint (loads the data)
+    policy: Callable[[str], str | None] | None = None  # None: precision.expected_policy
 
     def __post_init__(self):
         if self.software is None:
@@ -270,8 +295,11 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
         return None
     cfg = exp.config.data
     where = data_mod.resolve_data_dir(data_dir, cfg.data_dir, exp.path)
-    key = (cfg.dataset, json.dumps(to_plain(cfg.options), sort_keys=True, default=str),
-           str(where.resolve()) if where else "")
+    key = (
+        cfg.dataset,
+        json.dumps(to_plain(cfg.options), sort_keys=True, default=str),
+        str(where.resolve()) if where else "",
+    )
     if key in memo:
         return memo[key]
     signature = tree_signature(where)
@@ -417,8 +445,21 @@ def estimate_left(todo: Sequence[Job], known: dict[Job, float], finished: Sequen
 
 def child_command(job: Job, results_root: Path, data_dir: str | None = None) -> list[str]:
     """`python -m cnnlab run` for one job: no summary (the batch writes it once), no Keras progress bars."""
-    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results_root), "run", job.ref, *job.overrides,
-           "--profile", job.profile, "--no-summary", "--verbose", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "--results-dir",
+        str(results_root),
+        "run",
+        job.ref,
+        *job.overrides,
+        "--profile",
+        job.profile,
+        "--no-summary",
+        "--verbose",
+        "0",
+    ]
     return cmd + (["--data-dir", str(data_dir)] if data_dir else [])
 
 
@@ -434,7 +475,7 @@ def error_line(stderr: str, returncode: int) -> str:
         return _short(mine[-1])
     starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
     if starts:
-        tail = [ln for ln in lines[starts[-1] + 1:] if not ln[:1].isspace()]
+        tail = [ln for ln in lines[starts[-1] + 1 :] if not ln[:1].isspace()]
         if tail:
             return _short(tail[-1])
     if returncode < 0:
@@ -449,12 +490,19 @@ def error_line(stderr: str, returncode: int) -> str:
 
 def _short(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_job(job: Job, results_root: Path, log_stem: Path, data_dir: str | None = None,
-            command: Sequence[str] | None = None, env: dict[str, str] | None = None,
-            started: Callable[[subprocess.Popen], None] | None = None, process: WarmProcess | None = None) -> Outcome:
+def run_job(
+    job: Job,
+    results_root: Path,
+    log_stem: Path,
+    data_dir: str | None = None,
+    command: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
+    started: Callable[[subprocess.Popen], None] | None = None,
+    process: WarmProcess | None = None,
+) -> Outcome:
     """Run one job in a fresh Python process, or in the warm `process` when given; its stdout and stderr go to
     `log_stem`.{out,err}.
 
@@ -491,15 +539,24 @@ def run_job(job: Job, results_root: Path, log_stem: Path, data_dir: str | None =
     seconds = time.perf_counter() - t0
     stderr = err_path.read_text(errors="replace")
     if returncode != 0:
-        return Outcome("failed", seconds, exit_code=returncode, reason=error_line(stderr, returncode),
-                       log=str(log_stem))
+        return Outcome(
+            "failed", seconds, exit_code=returncode, reason=error_line(stderr, returncode), log=str(log_stem)
+        )
     new = [(run_id, m) for run_id, m in existing_runs(results_root, job.name) if run_id not in before]
     if not new:
-        return Outcome("failed", seconds, exit_code=0, reason=f"exited 0 but wrote no complete run of {job.name}",
-                       log=str(log_stem))
+        return Outcome(
+            "failed",
+            seconds,
+            exit_code=0,
+            reason=f"exited 0 but wrote no complete run of {job.name}",
+            log=str(log_stem),
+        )
     # the folder the child names on its 'results: <folder>' line; another process may be adding runs too
-    named = [ln[len("results: "):].strip() for ln in out_path.read_text(errors="replace").splitlines()
-             if ln.startswith("results: ")]
+    named = [
+        ln[len("results: ") :].strip()
+        for ln in out_path.read_text(errors="replace").splitlines()
+        if ln.startswith("results: ")
+    ]
     run_id, metrics = next(((r, m) for r, m in new if named and Path(named[-1]).name == r), new[-1])
     return Outcome("complete", seconds, run_id=run_id, exit_code=0, headline=headline(metrics))
 
@@ -555,8 +612,8 @@ class Batch:
     force: bool
     commit: str | None
     command: str = "cnnlab reproduce"
-    devices: list[str] | None = None   # --devices as parsed ('0', 'cpu'); None: one job after another
-    isolate: bool = False              # one fresh process per run; else one warm process per worker
+    devices: list[str] | None = None  # --devices as parsed ('0', 'cpu'); None: one job after another
+    isolate: bool = False  # one fresh process per run; else one warm process per worker
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     t0: float = field(default_factory=time.perf_counter)
@@ -565,19 +622,38 @@ class Batch:
         runs = []
         for i, job in enumerate(self.jobs):
             o = self.outcomes.get(i, Outcome("pending"))
-            runs.append({"experiment": job.name, "ref": job.ref, "seed": job.seed, "overrides": list(job.overrides),
-                         "config_hash": job.config_hash, **{k: v for k, v in asdict(o).items() if v is not None}})
+            runs.append(
+                {
+                    "experiment": job.name,
+                    "ref": job.ref,
+                    "seed": job.seed,
+                    "overrides": list(job.overrides),
+                    "config_hash": job.config_hash,
+                    **{k: v for k, v in asdict(o).items() if v is not None},
+                }
+            )
         counts: dict[str, int] = {}
         for r in runs:
             counts[r["status"]] = counts.get(r["status"], 0) + 1
-        return {"status": status, "profile": self.profile, "seeds": self.seeds,
-                "selection": self.selection or ["all"], "overrides": self.overrides, "force": self.force,
-                "git_commit": self.commit, "started_at": self.started_at,
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status != "running" else None,
-                "wall_seconds": round(time.perf_counter() - self.t0, 3), "counts": counts,
-                "command": self.command, **({"devices": self.devices} if self.devices else {}),
-                "process": "one fresh process per run" if self.isolate else "one warm process per worker "
-                "(cnnlab/worker.py), replaced after a failed run", "runs": runs}
+        return {
+            "status": status,
+            "profile": self.profile,
+            "seeds": self.seeds,
+            "selection": self.selection or ["all"],
+            "overrides": self.overrides,
+            "force": self.force,
+            "git_commit": self.commit,
+            "started_at": self.started_at,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status != "running" else None,
+            "wall_seconds": round(time.perf_counter() - self.t0, 3),
+            "counts": counts,
+            "command": self.command,
+            **({"devices": self.devices} if self.devices else {}),
+            "process": "one fresh process per run"
+            if self.isolate
+            else "one warm process per worker (cnnlab/worker.py), replaced after a failed run",
+            "runs": runs,
+        }
 
 
 def write_report(results_root: Path, batch: Batch, status: str) -> Path:
@@ -594,8 +670,11 @@ def exit_text(code: int | None) -> str:
 
 
 def failure_table(batch: Batch) -> list[str]:
-    rows = [(job.name, str(job.seed), "-" if o.exit_code is None else str(o.exit_code), o.reason or "")
-            for i, job in enumerate(batch.jobs) if (o := batch.outcomes.get(i)) and o.status == "failed"]
+    rows = [
+        (job.name, str(job.seed), "-" if o.exit_code is None else str(o.exit_code), o.reason or "")
+        for i, job in enumerate(batch.jobs)
+        if (o := batch.outcomes.get(i)) and o.status == "failed"
+    ]
     if not rows:
         return []
     heads = ("experiment", "seed", "exit", "reason")
@@ -604,13 +683,20 @@ def failure_table(batch: Batch) -> list[str]:
     return [f"{len(rows)} failed:", fmt(heads), *(fmt(r) for r in rows)]
 
 
-def execute(batch: Batch, results_root: Path, data_dir: str | None = None, log=print,
-            runner: Callable[..., Outcome] | None = None, today: Today | None = None) -> int:
+def execute(
+    batch: Batch,
+    results_root: Path,
+    data_dir: str | None = None,
+    log=print,
+    runner: Callable[..., Outcome] | None = None,
+    today: Today | None = None,
+) -> int:
     """Run (or skip) every job, keep going past failures, write reproduce.json and the summary: in order, or
     with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
     Ctrl-C."""
-    state = Progress(batch, Path(results_root), log, runner or run_job, data_dir,
-                     today or Today(batch.commit, data_dir=data_dir))
+    state = Progress(
+        batch, Path(results_root), log, runner or run_job, data_dir, today or Today(batch.commit, data_dir=data_dir)
+    )
     beating = threading.Event()
     seconds = heartbeat_seconds()
     if seconds > 0:
@@ -640,7 +726,7 @@ def heartbeat_seconds() -> float:
     return env_seconds("CNNLAB_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
 
 
-def _beat_until(state: "Progress", stop: threading.Event, seconds: float) -> None:
+def _beat_until(state: Progress, stop: threading.Event, seconds: float) -> None:
     while not stop.wait(seconds):
         try:
             state.heartbeat()
@@ -671,21 +757,29 @@ class Progress:
     """What the batch's loop, or its workers, share: skip decisions, earlier durations for the estimate, the
     children running now (for Ctrl-C); outcomes, log lines and reproduce.json change under one lock."""
 
-    def __init__(self, batch: Batch, root: Path, log, runner: Callable[..., Outcome], data_dir: str | None,
-                 today: Today | None = None):
+    def __init__(
+        self,
+        batch: Batch,
+        root: Path,
+        log,
+        runner: Callable[..., Outcome],
+        data_dir: str | None,
+        today: Today | None = None,
+    ):
         today = today or Today(batch.commit, data_dir=data_dir)
         self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
-        self.skips = {i: None if batch.force else is_complete(job, history[job.name], today)
-                      for i, job in enumerate(batch.jobs)}
+        self.skips = {
+            i: None if batch.force else is_complete(job, history[job.name], today) for i, job in enumerate(batch.jobs)
+        }
         self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
         self.finished: list[float] = []
         self.running: dict[int, subprocess.Popen | None] = {}
-        self.processes: dict[str | None, WarmProcess] = {}   # worker name → its warm process (not --isolate)
+        self.processes: dict[str | None, WarmProcess] = {}  # worker name → its warm process (not --isolate)
         self.lock, self.cancel, self.current = threading.Lock(), threading.Event(), 0
-        self.began: dict[int, tuple[float, float]] = {}   # job → (wall, perf_counter) when it started
-        self.beats: dict[int, int] = {}                   # job → epochs done at its last progress line
+        self.began: dict[int, tuple[float, float]] = {}  # job → (wall, perf_counter) when it started
+        self.beats: dict[int, int] = {}  # job → epochs done at its last progress line
 
     def label(self, i: int, worker: str | None) -> str:
         job = self.batch.jobs[i]
@@ -700,8 +794,9 @@ class Progress:
                 self.log(f"{label}: skipped (complete: {self.skips[i]})")
             return
         self.start(i, label)
-        stem = self.log_dir / (f"{i + 1:03d}_{job.name}_seed{job.seed}" + (f"_fold{job.fold}" if job.fold is not None
-                                                                          else ""))
+        stem = self.log_dir / (
+            f"{i + 1:03d}_{job.name}_seed{job.seed}" + (f"_fold{job.fold}" if job.fold is not None else "")
+        )
         warm = {} if self.batch.isolate else {"process": self.process(worker, device)}
         if device is None:
             outcome = self.runner(job, self.root, stem, self.data_dir, **warm)
@@ -728,14 +823,19 @@ class Progress:
             left = estimate_left(todo, self.known, self.finished)
             if left is not None:  # the workers share the jobs not yet started
                 left /= max(1, min(len(self.batch.devices or [None]), len(todo)))
-            self.log(f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
-                     f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})")
+            self.log(
+                f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
+                f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})"
+            )
             write_report(self.root, self.batch, "running")
 
     def not_started(self) -> list[Job]:
         """The jobs neither skipped, finished nor running (call under the lock): what the estimates cover."""
-        return [j for k, j in enumerate(self.batch.jobs)
-                if not self.skips[k] and k not in self.batch.outcomes and k not in self.running]
+        return [
+            j
+            for k, j in enumerate(self.batch.jobs)
+            if not self.skips[k] and k not in self.batch.outcomes and k not in self.running
+        ]
 
     def heartbeat(self, now: float | None = None) -> None:
         """One line per running job that finished an epoch since its last line: epoch k/N, the run's time left
@@ -758,16 +858,25 @@ class Progress:
                 todo = self.not_started()
                 rest = estimate_left(todo, self.known, self.finished + [elapsed + (run_left or 0.0)])
                 batch_left = None if run_left is None or rest is None else run_left + rest
-                self.log(f"{self.label(i, None)}: epoch {done}/{job.epochs or '?'}"
-                         + (f", about {hms(run_left)} left in this run" if run_left is not None else "")
-                         + (f", {hms(batch_left)} in the batch" if batch_left is not None else ""))
+                self.log(
+                    f"{self.label(i, None)}: epoch {done}/{job.epochs or '?'}"
+                    + (f", about {hms(run_left)} left in this run" if run_left is not None else "")
+                    + (f", {hms(batch_left)} in the batch" if batch_left is not None else "")
+                )
 
     def run_pinned(self, i: int, stem: Path, device: str, **warm) -> Outcome:
         """The runner with the child's environment pinned to `device`; any exception is this job's failure."""
         env = {**os.environ, **device_env(device)}
         try:
-            return self.runner(self.batch.jobs[i], self.root, stem, self.data_dir, env=env,
-                               started=lambda proc: self.register(i, proc), **warm)
+            return self.runner(
+                self.batch.jobs[i],
+                self.root,
+                stem,
+                self.data_dir,
+                env=env,
+                started=lambda proc: self.register(i, proc),
+                **warm,
+            )
         except Exception as exc:  # noqa: BLE001  (a worker outlives any one job)
             return Outcome("failed", reason=_short(f"{type(exc).__name__}: {exc}"), log=str(stem))
 
@@ -811,8 +920,10 @@ def parse_devices(text: str) -> list[str]:
     bad = [item for item in items if item != "cpu" and not re.fullmatch(r"[0-9]+", item)]
     if bad:
         what = f"'{bad[0]}' is neither a GPU id nor 'cpu'" if bad[0] else "an empty item"
-        raise CnnlabError(f"reproduce: --devices '{text}': {what}; expected GPU ids or 'cpu', comma-separated "
-                          "(e.g. 0,1,2,3 or cpu,cpu)")
+        raise CnnlabError(
+            f"reproduce: --devices '{text}': {what}; expected GPU ids or 'cpu', comma-separated "
+            "(e.g. 0,1,2,3 or cpu,cpu)"
+        )
     return [item if item == "cpu" else str(int(item)) for item in items]
 
 
@@ -824,7 +935,7 @@ def device_env(device: str) -> dict[str, str]:
 def worker_names(devices: Sequence[str]) -> list[str]:
     """'gpu 1', 'cpu'; a device listed twice gives workers 'cpu#1', 'cpu#2'."""
     names = ["cpu" if d == "cpu" else f"gpu {d}" for d in devices]
-    return [f"{n}#{names[:k + 1].count(n)}" if names.count(n) > 1 else n for k, n in enumerate(names)]
+    return [f"{n}#{names[: k + 1].count(n)}" if names.count(n) > 1 else n for k, n in enumerate(names)]
 
 
 def run_workers(state: Progress, devices: Sequence[str]) -> None:
@@ -864,9 +975,12 @@ def interrupted(state: Progress) -> int:
         for k in range(n):
             batch.outcomes.setdefault(k, Outcome("interrupted"))
         path = write_report(state.root, batch, "interrupted")
-    where = (f": {stopped} running stopped, the rest not run; the stopped runs' .partial folders are never "
-             "read as results" if batch.devices else f" at [{state.current + 1}/{n}]: the rest not run; the "
-             "stopped run's .partial folder is never read as a result")
+    where = (
+        f": {stopped} running stopped, the rest not run; the stopped runs' .partial folders are never read as results"
+        if batch.devices
+        else f" at [{state.current + 1}/{n}]: the rest not run; the "
+        "stopped run's .partial folder is never read as a result"
+    )
     state.log(f"interrupted{where}; written: {path} (`cnnlab compare` updates the summary)")
     return 130
 
@@ -880,8 +994,11 @@ def finish(state: Progress) -> int:
 
     _, md = write_summary(state.root)
     counts = batch.record("complete")["counts"]
-    state.log(f"finished in {hms(time.perf_counter() - batch.t0)}: " +
-              ", ".join(f"{v} {k}" for k, v in counts.items()) + f"; written: {path}, {md}")
+    state.log(
+        f"finished in {hms(time.perf_counter() - batch.t0)}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f"; written: {path}, {md}"
+    )
     if failed:
         for line in failure_table(batch):
             state.log(line)
@@ -896,8 +1013,9 @@ def logs_dir(batch: Batch) -> Path:
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
 
 
-def dry_run(batch: Batch, results_root: Path, log=print, data_dir: str | None = None,
-            today: Today | None = None) -> int:
+def dry_run(
+    batch: Batch, results_root: Path, log=print, data_dir: str | None = None, today: Today | None = None
+) -> int:
     """What would run and what would be skipped, with each run's expected wall time (its config's last run
     here, else the same profile's), why it must run, and the total, without running anything (the only file
     written: the cache of data fingerprints)."""
@@ -918,13 +1036,16 @@ def dry_run(batch: Batch, results_root: Path, log=print, data_dir: str | None = 
         guess = f"~{hms(seconds)}" if seconds is not None else "no earlier run to estimate from"
         why = why_stale(job, history, today)
         why = "" if why == NEVER_RUN else f"; {why}"
-        log(f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}{why}): cnnlab run {job.ref}{extra} "
-            f"--profile {job.profile}")
+        log(
+            f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}{why}): cnnlab run {job.ref}{extra} "
+            f"--profile {job.profile}"
+        )
     unknown = len(todo) - len(known)
     estimate = ""
     if known:
-        estimate = (f"; estimate {hms(sum(known.values()))} from earlier runs' wall times"
-                    + (f" for {len(known)} of them ({unknown} never ran here)" if unknown else ""))
+        estimate = f"; estimate {hms(sum(known.values()))} from earlier runs' wall times" + (
+            f" for {len(known)} of them ({unknown} never ran here)" if unknown else ""
+        )
     log(f"dry run: {len(todo)} to run, {n - len(todo)} skipped{estimate}")
     return 0
 
@@ -936,37 +1057,62 @@ def dry_run(batch: Batch, results_root: Path, log=print, data_dir: str | None = 
 
 def add_parser(sub) -> None:
     """The `cnnlab reproduce` subcommand."""
-    sp = sub.add_parser("reproduce", help="run every experiment (or a selection) the way its reference measured "
-                        "it (3 seeds; a cross-validated set over its folds), in a child process, skipping runs "
-                        "already complete for the same config and code; then the summary")
+    sp = sub.add_parser(
+        "reproduce",
+        help="run every experiment (or a selection) the way its reference measured "
+        "it (3 seeds; a cross-validated set over its folds), in a child process, skipping runs "
+        "already complete for the same config and code; then the summary",
+    )
     # dest 'overrides' so that cli.main accepts key=value after the options, as for `cnnlab run`
-    sp.add_argument("overrides", nargs="*", metavar="EXP or key=value",
-                    help="experiments: names (mnist), variants (kim_mr:static) or globs (kim_*); default: all; "
-                    "key=value overrides apply to every run")
-    sp.add_argument("--profile", default="full", choices=["full", "quick"],
-                    help="full: the published settings (default); quick: the configs' CPU smoke settings")
-    sp.add_argument("--seeds", type=int, default=None, metavar="N",
-                    help="run each experiment with seed=1..N on the config's fold (1: the config's own seed, no "
-                    "override); default: the reference's protocol, 3 seeds, or every fold of a cross-validated "
-                    "set (Kim's MR, Subj, CR, MPQA) with the config's seed; once in the quick profile")
-    sp.add_argument("--force", action="store_true", help="run even where a complete run of the same config "
-                    "and code exists")
+    sp.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="EXP or key=value",
+        help="experiments: names (mnist), variants (kim_mr:static) or globs (kim_*); default: all; "
+        "key=value overrides apply to every run",
+    )
+    sp.add_argument(
+        "--profile",
+        default="full",
+        choices=["full", "quick"],
+        help="full: the published settings (default); quick: the configs' CPU smoke settings",
+    )
+    sp.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run each experiment with seed=1..N on the config's fold (1: the config's own seed, no "
+        "override); default: the reference's protocol, 3 seeds, or every fold of a cross-validated "
+        "set (Kim's MR, Subj, CR, MPQA) with the config's seed; once in the quick profile",
+    )
+    sp.add_argument(
+        "--force", action="store_true", help="run even where a complete run of the same config and code exists"
+    )
     sp.add_argument("--dry-run", action="store_true", help="print what would run and what would be skipped")
     sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
-    sp.add_argument("--devices", metavar="LIST", help="run the jobs concurrently, one worker per listed device, "
-                    "each child pinned to its device through CUDA_VISIBLE_DEVICES: GPU ids or 'cpu', e.g. 0,1,2,3 "
-                    "or cpu,cpu (default: one job after another, in the inherited environment)")
-    sp.add_argument("--isolate", action="store_true", help="one fresh Python process per run (default: one warm "
-                    "process runs the jobs one after another, saving the ~5 s start-up of each run, and is "
-                    "replaced after a failed run)")
+    sp.add_argument(
+        "--devices",
+        metavar="LIST",
+        help="run the jobs concurrently, one worker per listed device, "
+        "each child pinned to its device through CUDA_VISIBLE_DEVICES: GPU ids or 'cpu', e.g. 0,1,2,3 "
+        "or cpu,cpu (default: one job after another, in the inherited environment)",
+    )
+    sp.add_argument(
+        "--isolate",
+        action="store_true",
+        help="one fresh Python process per run (default: one warm "
+        "process runs the jobs one after another, saving the ~5 s start-up of each run, and is "
+        "replaced after a failed run)",
+    )
     sp.set_defaults(func=cmd_reproduce)
 
 
 def cmd_reproduce(args) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
     from cnnlab import meta
-    from cnnlab.paths import results_root as _results_root
     from cnnlab.config import experiment_refs
+    from cnnlab.paths import results_root as _results_root
 
     devices = parse_devices(args.devices) if args.devices is not None else None
     items = list(args.overrides)
@@ -975,11 +1121,20 @@ def cmd_reproduce(args) -> int:
     refs = select(experiment_refs(), patterns)
     jobs = plan(refs, overrides, args.seeds, args.profile)
     commit = meta.git_commit(REPO_ROOT)
-    command = " ".join(["cnnlab reproduce", *items, f"--profile {args.profile}", *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
-                        *(["--force"] if args.force else []), *(["--isolate"] if args.isolate else []),
-                        *([f"--devices {','.join(devices)}"] if devices else [])])
-    batch = Batch(jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices,
-                  args.isolate)
+    command = " ".join(
+        [
+            "cnnlab reproduce",
+            *items,
+            f"--profile {args.profile}",
+            *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
+            *(["--force"] if args.force else []),
+            *(["--isolate"] if args.isolate else []),
+            *([f"--devices {','.join(devices)}"] if devices else []),
+        ]
+    )
+    batch = Batch(
+        jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices, args.isolate
+    )
     root = _results_root(args)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     if args.dry_run:

@@ -5,6 +5,7 @@ params.md, curves.png}; results/<experiment>/LATEST names the newest complete ru
 Trap: a run is built in a hidden `.<run id>.partial/` folder and renamed into place only when metrics.json
 is written, so an interrupted run can never be read as complete; `compare` skips hidden folders.
 """
+
 from __future__ import annotations
 
 import csv
@@ -32,8 +33,10 @@ def read_history(path: Path) -> list[dict]:
             rows = list(csv.DictReader(f))
     except OSError:
         return []
-    return [{k: (int(float(v)) if k in ("epoch", "phase") else float(v)) for k, v in r.items() if v not in (None, "")}
-            for r in rows]
+    return [
+        {k: (int(float(v)) if k in ("epoch", "phase") else float(v)) for k, v in r.items() if v not in (None, "")}
+        for r in rows
+    ]
 
 
 def history_columns(rows: list[dict]) -> dict[str, list[float]]:
@@ -98,12 +101,13 @@ class RunDir:
             else:
                 raise FileExistsError(f"every run id of {stamp} is taken")
         except OSError as exc:
-            raise CnnlabError(f"{self.experiment_dir}: cannot create the results folder: {exc.strerror or exc}") \
-                from None
+            raise CnnlabError(
+                f"{self.experiment_dir}: cannot create the results folder: {exc.strerror or exc}"
+            ) from None
         self.run_id, self.final, self.partial = run_id, final, partial
 
     @classmethod
-    def reopen(cls, root: Path, experiment: str, run_id: str) -> "RunDir | None":
+    def reopen(cls, root: Path, experiment: str, run_id: str) -> RunDir | None:
         """An interrupted run's `.partial` folder to continue writing into, or None if it is gone."""
         self = cls.__new__(cls)
         self.experiment_dir = Path(root) / experiment
@@ -129,8 +133,7 @@ class RunDir:
         try:
             os.replace(self.partial, self.final)
         except OSError as exc:
-            raise CnnlabError(f"{self.final}: cannot move the finished run into place: {exc.strerror or exc}") \
-                from None
+            raise CnnlabError(f"{self.final}: cannot move the finished run into place: {exc.strerror or exc}") from None
         atomic_write(self.experiment_dir / LATEST, self.run_id + "\n")
         return self.final
 
@@ -148,8 +151,9 @@ def complete_runs(root: Path, experiment: str) -> list[Path]:
     folder = Path(root) / experiment
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file())
+    return sorted(
+        p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
+    )
 
 
 def portable(obj: Any, places: dict[str, Path | None]) -> Any:
@@ -178,7 +182,7 @@ def cache_dir(*parts: str) -> Path:
     return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache").joinpath(*parts)
 
 
-CHECKSUM = "__cnnlab_sha256__"   # the entry write_npz adds: the digest of every other array
+CHECKSUM = "__cnnlab_sha256__"  # the entry write_npz adds: the digest of every other array
 
 
 def read_npz(path: Path) -> dict | None:
@@ -216,7 +220,7 @@ def write_npz(path: Path, **arrays) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
-        os.close(fd)                                                    # processes may build the same entry
+        os.close(fd)  # processes may build the same entry
         tmp = Path(name)
         try:
             np.savez(tmp, **arrays, **{CHECKSUM: check})
@@ -232,8 +236,22 @@ def precision_of(m: dict) -> str:
     return (m.get("precision") or {}).get("policy") or m.get("dtype_policy") or "float32"
 
 
-RUN_COLUMNS = ["experiment", "run_id", "status", "profile", "seed", "fold", "overrides", "precision", "backend",
-               "keras", "device", "finished_at", "epochs_run", "wall_seconds"]
+RUN_COLUMNS = [
+    "experiment",
+    "run_id",
+    "status",
+    "profile",
+    "seed",
+    "fold",
+    "overrides",
+    "precision",
+    "backend",
+    "keras",
+    "device",
+    "finished_at",
+    "epochs_run",
+    "wall_seconds",
+]
 
 
 def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] | None = None):
@@ -252,8 +270,7 @@ def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] 
     import pandas as pd
 
     root = Path(results_dir)
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) \
-        if root.is_dir() else []
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
     if experiments is not None:
         wanted = set(experiments)
         names = [n for n in names if n in wanted]
@@ -265,12 +282,22 @@ def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] 
             except CnnlabError:
                 continue
             env, repeat = m.get("environment") or {}, m.get("repeat") or {}
-            base = {"experiment": name, "run_id": run.name, "status": m.get("status", "complete"),
-                    "profile": m.get("profile"), "seed": m.get("seed", repeat.get("seed")), "fold": repeat.get("fold"),
-                    "overrides": " ".join(m.get("overrides") or []), "precision": precision_of(m),
-                    "backend": env.get("backend"), "keras": env.get("keras"), "device": env.get("device"),
-                    "finished_at": m.get("finished_at"), "epochs_run": m.get("epochs_run"),
-                    "wall_seconds": (m.get("timing") or {}).get("wall_seconds")}
+            base = {
+                "experiment": name,
+                "run_id": run.name,
+                "status": m.get("status", "complete"),
+                "profile": m.get("profile"),
+                "seed": m.get("seed", repeat.get("seed")),
+                "fold": repeat.get("fold"),
+                "overrides": " ".join(m.get("overrides") or []),
+                "precision": precision_of(m),
+                "backend": env.get("backend"),
+                "keras": env.get("keras"),
+                "device": env.get("device"),
+                "finished_at": m.get("finished_at"),
+                "epochs_run": m.get("epochs_run"),
+                "wall_seconds": (m.get("timing") or {}).get("wall_seconds"),
+            }
             for metric, value in (m.get("measured") or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     rows.append({**base, "metric": metric, "value": float(value)})
@@ -285,9 +312,13 @@ def read_metrics(run: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise CnnlabError(f"{path}: not a readable metrics.json ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:80]}); repair it or move the run folder away") from None
+        raise CnnlabError(
+            f"{path}: not a readable metrics.json ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:80]}); repair it or move the run folder away"
+        ) from None
     if not isinstance(data, dict):
-        raise CnnlabError(f"{path}: not a readable metrics.json (a JSON {type(data).__name__}, not an object); "
-                          "repair it or move the run folder away")
+        raise CnnlabError(
+            f"{path}: not a readable metrics.json (a JSON {type(data).__name__}, not an object); "
+            "repair it or move the run folder away"
+        )
     return data

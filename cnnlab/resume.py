@@ -8,6 +8,7 @@ phase changes which weights are trainable), and the unfinished `.partial` result
 history.csv keeps the epochs before the interruption. A resumed run is not bit-identical to an uninterrupted
 one (the random state of shuffling and dropout restarts); metrics.json records `resumed_from_epoch`.
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@ Reference: keras-io examples/vision/mnist_convnet.py (the same steps as a script
 Trap: everything a user can get wrong (model shapes, data files, loss vs label shape) is checked *before* the
 results folder is created, so a mistake never leaves an empty or half-written run behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,14 +18,15 @@ import numpy as np
 
 from cnnlab import data as data_mod
 from cnnlab import direction, keras_specs, meta, params, phases, plots, precision
+from cnnlab.backup import EpochBackup
 from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
 from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, portable, read_history
-from cnnlab.verdicts import metric_label, value as reference_value, verdict
-from cnnlab.backup import EpochBackup
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
+from cnnlab.verdicts import metric_label, verdict
+from cnnlab.verdicts import value as reference_value
 
 
 class Interrupted(CnnlabError):
@@ -54,8 +56,14 @@ class EpochLog(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._t0
         # a resumed run repeats the epoch whose row was written but whose backup was not: keep the newer row
         self.rows = [r for r in self.rows if int(r["epoch"]) < epoch + 1]
-        self.rows.append({"epoch": epoch + 1, **({"phase": self.phase} if self.phase else {}),
-                          **{k: float(v) for k, v in (logs or {}).items()}, "epoch_seconds": seconds})
+        self.rows.append(
+            {
+                "epoch": epoch + 1,
+                **({"phase": self.phase} if self.phase else {}),
+                **{k: float(v) for k, v in (logs or {}).items()},
+                "epoch_seconds": seconds,
+            }
+        )
         self.run_dir.write("history.csv", csv_text(self.rows))
 
 
@@ -113,8 +121,9 @@ class _StreamEpochs(keras.callbacks.Callback):
     epoch e's batches; training continues one iterator across the phase, so it is pointed once, at the first epoch
     that actually trains (later than the phase's start when BackupAndRestore resumed it)."""
 
-    def __init__(self, train: _StreamBatches, phase_start: int, steps: int, val: _StreamBatches | None,
-                 val_steps: int | None):
+    def __init__(
+        self, train: _StreamBatches, phase_start: int, steps: int, val: _StreamBatches | None, val_steps: int | None
+    ):
         super().__init__()
         self.train, self.phase_start, self.steps, self.val, self.val_steps = train, phase_start, steps, val, val_steps
         self.started = False
@@ -148,10 +157,18 @@ class FitData:
         `epochs_done`: batch k of the stream is the same whether the run was interrupted or not."""
         tr = self.tr
         if self.train_stream is None:
-            return ((self.splits.x_train, self.splits.y_train),
-                    {"batch_size": tr.batch_size, "validation_data": self.validation}, [])
-        train = _StreamBatches(self.splits.x_train, self.splits.y_train, self.train_stream,
-                               tr.steps_per_epoch * epochs, epochs_done * tr.steps_per_epoch)
+            return (
+                (self.splits.x_train, self.splits.y_train),
+                {"batch_size": tr.batch_size, "validation_data": self.validation},
+                [],
+            )
+        train = _StreamBatches(
+            self.splits.x_train,
+            self.splits.y_train,
+            self.train_stream,
+            tr.steps_per_epoch * epochs,
+            epochs_done * tr.steps_per_epoch,
+        )
         kwargs = {"steps_per_epoch": tr.steps_per_epoch, "shuffle": False}  # the stream shuffles itself
         val = None
         if self.val_stream is not None:
@@ -171,7 +188,7 @@ class FitData:
         return samples_per_epoch(len(self.splits.x_train), self.tr.batch_size, self.tr.steps_per_epoch * epochs)
 
 
-BACKUP_SECONDS = 30.0   # at most one backup per 30 s of training: a kill loses at most that much work
+BACKUP_SECONDS = 30.0  # at most one backup per 30 s of training: a kill loses at most that much work
 
 
 def backup_seconds() -> float:
@@ -209,8 +226,11 @@ def set_determinism(on: bool) -> str:
         import os
 
         flag = "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")
-        return "XLA_FLAGS --xla_gpu_deterministic_ops=true" if flag else "jax: deterministic on CPU; on GPU set " \
-            "XLA_FLAGS=--xla_gpu_deterministic_ops=true before start-up"
+        return (
+            "XLA_FLAGS --xla_gpu_deterministic_ops=true"
+            if flag
+            else "jax: deterministic on CPU; on GPU set XLA_FLAGS=--xla_gpu_deterministic_ops=true before start-up"
+        )
     return f"no switch known for backend {backend}"
 
 
@@ -236,8 +256,13 @@ def best_epoch(history: dict[str, list[float]], names: list[str], directions: di
     return {"monitor": monitor, "epoch": idx + 1, "value": float(values[idx])}
 
 
-def measured_metrics(history: dict[str, list[float]], test: dict[str, float], names: list[str],
-                     param_summary: dict, directions: dict | None = None) -> dict:
+def measured_metrics(
+    history: dict[str, list[float]],
+    test: dict[str, float],
+    names: list[str],
+    param_summary: dict,
+    directions: dict | None = None,
+) -> dict:
     """The flat metric dict references are compared with: test_*, val_* (best), train_* (last), params_*."""
     out: dict[str, float] = {f"test_{k}": float(v) for k, v in test.items()}
     for name in names:
@@ -275,9 +300,11 @@ def set_monitor_modes(callbacks, directions: dict[str, str]) -> None:
 
 def compile_model(model, tr, ctx: Ctx, optimizer=None, optimizer_path: str = "train.optimizer") -> None:
     """Compile with a fresh optimizer (train.optimizer unless a phase names its own), the loss and metrics."""
-    model.compile(optimizer=keras_specs.make("optimizer", optimizer or tr.optimizer, ctx, optimizer_path),
-                  loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
-                  metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)])
+    model.compile(
+        optimizer=keras_specs.make("optimizer", optimizer or tr.optimizer, ctx, optimizer_path),
+        loss=keras_specs.make("loss", tr.loss, ctx, "train.loss"),
+        metrics=[keras_specs.make("metric", m, ctx, f"train.metrics[{i}]") for i, m in enumerate(tr.metrics)],
+    )
 
 
 def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
@@ -289,8 +316,11 @@ def compile_and_probe(model, tr, splits, ctx: Ctx) -> float:
     try:
         model.evaluate(splits.x_train[:n_probe], splits.y_train[:n_probe], verbose=0)
     except Exception as exc:
-        ctx.error("train.loss", f"cannot be computed on this data (labels of shape {list(splits.y_train.shape[1:])}, "
-                  f"model output {list(model.output_shape[1:])}): {one_line(exc)}")
+        ctx.error(
+            "train.loss",
+            f"cannot be computed on this data (labels of shape {list(splits.y_train.shape[1:])}, "
+            f"model output {list(model.output_shape[1:])}): {one_line(exc)}",
+        )
     return time.perf_counter() - t_probe
 
 
@@ -324,26 +354,34 @@ def distribution_scope(kind: str | None, ctx: Ctx):
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
             names = ["TF_CONFIG cluster"]
         else:
-            names = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                [d.name for d in tf.config.list_logical_devices("CPU")]
+            names = [d.name for d in tf.config.list_logical_devices("GPU")] or [
+                d.name for d in tf.config.list_logical_devices("CPU")
+            ]
             strategy = tf.distribute.MirroredStrategy(devices=names)
         with strategy.scope():
-            yield (f"tf.distribute.{type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas "
-                   f"({', '.join(names)})")
+            yield (
+                f"tf.distribute.{type(strategy).__name__} over {strategy.num_replicas_in_sync} replicas "
+                f"({', '.join(names)})"
+            )
     else:
-        ctx.error("train.distribution", f"data_parallel runs through Keras's distribution API (JAX) or "
-                  f"tf.distribute (TensorFlow); this run uses KERAS_BACKEND={backend}")
+        ctx.error(
+            "train.distribution",
+            f"data_parallel runs through Keras's distribution API (JAX) or "
+            f"tf.distribute (TensorFlow); this run uses KERAS_BACKEND={backend}",
+        )
 
 
-def run(exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None,
-        log=print) -> RunResult:
+def run(
+    exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None, log=print
+) -> RunResult:
     """Train and evaluate one experiment and write its results folder."""
     with distribution_scope(exp.config.train.distribution, Ctx(str(exp.path))) as distribution:
         return _run(exp, results_root, data_dir, verbose, log, distribution)
 
 
-def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int | None, log,
-         distribution: str | None) -> RunResult:
+def _run(
+    exp: Experiment, results_root: Path, data_dir: str | None, verbose: int | None, log, distribution: str | None
+) -> RunResult:
     cfg = exp.config
     ctx = Ctx(str(exp.path))
     started, t_start = _utc(), time.perf_counter()
@@ -355,8 +393,11 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
     # A model whose builder needs the data (vocabulary, pretrained vectors) is built after it; any other model
     # first, so that a mistake in it is reported before a slow data step.
-    model = None if needs_data(cfg.model) else \
-        build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
+    model = (
+        None
+        if needs_data(cfg.model)
+        else build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
+    )
 
     t_data = time.perf_counter()
     splits = data_mod.load(cfg.data, data_dir_path, cfg.seed)
@@ -366,8 +407,7 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         splits, _ = features.extract(splits, cfg.data.features, ctx, data_dir_path, log=log)
     data_seconds = time.perf_counter() - t_data
     if model is None:
-        model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True,
-                            data=splits.extras)
+        model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True, data=splits.extras)
     phases.check(model, cfg.train.phases, ctx)
     table = params.table(model, cfg.report.dense_head_what_if)
     augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
@@ -375,8 +415,11 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
     sample_shape = tuple(splits.x_train.shape[1:])
     if sample_shape != tuple(cfg.model.input_shape):
-        ctx.error("model.input_shape", f"{list(cfg.model.input_shape)} does not match the shape of one "
-                  f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options and data.features)")
+        ctx.error(
+            "model.input_shape",
+            f"{list(cfg.model.input_shape)} does not match the shape of one "
+            f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options and data.features)",
+        )
 
     tr = cfg.train
     probe_seconds = compile_and_probe(model, tr, splits, ctx)
@@ -404,11 +447,13 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     streams = FitData(splits, tr, cfg.seed)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    log(f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
+    log(
+        f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
         f"{'/'.join(str(v) for v in splits.sizes().values())}\n  model: {table.total:,} parameters; "
         f"backend {keras.backend.backend()}; {meta.device()}; precision {resolved_precision.policy}"
         f"{'' if resolved_precision.requested != 'auto' else f' (auto: {resolved_precision.reason})'}"
-        f"\n  run folder: {run_dir.partial}")
+        f"\n  run folder: {run_dir.partial}"
+    )
     phase_list = tr.all_phases()
     phase_records, done = [], 0
     if resumed_from:
@@ -423,12 +468,18 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             if len(phase_list) > 1:
                 epoch_log.phase = i + 1
                 t = params.table(model)
-                phase_records.append({"phase": i + 1, "name": phase.name, "first_epoch": done + 1,
-                                      "epochs": phase.epochs, "params_trainable": t.trainable,
-                                      "params_non_trainable": t.non_trainable,
-                                      "optimizer": to_plain(phase.optimizer or tr.optimizer)})
-                log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable "
-                    f"parameters")
+                phase_records.append(
+                    {
+                        "phase": i + 1,
+                        "name": phase.name,
+                        "first_epoch": done + 1,
+                        "epochs": phase.epochs,
+                        "params_trainable": t.trainable,
+                        "params_non_trainable": t.non_trainable,
+                        "optimizer": to_plain(phase.optimizer or tr.optimizer),
+                    }
+                )
+                log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable parameters")
             if state.phase_done(i):  # finished before the interruption
                 finished = i
                 done = sum(1 for r in epoch_log.rows if int(r.get("phase", 1)) <= i + 1)
@@ -441,10 +492,21 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             # whole or absent and the one before it kept (cnnlab.backup): a kill during a write falls back to it
             backup = EpochBackup(state.phase_dir(i), backup_seconds())
             fit_args, fit_kwargs, stream_callbacks = streams.fit_args(done, phase.epochs)
-            model.fit(*fit_args, **fit_kwargs, initial_epoch=done, epochs=done + phase.epochs,
-                      callbacks=[*stream_callbacks, epoch_log, *([best_weights] if best_weights else []), *callbacks, backup,
-                                 keras.callbacks.TerminateOnNaN()],
-                      verbose=verbose)
+            model.fit(
+                *fit_args,
+                **fit_kwargs,
+                initial_epoch=done,
+                epochs=done + phase.epochs,
+                callbacks=[
+                    *stream_callbacks,
+                    epoch_log,
+                    *([best_weights] if best_weights else []),
+                    *callbacks,
+                    backup,
+                    keras.callbacks.TerminateOnNaN(),
+                ],
+                verbose=verbose,
+            )
             if nan_epoch(epoch_log.rows):
                 break  # TerminateOnNaN stopped it: no later phase, results say so
             state.finish_phase(i, model)
@@ -460,8 +522,10 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         test = model.evaluate(splits.x_test, splits.y_test, batch_size=tr.batch_size, verbose=0, return_dict=True)
         eval_seconds = time.perf_counter() - t_eval
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted after {len(epoch_log.rows)} epochs; the partial run in {run_dir.partial} is "
-                          "never read as a result: the same command continues it") from None
+        raise Interrupted(
+            f"interrupted after {len(epoch_log.rows)} epochs; the partial run in {run_dir.partial} is "
+            "never read as a result: the same command continues it"
+        ) from None
 
     stopped_at = nan_epoch(epoch_log.rows)
     model_file = save_model(model, cfg.name, run_dir.run_id)
@@ -469,11 +533,15 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     names = tr.metric_names()
     epochs_run = len(epoch_log.rows)
     boundaries = [r["first_epoch"] - 1 for r in phase_records[1:]]
-    run_dir.write("curves.png", plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries,
-                                             [to_plain(r) for r in cfg.reference]))
+    run_dir.write(
+        "curves.png",
+        plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries, [to_plain(r) for r in cfg.reference]),
+    )
     if phase_records:
-        run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters") + "\n" +
-                      params.phases_markdown(phase_records))
+        run_dir.write(
+            "params.md",
+            params.to_markdown(table, f"{cfg.name}: parameters") + "\n" + params.phases_markdown(phase_records),
+        )
     metrics = {
         "experiment": cfg.name,
         "description": cfg.description,
@@ -496,8 +564,9 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
         "best_val": best_epoch(history, names, directions),
         "directions": directions,  # which way each metric improves (cnnlab.direction): the report reads these
         "test_weights": f"best validation epoch ({best_weights.monitor} = {best_weights.best:.4f} at epoch "
-                        f"{best_weights.epoch})" if best_weights and best_weights.weights is not None else
-                        "last epoch",
+        f"{best_weights.epoch})"
+        if best_weights and best_weights.weights is not None
+        else "last epoch",
         "epochs_run": epochs_run,
         "timing": {
             "wall_seconds": time.perf_counter() - t_start,
@@ -509,9 +578,12 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
             "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
             "train_samples_per_second": streams.train_samples(epochs_run) / fit_seconds if fit_seconds else None,
         },
-        "data": {"dataset": cfg.data.dataset, "source": splits.source,
-                 **{f"n_{k}": v for k, v in splits.sizes().items()},
-                 "fingerprint": splits.fingerprint},  # of the data as loaded: reproduce's skip key
+        "data": {
+            "dataset": cfg.data.dataset,
+            "source": splits.source,
+            **{f"n_{k}": v for k, v in splits.sizes().items()},
+            "fingerprint": splits.fingerprint,
+        },  # of the data as loaded: reproduce's skip key
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
         "train_samples_seen": streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count, not n × epochs
@@ -531,9 +603,11 @@ def _run(exp: Experiment, results_root: Path, data_dir: str | None, verbose: int
     for ref in cfg.reference:
         plain = to_plain(ref)
         value = reference_value(plain, metrics["measured"], columns, metrics["directions"])
-        log(f"  {metric_label(plain)}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
+        log(
+            f"  {metric_label(plain)}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
             f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: "
-            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides), ref.substitution)}")
+            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides), ref.substitution)}"
+        )
     return RunResult(final, metrics)
 
 
@@ -545,8 +619,9 @@ def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
     variants = keras.ops.convert_to_numpy(x)
     scale = 255.0 if image.dtype == np.uint8 or image.max() > 1.5 else 1.0
     images = np.concatenate([image[None].astype("float32"), variants]) / scale
-    return plots.tiles(images, f"original (0) and {n} augmented variants", cols=3 if n == 8 else 8,
-                       normalise_each=False)
+    return plots.tiles(
+        images, f"original (0) and {n} augmented variants", cols=3 if n == 8 else 8, normalise_each=False
+    )
 
 
 def pretrained(cfg) -> list[dict]:
@@ -555,8 +630,11 @@ def pretrained(cfg) -> list[dict]:
 
     out = []
     for where, specs in (("data.features", cfg.data.features or ()), ("model.layers", cfg.model.layers or ())):
-        out += [{"where": where, "block": s.name, **to_plain(dict(s.kwargs))} for s in specs
-                if s.name in BLOCKS or s.name in LAYERS]
+        out += [
+            {"where": where, "block": s.name, **to_plain(dict(s.kwargs))}
+            for s in specs
+            if s.name in BLOCKS or s.name in LAYERS
+        ]
     return out
 
 
@@ -569,8 +647,11 @@ def save_model(model, experiment: str, run_id: str) -> Path | None:
         model.save(tmp)
         tmp.replace(path)
     except OSError as exc:
-        print(f"cnnlab: warning: the trained model was not saved ({exc.strerror or exc}); `cnnlab explain` "
-              "will not find it", file=sys.stderr)
+        print(
+            f"cnnlab: warning: the trained model was not saved ({exc.strerror or exc}); `cnnlab explain` "
+            "will not find it",
+            file=sys.stderr,
+        )
         return None
     return path.resolve()
 

@@ -8,9 +8,8 @@ Trap: an epoch is `steps_per_epoch` batches, not a pass. The augmented cats-vs-d
 epoch from 2,000 (10,000 steps in 100 epochs; one pass an epoch would be 6,300), and its 50 validation batches of
 32 from 1,000 images score 1,576 of them, 576 twice — the book's val_acc is that mean, not one over 1,000.
 """
-from __future__ import annotations
 
-from collections.abc import Iterator
+from __future__ import annotations
 
 import numpy as np
 
@@ -24,21 +23,22 @@ class BatchStream:
         if n < 1 or batch_size < 1:
             raise ValueError(f"cnnlab bug: a stream needs samples and a batch size (n={n}, batch_size={batch_size})")
         self.n, self.batch_size, self.seed, self.shuffle = n, batch_size, seed, shuffle
-        self.per_pass = -(-n // batch_size)   # ceil: the pass's last batch is the remainder
+        self.per_pass = -(-n // batch_size)  # ceil: the pass's last batch is the remainder
         self._pass, self._order = None, None
-        self.batches = 0                      # batches drawn by next_indices
+        self.batches = 0  # batches drawn by next_indices
 
     def _order_of(self, p: int) -> np.ndarray:
         if self._pass != p:
             self._pass = p
-            self._order = (np.random.default_rng([self.seed, p]).permutation(self.n) if self.shuffle
-                           else np.arange(self.n))
+            self._order = (
+                np.random.default_rng([self.seed, p]).permutation(self.n) if self.shuffle else np.arange(self.n)
+            )
         return self._order
 
     def indices_of(self, k: int) -> np.ndarray:
         """The sample indices of batch k of the stream (k = 0, 1, ...)."""
         p, j = divmod(k, self.per_pass)
-        return self._order_of(p)[j * self.batch_size:min((j + 1) * self.batch_size, self.n)]
+        return self._order_of(p)[j * self.batch_size : min((j + 1) * self.batch_size, self.n)]
 
     def next_indices(self) -> np.ndarray:
         idx = self.indices_of(self.batches)

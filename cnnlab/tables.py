@@ -5,6 +5,7 @@ results/*.csv beside its rendered tables.
 Trap: a cell's text is the caller's formatting of a raw number (the CSV keeps the number); a '|' or a newline
 inside a cell would break GitHub's table, so they are escaped here, once, for every table.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

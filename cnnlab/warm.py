@@ -5,6 +5,7 @@ Reference: cnnlab/worker.py (the child's side, which runs `cnnlab.cli.main`); th
 Trap: this module must not import the worker or the CLI: the batch (cnnlab.reproduce) sits below the command
 line, and the child is started by module name, so the import graph has no cycle through the CLI.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,15 @@ class WarmProcess:
     def _start(self) -> None:
         read_fd, write_fd = os.pipe()
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "cnnlab.worker", str(write_fd)], stdin=subprocess.PIPE,
-                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.env,
-                                         pass_fds=(write_fd,), text=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cnnlab.worker", str(write_fd)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=self.env,
+                pass_fds=(write_fd,),
+                text=True,
+            )
         finally:
             os.close(write_fd)
         self._control = os.fdopen(read_fd, "r")

@@ -8,6 +8,7 @@ Trap: the reviews' HTML line breaks must go *before* Kim's `clean_str`, which wo
 "<br />" as a word "br"; and gensim with more than one worker thread is not bit-reproducible even with a seed,
 so the vectors are trained once per corpus and parameters and then always read from the cache.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,18 @@ TARBALLS = ("aclImdb_v1_labelled.tar.gz", "aclImdb_v1.tar.gz")  # ../shared/data
 MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")  # never unsup/: the same 50,000
 BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # The word2vec tool's defaults (CBOW), 300-d as GoogleNews; seed and workers as asked for on 2 CPU cores.
-PARAMS = {"vector_size": 300, "sg": 0, "window": 5, "negative": 5, "hs": 0, "sample": 1e-3, "min_count": 5,
-          "epochs": 5, "alpha": 0.025, "seed": 1}
+PARAMS = {
+    "vector_size": 300,
+    "sg": 0,
+    "window": 5,
+    "negative": 5,
+    "hs": 0,
+    "sample": 1e-3,
+    "min_count": 5,
+    "epochs": 5,
+    "alpha": 0.025,
+    "seed": 1,
+}
 VERSION = "v1"  # bump when the tokeniser or the cache layout changes
 
 
@@ -42,13 +53,14 @@ def find_tarball(data_dir: Path | None) -> Path:
         env = os.environ.get("CNNLAB_DATA_DIR", "").strip()
         data_dir = Path(env) if env else None
     if data_dir is None:
-        raise DataError(f"word vectors '{NAME}' are trained on the IMDB reviews: pass --data-dir DIR or set "
-                        f"CNNLAB_DATA_DIR=DIR, with DIR/{TARBALLS[0]}")
+        raise DataError(
+            f"word vectors '{NAME}' are trained on the IMDB reviews: pass --data-dir DIR or set "
+            f"CNNLAB_DATA_DIR=DIR, with DIR/{TARBALLS[0]}"
+        )
     for name in TARBALLS:
         if (Path(data_dir) / name).is_file():
             return Path(data_dir) / name
-    raise DataError(f"{data_dir}: no {TARBALLS[0]} (the labelled Large Movie Review Dataset) to train "
-                    f"'{NAME}' on")
+    raise DataError(f"{data_dir}: no {TARBALLS[0]} (the labelled Large Movie Review Dataset) to train '{NAME}' on")
 
 
 def cache_key(tarball: Path, params: dict | None = None) -> str:
@@ -96,13 +108,14 @@ def load_cached(path: Path) -> tuple[list[str], np.ndarray] | None:
     return (words, matrix) if matrix.ndim == 2 and len(words) == matrix.shape[0] else None
 
 
-def train(tarball: Path, *, workers: int = 2, params: dict | None = None, expected_reviews: int | None = 50_000,
-          log=None) -> Path:
+def train(
+    tarball: Path, *, workers: int = 2, params: dict | None = None, expected_reviews: int | None = 50_000, log=None
+) -> Path:
     """Train gensim's Word2Vec on the tokenised reviews and store words.txt + vectors.npy + info.json in
     .cache/vectors/word2vec-imdb-300-<key>/ (written to a temporary folder, then renamed into place)."""
     try:
-        from gensim.models import Word2Vec
         import gensim
+        from gensim.models import Word2Vec
     except ImportError:
         raise DataError(f"word vectors '{NAME}' are trained with gensim: pip install gensim") from None
     params = dict(params or PARAMS)
@@ -120,8 +133,9 @@ def train(tarball: Path, *, workers: int = 2, params: dict | None = None, expect
                 f.write(" ".join(words) + "\n")
                 n_docs, n_tokens = n_docs + 1, n_tokens + len(words)
         if expected_reviews is not None and n_docs != expected_reviews:
-            raise DataError(f"{tarball}: {n_docs:,} reviews in aclImdb/{{train,test}}/{{pos,neg}}/, expected "
-                            f"{expected_reviews:,}")
+            raise DataError(
+                f"{tarball}: {n_docs:,} reviews in aclImdb/{{train,test}}/{{pos,neg}}/, expected {expected_reviews:,}"
+            )
         t1 = time.perf_counter()
         if log:
             log(f"tokenised {n_docs:,} reviews ({n_tokens:,} tokens) in {t1 - t0:.1f} s; training word2vec ...")
@@ -130,9 +144,18 @@ def train(tarball: Path, *, workers: int = 2, params: dict | None = None, expect
         words = list(model.wv.index_to_key)
         np.save(tmp / "vectors.npy", np.asarray(model.wv.vectors, dtype=np.float32))
         (tmp / "words.txt").write_text("\n".join(words), encoding="utf-8")
-        info = {"name": NAME, "tarball": str(tarball), "reviews": n_docs, "tokens": n_tokens,
-                "vocabulary": len(words), "params": params, "workers": workers, "gensim": gensim.__version__,
-                "tokenise_seconds": round(t1 - t0, 1), "train_seconds": round(t2 - t1, 1)}
+        info = {
+            "name": NAME,
+            "tarball": str(tarball),
+            "reviews": n_docs,
+            "tokens": n_tokens,
+            "vocabulary": len(words),
+            "params": params,
+            "workers": workers,
+            "gensim": gensim.__version__,
+            "tokenise_seconds": round(t1 - t0, 1),
+            "train_seconds": round(t2 - t1, 1),
+        }
         (tmp / "info.json").write_text(json.dumps(info, indent=2) + "\n")
         corpus.unlink()
         if out.exists():  # another process finished first

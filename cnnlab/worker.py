@@ -14,6 +14,7 @@ path}; the worker points its file descriptors 1 and 2 at those files (so TensorF
 too), runs `cnnlab.cli.main(argv)` and answers {"exit": code} on the control descriptor it was given.
 End of stdin ends the worker.
 """
+
 from __future__ import annotations
 
 import gc

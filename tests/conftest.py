@@ -1,4 +1,5 @@
 """Shared fixtures: the CLI as a function, tiny configs written in the test, and the offline data directory."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Seed-matched A/B (cnnlab.ab): pairs, the paired 95% interval, and the table."""
+
 from __future__ import annotations
 
 import math
@@ -14,7 +15,7 @@ def test_t_quantiles():
 
 
 def test_pairs_by_seed_and_the_paired_interval(monkeypatch):
-    a = {(1, "0"): 0.80, (2, "0"): 0.82, (3, "0"): 0.81, (4, "0"): 0.70}   # seed 4 only on side A
+    a = {(1, "0"): 0.80, (2, "0"): 0.82, (3, "0"): 0.81, (4, "0"): 0.70}  # seed 4 only on side A
     b = {(1, "0"): 0.85, (2, "0"): 0.86, (3, "0"): 0.87}
     monkeypatch.setattr(ab, "_values", lambda root, name, ref: a if name == "A" else b)
     r = ab.ab("root", "A", "B", "val_accuracy")

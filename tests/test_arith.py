@@ -1,4 +1,5 @@
 """The lectures' calculators checked against Keras itself and against direct computations."""
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +31,10 @@ def test_output_size_matches_keras_over_a_grid(padding):
         checked += 1
     assert checked >= 70
     conv2d = layers.Conv2D(1, (3, 5), strides=(2, 1), padding=padding, dilation_rate=1)
-    assert conv2d.compute_output_shape((1, 13, 11, 1))[1:3] == (arith.output_size(13, 3, 2, padding),
-                                                                arith.output_size(11, 5, 1, padding))
+    assert conv2d.compute_output_shape((1, 13, 11, 1))[1:3] == (
+        arith.output_size(13, 3, 2, padding),
+        arith.output_size(11, 5, 1, padding),
+    )
 
 
 def test_slide_formulas_differ_from_keras_only_when_the_stride_does_not_divide():
@@ -54,7 +57,7 @@ def test_same_padding_is_asymmetric_like_keras():
     x = np.arange(36, dtype="float32").reshape(1, 6, 6, 1)
     ones = layers.Conv2D(1, 3, strides=2, padding="same", use_bias=False, kernel_initializer="ones")
     padded = np.pad(x[0, :, :, 0], ((0, 1), (0, 1)))
-    direct = np.array([[padded[i:i + 3, j:j + 3].sum() for j in range(0, 6, 2)] for i in range(0, 6, 2)])
+    direct = np.array([[padded[i : i + 3, j : j + 3].sum() for j in range(0, 6, 2)] for i in range(0, 6, 2)])
     assert np.allclose(keras.ops.convert_to_numpy(ones(x))[0, :, :, 0], direct)
 
 
@@ -63,14 +66,25 @@ def _nonzero_extent(grad: np.ndarray) -> tuple[int, int]:
     return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
 
 
-@pytest.mark.parametrize("stack", [
-    [layers.Conv2D(2, 3), layers.AveragePooling2D(2), layers.Conv2D(2, 3), layers.AveragePooling2D(2),
-     layers.Conv2D(2, 3)],  # the MNIST geometry: 3 → 4 → 8 → 10 → 18
-    [layers.Conv2D(2, 3, dilation_rate=2), layers.Conv2D(2, 3, dilation_rate=4), layers.Conv2D(2, 3)],
-    [layers.Conv2D(2, 5, strides=2), layers.Conv2D(2, 3, strides=2, padding="same"), layers.Conv2D(2, (1, 3))],
-    [layers.Conv2D(2, 7, strides=2, padding="same"), layers.AveragePooling2D(3, strides=2, padding="same"),
-     layers.Conv2D(2, 3, padding="same")],
-])
+@pytest.mark.parametrize(
+    "stack",
+    [
+        [
+            layers.Conv2D(2, 3),
+            layers.AveragePooling2D(2),
+            layers.Conv2D(2, 3),
+            layers.AveragePooling2D(2),
+            layers.Conv2D(2, 3),
+        ],  # the MNIST geometry: 3 → 4 → 8 → 10 → 18
+        [layers.Conv2D(2, 3, dilation_rate=2), layers.Conv2D(2, 3, dilation_rate=4), layers.Conv2D(2, 3)],
+        [layers.Conv2D(2, 5, strides=2), layers.Conv2D(2, 3, strides=2, padding="same"), layers.Conv2D(2, (1, 3))],
+        [
+            layers.Conv2D(2, 7, strides=2, padding="same"),
+            layers.AveragePooling2D(3, strides=2, padding="same"),
+            layers.Conv2D(2, 3, padding="same"),
+        ],
+    ],
+)
 def test_receptive_field_matches_the_input_gradient(stack):
     """The non-zero region of d(one output unit)/d(input) has exactly the computed receptive-field size."""
     keras.utils.set_random_seed(0)
@@ -93,8 +107,11 @@ def test_mnist_receptive_fields_and_formulas():
     # conv 3 → pool +1 → conv +2·2 → pool +1·2 → conv +2·4: 3, 4, 8, 10, 18
     assert fields["conv2d_1"] == "3×3 (jump 1×1)" and fields["conv2d_3"] == "18×18 (jump 4×4)"
     assert fields["dense_1"] == "whole input"
-    assert [r.formula for r in t.rows if r.type == "Conv2D"] == ["32 × (3×3×1) + 32", "64 × (3×3×32) + 64",
-                                                                 "64 × (3×3×64) + 64"]
+    assert [r.formula for r in t.rows if r.type == "Conv2D"] == [
+        "32 × (3×3×1) + 32",
+        "64 × (3×3×32) + 64",
+        "64 × (3×3×64) + 64",
+    ]
     no_pool = params.table(build_model(load("mnist_no_pooling").config.model, "m"))
     # lecture 002, "Why Pooling?": "First layer (3 × 3) → Third layer (7 × 7)"
     assert [r.field for r in no_pool.rows if r.type == "Conv2D"][-1] == "7×7 (jump 1×1)"
@@ -145,13 +162,13 @@ def test_maxpool_backprop_random_grids(size, pool, stride):
 def test_lecture_002_convolution_and_sobel():
     (response,) = arith.convolve(arith.LECTURE_002_FEATURE_MAP, [arith.LECTURE_002_X_KERNEL])
     fm, k = arith.LECTURE_002_FEATURE_MAP, arith.LECTURE_002_X_KERNEL
-    direct = np.array([[(fm[i:i + 3, j:j + 3] * k).sum() for j in range(3)] for i in range(3)])
+    direct = np.array([[(fm[i : i + 3, j : j + 3] * k).sum() for j in range(3)] for i in range(3)])
     assert response[0, 0] == 4 and np.array_equal(response, direct)
     step = np.zeros((8, 8), dtype="float32")
     step[:, 4:] = 1.0  # a vertical edge between columns 3 and 4
     gx, gy, g = arith.sobel(step)
     assert np.allclose(gy[1:-1], 0) and gx[4, 3] == gx[4, 4] == 4 and np.allclose(gx[:, :2], 0)
-    assert np.allclose(g, np.sqrt(gx ** 2 + gy ** 2))
+    assert np.allclose(g, np.sqrt(gx**2 + gy**2))
 
 
 def test_cli_maxpool_and_report(cli, tmp_path):

@@ -1,4 +1,5 @@
 """Fault injection on the training backup: every write cut at every stage, every read of a damaged backup."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,11 @@ def _restore(folder, warnings):
 def test_two_generations_kept_and_the_newest_restored(saved):
     folder, two, three = saved
     assert sorted(p.name for p in folder.iterdir()) == [
-        "epoch00002.json", "epoch00002.weights.h5", "epoch00003.json", "epoch00003.weights.h5"]
+        "epoch00002.json",
+        "epoch00002.weights.h5",
+        "epoch00003.json",
+        "epoch00003.weights.h5",
+    ]
     warnings = []
     epoch, model, _ = _restore(folder, warnings)
     assert epoch == 3 and model._initial_epoch == 3 and _same(_weights(model), three) and warnings == []
@@ -58,8 +63,17 @@ def test_two_generations_kept_and_the_newest_restored(saved):
     assert record["weights"] == "epoch00003.weights.h5" and len(record["sha256"]) == 64
 
 
-@pytest.mark.parametrize("damage", ["truncated weights", "garbage weights", "weights gone", "empty record",
-                                    "half a record", "record names another file"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "truncated weights",
+        "garbage weights",
+        "weights gone",
+        "empty record",
+        "half a record",
+        "record names another file",
+    ],
+)
 def test_a_damaged_newest_backup_falls_back_to_the_one_before(saved, damage):
     folder, two, three = saved
     weights, record = folder / "epoch00003.weights.h5", folder / "epoch00003.json"
@@ -134,7 +148,11 @@ def test_a_save_cut_at_any_stage_leaves_the_previous_generation_whole(saved, mon
     monkeypatch.undo()
     b.save(6)  # the next whole save tidies the orphans away
     assert sorted(p.name for p in folder.iterdir()) == [
-        "epoch00003.json", "epoch00003.weights.h5", "epoch00006.json", "epoch00006.weights.h5"]
+        "epoch00003.json",
+        "epoch00003.weights.h5",
+        "epoch00006.json",
+        "epoch00006.weights.h5",
+    ]
 
 
 def test_nothing_to_restore_is_a_fresh_start(tmp_path):
@@ -148,6 +166,11 @@ def test_a_fit_continues_from_the_restored_epoch(saved):
     model = _model(5)
     seen = []
     log = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
-    model.fit(np.ones((4, 3), "float32"), np.ones((4, 1), "float32"), epochs=5, verbose=0,
-              callbacks=[EpochBackup(folder), log])
+    model.fit(
+        np.ones((4, 3), "float32"),
+        np.ones((4, 1), "float32"),
+        epochs=5,
+        verbose=0,
+        callbacks=[EpochBackup(folder), log],
+    )
     assert seen == [3, 4] and not folder.exists()

@@ -1,6 +1,7 @@
 """One corpus of user mistakes — configs, overrides, command lines, data directories, caches, environment
 variables: each is exactly one line on stderr naming where the mistake is, exit status 2, nothing on stdout, no
 traceback, and no results folder written."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -84,16 +85,40 @@ def test_a_user_mistake_is_one_line_and_exit_2(argv, fragment, cli, tmp_path, mo
     assert written == []  # nothing half-written
 
 
-@pytest.mark.parametrize("name, value, fragment", [
-    ("CNNLAB_BACKUP_SECONDS", "soon", "CNNLAB_BACKUP_SECONDS"),
-    ("CNNLAB_HEARTBEAT_SECONDS", "often", "CNNLAB_HEARTBEAT_SECONDS"),
-])
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("CNNLAB_BACKUP_SECONDS", "soon", "CNNLAB_BACKUP_SECONDS"),
+        ("CNNLAB_HEARTBEAT_SECONDS", "often", "CNNLAB_HEARTBEAT_SECONDS"),
+    ],
+)
 def test_a_bad_environment_variable_is_one_line(name, value, fragment, cli, tmp_path, monkeypatch, data_dir):
     monkeypatch.setenv(name, value)
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
-    command = (["reproduce", "mnist", "--seeds", "1", "--data-dir", str(data_dir), "data.train_subset=50",
-                "data.test_subset=20", "train.epochs=1"] if name == "CNNLAB_HEARTBEAT_SECONDS"
-               else ["run", "mnist", "data.train_subset=50", "data.test_subset=20", "train.epochs=1",
-                     "--data-dir", str(data_dir), "--verbose", "0"])
+    command = (
+        [
+            "reproduce",
+            "mnist",
+            "--seeds",
+            "1",
+            "--data-dir",
+            str(data_dir),
+            "data.train_subset=50",
+            "data.test_subset=20",
+            "train.epochs=1",
+        ]
+        if name == "CNNLAB_HEARTBEAT_SECONDS"
+        else [
+            "run",
+            "mnist",
+            "data.train_subset=50",
+            "data.test_subset=20",
+            "train.epochs=1",
+            "--data-dir",
+            str(data_dir),
+            "--verbose",
+            "0",
+        ]
+    )
     code, out, err = cli("--results-dir", tmp_path / "results", *command)
     assert code == 2 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, (out, err)

@@ -4,6 +4,7 @@ finishes, must end complete with every epoch in its history exactly once and the
 Whatever moment a kill lands on (start-up, data loading, mid-epoch, a backup or a history row being written,
 the final rename), the invariants hold; the schedule is seeded, so a failure can be replayed.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -55,14 +55,33 @@ def _kill_at_random(proc, results, rng) -> bool:
 
 def test_twenty_random_kills_never_lose_or_repeat_an_epoch(data_dir, tmp_path):
     rng = random.Random(20261201)
-    env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO),
-           "CNNLAB_BACKUP_SECONDS": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "CNNLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(REPO),
+        "CNNLAB_BACKUP_SECONDS": "0",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     kills, runs, resumed = 0, 0, []
     while kills < 20 or runs < 3:
         runs += 1
         results = tmp_path / f"results{runs}"
-        cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", "mnist", *ARGS,
-               f"seed={runs}", "--data-dir", str(data_dir), "--verbose", "0", "--no-summary"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "cnnlab",
+            "--results-dir",
+            str(results),
+            "run",
+            "mnist",
+            *ARGS,
+            f"seed={runs}",
+            "--data-dir",
+            str(data_dir),
+            "--verbose",
+            "0",
+            "--no-summary",
+        ]
         for attempt in range(40):
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             if attempt < 8 and _kill_at_random(proc, results, rng):

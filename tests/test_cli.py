@@ -1,4 +1,5 @@
 """The command line: list, compare on an empty folder, `python -m cnnlab`, and `make help`."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,4 +1,5 @@
 """MNIST loading: the IDX reader on synthetic and real files, npz, clear errors, and the seeded split."""
+
 from __future__ import annotations
 
 import gzip
@@ -28,13 +29,16 @@ def test_idx_reader_roundtrip_gz_and_raw(tmp_path):
         assert out.shape == (2, 3, 4) and (out == arr).all()
 
 
-@pytest.mark.parametrize("mutate, fragment", [
-    (lambda d: d[:-5], "truncated or padded"),
-    (lambda d: d + b"\0", "truncated or padded"),
-    (lambda d: b"\x00\x00\x08\x01" + d[4:], "bad IDX header: magic 2049, expected 2051"),
-    (lambda d: b"\x01\x00" + d[2:], "bad IDX header"),
-    (lambda d: d[:3], "not an IDX file"),
-])
+@pytest.mark.parametrize(
+    "mutate, fragment",
+    [
+        (lambda d: d[:-5], "truncated or padded"),
+        (lambda d: d + b"\0", "truncated or padded"),
+        (lambda d: b"\x00\x00\x08\x01" + d[4:], "bad IDX header: magic 2049, expected 2051"),
+        (lambda d: b"\x01\x00" + d[2:], "bad IDX header"),
+        (lambda d: d[:3], "not an IDX file"),
+    ],
+)
 def test_idx_reader_rejects_bad_files(tmp_path, mutate, fragment):
     data = mutate(idx_bytes(np.zeros((2, 3, 4), np.uint8)))
     path = tmp_path / "bad-idx3-ubyte.gz"
@@ -70,8 +74,13 @@ def test_real_idx_files(data_dir):
 
 def test_npz_matches_idx(data_dir, tmp_path):
     raw = mnist.load(data_dir, mnist.Options(one_hot=False, scale=False))
-    np.savez(tmp_path / "mnist.npz", x_train=raw.x_train[..., 0], y_train=raw.y_train.astype(np.uint8),
-             x_test=raw.x_test[..., 0], y_test=raw.y_test.astype(np.uint8))
+    np.savez(
+        tmp_path / "mnist.npz",
+        x_train=raw.x_train[..., 0],
+        y_train=raw.y_train.astype(np.uint8),
+        x_test=raw.x_test[..., 0],
+        y_test=raw.y_test.astype(np.uint8),
+    )
     from_npz = mnist.load(tmp_path, mnist.Options())
     from_idx = mnist.load(data_dir, mnist.Options())
     assert np.array_equal(from_npz.x_train, from_idx.x_train) and np.array_equal(from_npz.y_test, from_idx.y_test)
@@ -91,7 +100,9 @@ def test_missing_data_errors_say_what_to_put_where(tmp_path, monkeypatch):
         mnist.load(tmp_path, mnist.Options())
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz are missing"):
+    with pytest.raises(
+        DataError, match="train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz are missing"
+    ):
         mnist.load(tmp_path, mnist.Options())
 
     import keras

@@ -1,4 +1,5 @@
 """Saliency, Grad-CAM, activations and filter patterns on tiny models whose answer is known, then on a real run."""
+
 from __future__ import annotations
 
 import keras
@@ -34,8 +35,14 @@ def test_saliency_lights_up_exactly_where_the_model_looks():
 
 def test_grad_cam_finds_the_channel_and_place_the_score_depends_on():
     """Channel 0 has a blob top-left, channel 1 bottom-right; only channel 1 feeds the score."""
-    model = keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(2, 1, use_bias=False), layers.Flatten(),
-                              layers.Dense(1, activation="sigmoid")])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 2)),
+            layers.Conv2D(2, 1, use_bias=False),
+            layers.Flatten(),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.layers[0].set_weights([np.eye(2, dtype="float32").reshape(1, 1, 2, 2)])  # A = x
     w = np.zeros((8 * 8 * 2, 1), dtype="float32")
     w[1::2] = 1.0  # channel 1 of every position
@@ -55,8 +62,12 @@ def test_activations_and_filter_pattern_on_the_mnist_model():
     x = np.random.default_rng(0).uniform(0, 1, (1, 28, 28, 1)).astype("float32")
     maps = explain.activations(model, x)
     assert {k: v.shape for k, v in maps.items()} == {
-        "conv2d_1": (26, 26, 32), "maxpooling2d_1": (13, 13, 32), "conv2d_2": (11, 11, 64),
-        "maxpooling2d_2": (5, 5, 64), "conv2d_3": (3, 3, 64)}
+        "conv2d_1": (26, 26, 32),
+        "maxpooling2d_1": (13, 13, 32),
+        "conv2d_2": (11, 11, 64),
+        "maxpooling2d_2": (5, 5, 64),
+        "conv2d_3": (3, 3, 64),
+    }
     image, before, after = explain.filter_pattern(model, 2, filter_index=3, steps=5, pixel_scale=1.0)
     assert image.shape == (28, 28, 1) and after > before  # gradient ascent raises the filter's mean activation
 
@@ -65,16 +76,46 @@ def test_explain_a_real_run(cli, data_dir, tmp_path):
     results = tmp_path / "results"
     code, _, err = cli("--results-dir", results, "explain", "mnist")
     assert code == 2 and "no complete run with a saved model" in err and err.count("\n") == 1
-    code, _, err = cli("--results-dir", results, "run", "mnist", "data.train_subset=300", "data.test_subset=50",
-                       "train.epochs=1", "--data-dir", data_dir, "--verbose", "0", "--no-summary")
+    code, _, err = cli(
+        "--results-dir",
+        results,
+        "run",
+        "mnist",
+        "data.train_subset=300",
+        "data.test_subset=50",
+        "train.epochs=1",
+        "--data-dir",
+        data_dir,
+        "--verbose",
+        "0",
+        "--no-summary",
+    )
     assert code == 0, err
-    code, out, err = cli("--results-dir", results, "explain", "mnist", "--filters", "2", "--steps", "2",
-                         "--index", "3", "--data-dir", data_dir)
+    code, out, err = cli(
+        "--results-dir",
+        results,
+        "explain",
+        "mnist",
+        "--filters",
+        "2",
+        "--steps",
+        "2",
+        "--index",
+        "3",
+        "--data-dir",
+        data_dir,
+    )
     assert code == 0, err
     (run,) = [p for p in (results / "mnist").iterdir() if p.is_dir()]
     names = sorted(p.name for p in (run / "explain").iterdir())
-    assert {"saliency.png", "gradcam.png", "activations_conv2d_1.png", "filters_conv2d_3.png",
-            "kernels_conv2d_1.png", "README.md"} <= set(names)
+    assert {
+        "saliency.png",
+        "gradcam.png",
+        "activations_conv2d_1.png",
+        "filters_conv2d_3.png",
+        "kernels_conv2d_1.png",
+        "README.md",
+    } <= set(names)
     text = (run / "explain" / "README.md").read_text()
     assert "test image 3 (label digit " in text and "(predicted digit " in text  # class names, not bare indices
     code, _, err = cli("--results-dir", results, "explain", str(run), "--class", "12", "--data-dir", data_dir)

@@ -1,4 +1,5 @@
 """Cats vs dogs: the image loader and its cache on tiny generated JPEGs, augmentation only while training."""
+
 from __future__ import annotations
 
 import json
@@ -81,9 +82,14 @@ def test_augmentation_only_while_training_and_seeded():
     def augmented(seed):
         keras.utils.set_random_seed(seed)
         model = build_model(load("cats_dogs_augmented").config.model, "m")
-        augmenters = [l for l in model.layers if type(l).__name__.startswith("Random")]
-        assert [type(l).__name__ for l in augmenters] == ["RandomRotation", "RandomTranslation", "RandomShear",
-                                                          "RandomZoom", "RandomFlip"]
+        augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
+        assert [type(layer).__name__ for layer in augmenters] == [
+            "RandomRotation",
+            "RandomTranslation",
+            "RandomShear",
+            "RandomZoom",
+            "RandomFlip",
+        ]
         return model, augmenters
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 150, 150, 3)).astype("float32")
@@ -98,8 +104,9 @@ def test_augmentation_only_while_training_and_seeded():
     assert np.array_equal(through(False), x)  # evaluate/predict: validation and test are never augmented
     first = through(True)
     assert not np.allclose(first, x)
-    assert np.array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
-                          keras.ops.convert_to_numpy(model(x, training=False)))
+    assert np.array_equal(
+        keras.ops.convert_to_numpy(model(x, training=False)), keras.ops.convert_to_numpy(model(x, training=False))
+    )
     model2, augmenters2 = augmented(1)
     h = x
     for layer in augmenters2:
@@ -116,10 +123,17 @@ def test_config_rules_for_datasets_with_their_own_validation(cli):
 
 def test_end_to_end_on_tiny_images(cli, tmp_path):
     make_folder(tmp_path, n=4)
-    small = ["data.options.image_size=[64, 64]", "model.input_shape=[64, 64, 3]", "train.epochs=1",
-             "train.batch_size=4", "train.steps_per_epoch=2", "train.validation_steps=2"]
-    code, _, err = cli("--results-dir", tmp_path / "r", "run", "cats_dogs_augmented", *small,
-                       "--data-dir", tmp_path, "--verbose", "0")
+    small = [
+        "data.options.image_size=[64, 64]",
+        "model.input_shape=[64, 64, 3]",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.steps_per_epoch=2",
+        "train.validation_steps=2",
+    ]
+    code, _, err = cli(
+        "--results-dir", tmp_path / "r", "run", "cats_dogs_augmented", *small, "--data-dir", tmp_path, "--verbose", "0"
+    )
     assert code == 0, err
     (run,) = [p for p in (tmp_path / "r" / "cats_dogs_augmented").iterdir() if p.is_dir()]
     assert (run / "augmentation.png").read_bytes()[:4] == b"\x89PNG"

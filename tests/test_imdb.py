@@ -1,4 +1,5 @@
 """IMDB loading: the tokeniser, the training-only vocabulary, padding and multi-hot, the cache, clear errors."""
+
 from __future__ import annotations
 
 import hashlib
@@ -67,10 +68,18 @@ def corpus_dir(request, tmp_path) -> Path:
 
 
 def test_tokeniser_standardises_like_text_vectorization():
-    text = "Hello,World! It's<br />GREAT-ish\t(really)<BR/>ÉTÉ a\xa0b\x85c 10/10 <i>x</i>".encode("utf-8")
+    text = "Hello,World! It's<br />GREAT-ish\t(really)<BR/>ÉTÉ a\xa0b\x85c 10/10 <i>x</i>".encode()
     # "<br />" is a space; ASCII-only lower-casing and whitespace (as tf.strings), so É, \xa0 and \x85 stay
-    assert imdb.tokenise(text) == [b"helloworld", b"its", b"greatish", b"really", "ÉtÉ".encode(),
-                                   "a\xa0b\x85c".encode(), b"1010", b"ixi"]
+    assert imdb.tokenise(text) == [
+        b"helloworld",
+        b"its",
+        b"greatish",
+        b"really",
+        "ÉtÉ".encode(),
+        "a\xa0b\x85c".encode(),
+        b"1010",
+        b"ixi",
+    ]
     assert set(imdb.STRIP.decode()) == set(string.punctuation)
 
 
@@ -78,8 +87,10 @@ def test_tokeniser_matches_keras_text_vectorization():
     pytest.importorskip("tensorflow")
     import keras
 
-    texts = ["Hello,World! It's GREAT-ish\t(really)  ÉTÉ a\xa0b\x85c 10/10 [x] {y} ~z~ a_b c\\d \"q\" `r`",
-             "The movie's end... was -- well -- ok?! 7/10; e-mail me @ foo#bar $5 100% & more"]
+    texts = [
+        'Hello,World! It\'s GREAT-ish\t(really)  ÉTÉ a\xa0b\x85c 10/10 [x] {y} ~z~ a_b c\\d "q" `r`',
+        "The movie's end... was -- well -- ok?! 7/10; e-mail me @ foo#bar $5 100% & more",
+    ]
     layer = keras.layers.TextVectorization()
     layer.adapt(texts)
     expected = set(layer.get_vocabulary()) - {"", "[UNK]"}
@@ -118,7 +129,8 @@ def test_test_reviews_never_enter_the_vocabulary(tmp_path):
 def test_truncation_keeps_the_last_tokens_and_pads_in_front(corpus_dir):
     arrays = imdb.load(corpus_dir, imdb.Options(num_words=100, maxlen=3))
     assert rows(arrays.x_train, arrays.y_train) == sorted(
-        [((4, 4, 6), 0), ((1, 4, 10), 0), ((5, 9, 8), 1), ((5, 3, 7), 1)])
+        [((4, 4, 6), 0), ((1, 4, 10), 0), ((5, 9, 8), 1), ((5, 3, 7), 1)]
+    )
     assert rows(arrays.x_test, arrays.y_test) == sorted([((4, 2, 5), 0), ((2, 2, 3), 1)])
 
 
@@ -136,8 +148,9 @@ def test_pad_matches_keras_pad_sequences():
 def test_multi_hot_shape_and_positions(corpus_dir):
     arrays = imdb.load(corpus_dir, imdb.Options(num_words=6, encoding="multi_hot", maxlen=None))
     assert arrays.x_train.shape == (4, 6) and arrays.x_test.shape == (2, 6) and arrays.x_train.dtype == np.float32
-    expected = sorted((tuple(float(i in {2 if t >= 6 else t for t in s}) for i in range(6)), label)
-                      for s, label in TRAIN)
+    expected = sorted(
+        (tuple(float(i in {2 if t >= 6 else t for t in s}) for i in range(6)), label) for s, label in TRAIN
+    )
     assert rows(arrays.x_train, arrays.y_train) == expected
     assert (arrays.x_train[:, 1] == 1).all() and arrays.x_train[:, 0].sum() == 0  # start marked, padding never
     assert "multi-hot" in arrays.source
@@ -200,8 +213,14 @@ def one_line_error(fn, *fragments: str) -> str:
 
 def test_missing_directory_and_empty_directory(tmp_path):
     one_line_error(lambda: imdb.load(tmp_path / "nope", imdb.Options()), str(tmp_path / "nope"), "does not exist")
-    one_line_error(lambda: imdb.load(tmp_path, imdb.Options()), str(tmp_path), "no IMDB data found",
-                   f"{tmp_path}/aclImdb_v1_labelled.tar.gz", f"{tmp_path}/aclImdb/", f"{tmp_path}/imdb.npz")
+    one_line_error(
+        lambda: imdb.load(tmp_path, imdb.Options()),
+        str(tmp_path),
+        "no IMDB data found",
+        f"{tmp_path}/aclImdb_v1_labelled.tar.gz",
+        f"{tmp_path}/aclImdb/",
+        f"{tmp_path}/imdb.npz",
+    )
     one_line_error(lambda: imdb.load(None, imdb.Options(source="raw")), "needs a data directory")
     (tmp_path / "imdb.npz").write_bytes(b"x")
     one_line_error(lambda: imdb.load(tmp_path, imdb.Options(source="raw")), "no raw IMDB reviews")
@@ -210,7 +229,7 @@ def test_missing_directory_and_empty_directory(tmp_path):
 def test_corrupt_or_incomplete_tarball(tmp_path):
     path = write_tarball(tmp_path) / imdb.TARBALLS[0]
     good = path.read_bytes()
-    for bad in (b"not a tarball at all", good[:len(good) // 2]):
+    for bad in (b"not a tarball at all", good[: len(good) // 2]):
         path.write_bytes(bad)
         one_line_error(lambda: imdb.load(tmp_path, imdb.Options()), str(path))
     write_tarball(tmp_path, {k: v for k, v in CORPUS.items() if not k.startswith("test/neg")})
@@ -247,8 +266,13 @@ FAKE_X_TEST = [[1, 6], [9, 9, 9]]
 
 def write_fake_npz(path: Path) -> Path:
     ragged = lambda seqs: np.array([list(s) for s in seqs] + [None], dtype=object)[:-1]  # noqa: E731
-    np.savez(path, x_train=ragged(FAKE_X_TRAIN), y_train=np.array([1, 0, 1, 0]),
-             x_test=ragged(FAKE_X_TEST), y_test=np.array([0, 1]))
+    np.savez(
+        path,
+        x_train=ragged(FAKE_X_TRAIN),
+        y_train=np.array([1, 0, 1, 0]),
+        x_test=ragged(FAKE_X_TEST),
+        y_test=np.array([0, 1]),
+    )
     return path
 
 
@@ -271,7 +295,8 @@ def test_keras_npz_in_data_dir(tmp_path, monkeypatch):
     arrays = imdb.load(tmp_path, imdb.Options(num_words=10, maxlen=4))
     assert arrays.x_train.shape == (4, 4) and arrays.y_train.dtype == np.float32 and arrays.extras == {}
     assert sorted(map(tuple, arrays.x_train.tolist())) == sorted(
-        [(1, 8, 4, 2), (0, 1, 5, 5), (2, 6, 7, 4), (0, 0, 1, 2)])  # ids + 3, >= 10 → 2, padded
+        [(1, 8, 4, 2), (0, 1, 5, 5), (2, 6, 7, 4), (0, 0, 1, 2)]
+    )  # ids + 3, >= 10 → 2, padded
     assert "imdb.npz" in arrays.source and "no word index" in arrays.source
     (tmp_path / "imdb_word_index.json").write_text(json.dumps({"the": 1, "and": 2, "a": 3}))
     arrays = imdb.load(tmp_path, imdb.Options(num_words=5, source="keras"))

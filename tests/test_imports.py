@@ -1,5 +1,6 @@
 """The package's import graph: no cycle among module-level imports, and nothing below the command line imports
 it (the batch, the worker's parent side and the calculators take their paths from cnnlab.paths)."""
+
 from __future__ import annotations
 
 import ast

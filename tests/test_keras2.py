@@ -1,4 +1,5 @@
 """Keras 2.0.8's RMSprop and binary accuracy (cnnlab.keras2) against hand computations."""
+
 from __future__ import annotations
 
 import math
@@ -96,8 +97,11 @@ def test_configs_name_the_keras2_classes(write_config):
     from tests.conftest import MNIST_YAML
 
     assert "optimizer: RMSpropKeras2" in MNIST_YAML  # the book's listings run Keras 2.0.8's RMSprop
-    exp = load(write_config(MNIST_YAML.replace("optimizer: RMSpropKeras2",
-                                               "optimizer: {RMSpropKeras2: {learning_rate: 0.01}}")))
+    exp = load(
+        write_config(
+            MNIST_YAML.replace("optimizer: RMSpropKeras2", "optimizer: {RMSpropKeras2: {learning_rate: 0.01}}")
+        )
+    )
     assert dict(exp.config.train.optimizer.kwargs) == {"learning_rate": 0.01}
     with pytest.raises(CnnlabError, match="did you mean 'RMSpropKeras2'"):
         load(write_config(MNIST_YAML.replace("optimizer: RMSpropKeras2", "optimizer: RMSpropKeras")))
@@ -109,7 +113,9 @@ def test_a_repeated_token_is_one_dense_gradient_row():
     # one review of the token 1 three times; loss = Σ of the embedding outputs → ∂loss/∂row1 = 1 per occurrence,
     # dense (Σ) 3: Keras 2 steps a = 0.1 · 3² = 0.9, Δ = lr · 3 / (√0.9 + 1e-8) = 3.1623 · lr. Squaring TensorFlow's
     # three IndexedSlices first would give a = 0.3 and Δ = 5.477 · lr.
-    model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(5, 2, embeddings_initializer="zeros")])
+    model = keras.Sequential(
+        [keras.Input((3,), dtype="int32"), keras.layers.Embedding(5, 2, embeddings_initializer="zeros")]
+    )
     model.compile(optimizer=RMSpropKeras2(learning_rate=0.01), loss=lambda y, p: keras.ops.sum(p, axis=(1, 2)))
     model.train_on_batch(np.array([[1, 1, 1]]), np.zeros((1,)))
     row = keras.ops.convert_to_numpy(model.layers[0].embeddings)[1]

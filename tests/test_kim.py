@@ -1,5 +1,6 @@
 """Kim (2014)'s sentence datasets: file reading (the 0x85 trap), clean_str, stratified folds, SST's dev split,
 padding layout, vocabulary rules, pretrained vectors; on the real files (slow): Table 1's counts and |V|."""
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 def write(root, name: str, lines: list[bytes | str]) -> None:
     folder = root / "kim"
     folder.mkdir(exist_ok=True)
-    (folder / name).write_bytes(b"".join((ln.encode("utf-8") if isinstance(ln, str) else ln) + b"\n"
-                                         for ln in lines))
+    (folder / name).write_bytes(b"".join((ln.encode("utf-8") if isinstance(ln, str) else ln) + b"\n" for ln in lines))
 
 
 def mr_lines(n_pos=23, n_neg=37) -> list[str]:
@@ -53,9 +53,23 @@ def test_sets_describe_table_1():
     assert {n for n, s in kim.SETS.items() if s.cv} == {"mr", "subj", "cr", "mpqa"}
     assert {n for n, s in kim.SETS.items() if s.has_dev} == {"sst1", "sst2"}
     assert {n: sum(s.counts.values()) for n, s in kim.SETS.items()} == {
-        "mr": 10662, "sst1": 11855, "sst2": 9613, "subj": 10000, "trec": 5952, "cr": 3775, "mpqa": 10606}
+        "mr": 10662,
+        "sst1": 11855,
+        "sst2": 9613,
+        "subj": 10000,
+        "trec": 5952,
+        "cr": 3775,
+        "mpqa": 10606,
+    }
     assert {n: s.num_classes for n, s in kim.SETS.items()} == {
-        "mr": 2, "sst1": 5, "sst2": 2, "subj": 2, "trec": 6, "cr": 2, "mpqa": 2}
+        "mr": 2,
+        "sst1": 5,
+        "sst2": 2,
+        "subj": 2,
+        "trec": 6,
+        "cr": 2,
+        "mpqa": 2,
+    }
     for name, info in kim.SETS.items():
         assert kim.OPTIONS[name].DATASET == name and kim.OPTIONS[name]() == kim.OPTIONS[name]()
         assert kim.loader(name).__name__ == f"load_{name}" and info.description.startswith("Kim (2014)")
@@ -67,8 +81,10 @@ def test_sets_describe_table_1():
 
 
 def test_clean_str_as_kims_process_data():
-    assert kim.clean_str("It's so laddish, isn't it? (Really!) [garbus] 1/2") == \
-        "it 's so laddish , is n't it ? ( really ! ) garbus 1 2"
+    assert (
+        kim.clean_str("It's so laddish, isn't it? (Really!) [garbus] 1/2")
+        == "it 's so laddish , is n't it ? ( really ! ) garbus 1 2"
+    )
     assert kim.clean_str("What's Elvis's name ?", lower=False) == "What 's Elvis 's name ?"
     assert kim.clean_str_sst("it 's a crème brûlée , wo n't it ?") == "it 's a cr me br l e , wo n't it ?"
     assert kim.tokenize("we 'd go", "kim") == ["we", "'d", "go"]
@@ -91,11 +107,14 @@ def test_empty_sentences_are_examples(tmp_path):
     assert len(a.x_train) + len(a.x_test) == 4
 
 
-@pytest.mark.parametrize("line,expect", [
-    ("x good", r"line 2: expected a class id 0\.\.1 first, received 'x'"),
-    ("2 good", r"line 2: expected a class id 0\.\.1 first, received '2'"),
-    ("", r"line 2: expected '<label> <sentence>', received an empty line"),
-])
+@pytest.mark.parametrize(
+    "line,expect",
+    [
+        ("x good", r"line 2: expected a class id 0\.\.1 first, received 'x'"),
+        ("2 good", r"line 2: expected a class id 0\.\.1 first, received '2'"),
+        ("", r"line 2: expected '<label> <sentence>', received an empty line"),
+    ],
+)
 def test_malformed_line_is_one_line_error(tmp_path, line, expect):
     write(tmp_path, "custrev.all", ["1 ok", line, "0 bad"])
     with pytest.raises(DataError, match=expect) as exc:
@@ -150,13 +169,19 @@ def test_cv_folds_partition_the_dataset(mr_dir):
 def test_fold_options_are_checked(mr_dir):
     with pytest.raises(CnnlabError, match=r"^data\.options\.fold: expected 0\.\.9 \(folds: 10\), received 10$"):
         kim.load_set("mr", mr_dir, kim.Options(fold=10))
-    with pytest.raises(CnnlabError, match=r"data\.options\.fold: 'trec' has its own test split \(TREC\.train\.all, "
-                                          r"TREC\.test\.all\), no cross-validation: fold must be 0, received 3"):
+    with pytest.raises(
+        CnnlabError,
+        match=r"data\.options\.fold: 'trec' has its own test split \(TREC\.train\.all, "
+        r"TREC\.test\.all\), no cross-validation: fold must be 0, received 3",
+    ):
         kim.load_set("trec", mr_dir, kim.Options(fold=3))
     with pytest.raises(ConfigError, match=r"^exp\.yaml: data\.options\.fold: 'sst2' has its own test split"):
         kim.OPTIONS["sst2"](fold=1).check(Ctx("exp.yaml"), "data.options")
-    with pytest.raises(ConfigError, match=r"data\.options\.vectors: expected null, glove-6b-50d, "
-                                          r"word2vec-imdb-300, or a file ending in \.bin"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.options\.vectors: expected null, glove-6b-50d, "
+        r"word2vec-imdb-300, or a file ending in \.bin",
+    ):
         kim.OPTIONS["mr"](vectors="glove.npy").check(Ctx("exp.yaml"), "data.options")
     kim.OPTIONS["mr"](fold=9, vectors="w2v/GoogleNews.bin.gz").check(Ctx("exp.yaml"), "data.options")
 
@@ -192,9 +217,9 @@ def test_padding_layout(mr_dir):
     for x in (a.x_train, a.x_test):
         assert x.dtype == np.int32
         lengths = (x > 0).sum(axis=1)
-        assert not x[:, :4].any()                                      # 4 zeros in front
+        assert not x[:, :4].any()  # 4 zeros in front
         for row, n in zip(x, lengths):
-            assert (row[4:4 + n] > 0).all() and not row[4 + n:].any()  # the words, then zeros to the end
+            assert (row[4 : 4 + n] > 0).all() and not row[4 + n :].any()  # the words, then zeros to the end
     assert set(((a.x_train > 0).sum(axis=1)).tolist()) == {4, 8}
 
 
@@ -203,7 +228,7 @@ def test_max_length_truncates_at_the_end_and_pad_option(mr_dir):
     vocab = a.extras["vocabulary"]
     assert a.x_train.shape[1] == 3 + 2
     neg = [decode_row(r, vocab, pad=1) for r, y in zip(a.x_train, a.y_train) if y == 0]
-    assert all(r[1:] == ["it", "'s"] for r in neg)                     # first words kept
+    assert all(r[1:] == ["it", "'s"] for r in neg)  # first words kept
     assert not a.x_train[:, 0].any() and not a.x_train[:, -1].any()
 
 
@@ -211,8 +236,8 @@ def test_vocabulary_all_is_kims_ids_from_one(sst_dir):
     a = kim.load_set("sst1", sst_dir, kim.OPTIONS["sst1"]())
     vocab = a.extras["vocabulary"]
     assert vocab[0] == "<pad>" and "<unk>" not in vocab
-    assert vocab[1:5] == ["a", "stirring", ",", "funny"]               # order of first appearance
-    assert {"devword", "testonly"} <= set(vocab)                       # every split's words (labels unused)
+    assert vocab[1:5] == ["a", "stirring", ",", "funny"]  # order of first appearance
+    assert {"devword", "testonly"} <= set(vocab)  # every split's words (labels unused)
     assert a.x_test.max() < len(vocab) and "vocabulary 20 words" in a.source
 
 
@@ -230,17 +255,17 @@ def test_vocabulary_train_for_cv_uses_the_training_folds_only(mr_dir):
     a = kim.load_set("mr", mr_dir, kim.Options(vocabulary="train", folds=5))
     vocab = a.extras["vocabulary"]
     test_ids = [w for w in vocab if w.startswith("id")]
-    assert len(test_ids) == len(a.x_train)                             # the test sentences' idN are unknown
-    assert all(r[4] == 1 for r in a.x_test)                            # first word idN → <unk>
+    assert len(test_ids) == len(a.x_train)  # the test sentences' idN are unknown
+    assert all(r[4] == 1 for r in a.x_test)  # first word idN → <unk>
 
 
 def test_min_count_is_document_frequency(tmp_path):
     write(tmp_path, "subj.all", ["0 echo echo alpha", "1 alpha beta", "0 alpha gamma", "1 beta"])
     a = kim.load_set("subj", tmp_path, kim.Options(min_count=2, folds=2))
     vocab = a.extras["vocabulary"]
-    assert vocab == ["<pad>", "<unk>", "alpha", "beta"]                 # echo: 2 times but in 1 sentence
+    assert vocab == ["<pad>", "<unk>", "alpha", "beta"]  # echo: 2 times but in 1 sentence
     every = np.concatenate([a.x_train, a.x_test])
-    assert (every == 1).sum() == 3                                      # echo, echo, gamma
+    assert (every == 1).sum() == 3  # echo, echo, gamma
     assert "in ≥ 2 sentences" in a.source
 
 
@@ -259,19 +284,23 @@ def test_trec_keeps_case(tmp_path):
 
 def test_vectors_from_a_file_relative_to_the_data_dir(mr_dir):
     rng = np.random.default_rng(0)
-    known = {"good": rng.normal(size=4), "bad": rng.normal(size=4), "film": rng.normal(size=4),
-             "movie": rng.normal(size=4), "unrelated": rng.normal(size=4)}
-    (mr_dir / "vecs.txt").write_text("".join(f"{w} {' '.join(f'{v:.6f}' for v in vec)}\n"
-                                             for w, vec in known.items()))
+    known = {
+        "good": rng.normal(size=4),
+        "bad": rng.normal(size=4),
+        "film": rng.normal(size=4),
+        "movie": rng.normal(size=4),
+        "unrelated": rng.normal(size=4),
+    }
+    (mr_dir / "vecs.txt").write_text("".join(f"{w} {' '.join(f'{v:.6f}' for v in vec)}\n" for w, vec in known.items()))
     opts = kim.Options(vectors="vecs.txt", min_count=2)
     a = kim.load_set("mr", mr_dir, opts)
     vocab, emb = a.extras["vocabulary"], a.extras["embeddings"]
     assert emb.shape == (len(vocab), 4) and emb.dtype == np.float32
-    assert not emb[0].any()                                            # <pad> zeros
+    assert not emb[0].any()  # <pad> zeros
     for w, vec in known.items():
         if w in vocab:
             np.testing.assert_allclose(emb[vocab.index(w)], vec, atol=1e-6)
-    assert emb[1].any()                                                # <unk> drawn like a missing word
+    assert emb[1].any()  # <unk> drawn like a missing word
     assert "vecs.txt: 4-d, 4 of 8 vocabulary words found" in a.extras["vectors"]
     assert "vectors vecs.txt (4 found)" in a.source
     again = kim.load_set("mr", mr_dir, opts)

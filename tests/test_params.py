@@ -1,4 +1,5 @@
 """Parameter counts with their derivations, and models built from YAML equal to the lecture's hand-written Keras."""
+
 from __future__ import annotations
 
 import keras
@@ -18,14 +19,16 @@ def test_mnist_93322_as_in_lecture_002():
     t = table_of("mnist")
     # conv2d_1: 32 × (3×3×1) + 32 = 320;  conv2d_2: 64 × (3×3×32) + 64 = 18,496;  conv2d_3: 64 × (3×3×64) + 64 = 36,928
     # dense_1: 576 × 64 + 64 = 36,928 (576 = 3×3×64);  dense_2: 64 × 10 + 10 = 650
-    expected = [("conv2d_1", "Conv2D", (None, 26, 26, 32), 320),
-                ("maxpooling2d_1", "MaxPooling2D", (None, 13, 13, 32), 0),
-                ("conv2d_2", "Conv2D", (None, 11, 11, 64), 18496),
-                ("maxpooling2d_2", "MaxPooling2D", (None, 5, 5, 64), 0),
-                ("conv2d_3", "Conv2D", (None, 3, 3, 64), 36928),
-                ("flatten_1", "Flatten", (None, 576), 0),
-                ("dense_1", "Dense", (None, 64), 36928),
-                ("dense_2", "Dense", (None, 10), 650)]
+    expected = [
+        ("conv2d_1", "Conv2D", (None, 26, 26, 32), 320),
+        ("maxpooling2d_1", "MaxPooling2D", (None, 13, 13, 32), 0),
+        ("conv2d_2", "Conv2D", (None, 11, 11, 64), 18496),
+        ("maxpooling2d_2", "MaxPooling2D", (None, 5, 5, 64), 0),
+        ("conv2d_3", "Conv2D", (None, 3, 3, 64), 36928),
+        ("flatten_1", "Flatten", (None, 576), 0),
+        ("dense_1", "Dense", (None, 64), 36928),
+        ("dense_2", "Dense", (None, 10), 650),
+    ]
     assert [(r.name, r.type, r.output_shape, r.params) for r in t.rows] == expected
     assert t.total == 320 + 18_496 + 36_928 + 36_928 + 650 == 93_322
     assert (t.trainable, t.non_trainable) == (93_322, 0)
@@ -100,8 +103,17 @@ def test_yaml_model_equals_hand_written_keras_layer_by_layer():
 
 def test_builder_equals_stack():
     _same_layers(simple_convnet((28, 28, 1)), lecture_002_model())
-    model = build_model(load("mnist", ["model.layers=null", "model.builder=simple_convnet",
-                                       "model.params={filters: [32, 64, 64], dense_units: [64]}"]).config.model, "m")
+    model = build_model(
+        load(
+            "mnist",
+            [
+                "model.layers=null",
+                "model.builder=simple_convnet",
+                "model.params={filters: [32, 64, 64], dense_units: [64]}",
+            ],
+        ).config.model,
+        "m",
+    )
     _same_layers(model, lecture_002_model())
 
 
@@ -115,18 +127,29 @@ def test_configs_differ_only_in_pooling():
 
 
 def test_layer_names_follow_the_slides_not_keras3_counters():
-    specs = [ClassSpec("Conv2D", {"filters": 2, "kernel_size": 3}), ClassSpec("Conv2D", {"filters": 2, "kernel_size": 3}),
-             ClassSpec("GlobalMaxPooling2D"), ClassSpec("Dense", {"units": 1, "name": "classifier"})]
+    specs = [
+        ClassSpec("Conv2D", {"filters": 2, "kernel_size": 3}),
+        ClassSpec("Conv2D", {"filters": 2, "kernel_size": 3}),
+        ClassSpec("GlobalMaxPooling2D"),
+        ClassSpec("Dense", {"units": 1, "name": "classifier"}),
+    ]
     for _ in range(2):  # a second model in the same process numbers from 1 again
         model = build_stack((8, 8, 1), specs, "m")
-        assert [l.name for l in model.layers] == ["conv2d_1", "conv2d_2", "globalmaxpooling2d_1", "classifier"]
+        assert [layer.name for layer in model.layers] == ["conv2d_1", "conv2d_2", "globalmaxpooling2d_1", "classifier"]
 
 
 def test_csv_records_hold_raw_numbers():
     records = params.to_records(table_of("mnist"))
-    assert records[0] == {"layer": "conv2d_1", "type": "Conv2D", "output_shape": "(None, 26, 26, 32)", "params": 320,
-                          "trainable_params": 320, "formula": "32 × (3×3×1) + 32", "formula_params": 320,
-                          "receptive_field": "3×3 (jump 1×1)"}
+    assert records[0] == {
+        "layer": "conv2d_1",
+        "type": "Conv2D",
+        "output_shape": "(None, 26, 26, 32)",
+        "params": 320,
+        "trainable_params": 320,
+        "formula": "32 × (3×3×1) + 32",
+        "formula_params": 320,
+        "receptive_field": "3×3 (jump 1×1)",
+    }
     md = params.to_markdown(table_of("mnist"), "mnist")
     assert "| dense_1 (Dense) | (None, 64) | 36,928 | 36,928 | 576 × 64 + 64 | whole input |" in md
 

@@ -1,4 +1,5 @@
 """The curves and group plots carry the reference and its band, integer epochs, axis labels, std bands."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -8,8 +9,14 @@ from matplotlib.ticker import MaxNLocator
 
 from cnnlab import plots
 
-HISTORY = {"epoch": [1, 2, 3], "loss": [0.9, 0.5, 0.4], "accuracy": [0.6, 0.8, 0.9], "val_loss": [0.8, 0.6, 0.7],
-           "val_accuracy": [0.55, 0.75, 0.8], "epoch_seconds": [1.0, 1.0, 1.0]}
+HISTORY = {
+    "epoch": [1, 2, 3],
+    "loss": [0.9, 0.5, 0.4],
+    "accuracy": [0.6, 0.8, 0.9],
+    "val_loss": [0.8, 0.6, 0.7],
+    "val_accuracy": [0.55, 0.75, 0.8],
+    "epoch_seconds": [1.0, 1.0, 1.0],
+}
 REF = {"metric": "val_accuracy", "value": 0.8382, "range": [0.82, 0.85], "statistic": "best"}
 
 
@@ -18,8 +25,9 @@ def _labels(ax):
 
 
 def test_curves_draw_the_reference_and_its_band_on_its_panel():
-    fig = plots.curves_figure(HISTORY, "mnist (full profile)", references=[REF, {"metric": "params_total",
-                                                                                  "value": 93322, "range": [1, 2]}])
+    fig = plots.curves_figure(
+        HISTORY, "mnist (full profile)", references=[REF, {"metric": "params_total", "value": 93322, "range": [1, 2]}]
+    )
     loss, acc = fig.axes
     assert "reference 0.8382 (val, best)" in _labels(acc) and "accepted 0.82–0.85" in _labels(acc)
     assert not any("reference" in lab for lab in _labels(loss))  # a parameter count draws nowhere
@@ -52,8 +60,11 @@ def test_group_overlay_has_std_bands_a_shared_reference_and_one_legend_below():
     assert "\n" in fig._suptitle.get_text()  # a long title wraps instead of running off the figure
     plt.close(fig)
     # two references that differ: a line per experiment, in its colour, named
-    fig = plots.overlay_figure(series, ["val_accuracy"], "t", None, {"a (n=3)": [REF],
-                                                                     "b (quick profile)": [{**REF, "value": 0.9}]})
+    fig = plots.overlay_figure(
+        series, ["val_accuracy"], "t", None, {"a (n=3)": [REF], "b (quick profile)": [{**REF, "value": 0.9}]}
+    )
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "a (n=3): reference 0.8382 (val, best)" in legend and "b (quick profile): reference 0.9 (val, best)" in legend
+    assert (
+        "a (n=3): reference 0.8382 (val, best)" in legend and "b (quick profile): reference 0.9 (val, best)" in legend
+    )
     plt.close(fig)

@@ -1,4 +1,5 @@
 """Mixed precision as a config switch, recorded in metrics.json, and the determinism switch on the seed."""
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,28 @@ def test_mixed_precision_is_used_recorded_and_reset(cli, data_dir, tmp_path):
     import keras
 
     results = tmp_path / "results"
-    assert cli("--results-dir", results, "run", "mnist", "train.mixed_precision=mixed_bfloat16", *SLICE,
-               "--data-dir", data_dir)[0] == 0
+    assert (
+        cli(
+            "--results-dir",
+            results,
+            "run",
+            "mnist",
+            "train.mixed_precision=mixed_bfloat16",
+            *SLICE,
+            "--data-dir",
+            data_dir,
+        )[0]
+        == 0
+    )
     assert cli("--results-dir", results, "run", "mnist", *SLICE, "--data-dir", data_dir)[0] == 0
     first, second = _metrics(results)
     assert first["dtype_policy"] == "mixed_bfloat16" and second["dtype_policy"] == "float32"
-    assert keras.config.dtype_policy().name == "float32"     # the next run in the process starts from float32
+    assert keras.config.dtype_policy().name == "float32"  # the next run in the process starts from float32
     assert first["measured"]["params_total"] == second["measured"]["params_total"] == 93_322
-    assert first["determinism"] == "tf.config.experimental.enable_op_determinism()" or \
-        keras.backend.backend() != "tensorflow"
+    assert (
+        first["determinism"] == "tf.config.experimental.enable_op_determinism()"
+        or keras.backend.backend() != "tensorflow"
+    )
 
 
 def test_unknown_precision_is_a_config_error(mnist_config):

@@ -1,4 +1,5 @@
 """train.precision: auto resolves by the machine (CPU flags, GPU compute capability), float32 forces, runs record."""
+
 from __future__ import annotations
 
 import json
@@ -10,13 +11,16 @@ from cnnlab import precision
 SLICE = ["data.train_subset=200", "data.test_subset=50", "train.epochs=1", "--verbose", "0", "--no-summary"]
 
 
-@pytest.mark.parametrize("flags, gpus, policy", [
-    ({"fpu", "avx2", "amx_bf16", "amx_tile"}, [], "mixed_bfloat16"),     # Sapphire Rapids: AMX-BF16
-    ({"fpu", "avx512f", "avx512_bf16"}, [], "mixed_bfloat16"),           # Cooper Lake / Zen 4: AVX512-BF16
-    ({"fpu", "avx2", "fma", "avx512f"}, [], "float32"),                  # AVX-512 without BF16: emulated
-    (set(), [(9, 0)], "mixed_bfloat16"),                                 # H100
-    ({"amx_bf16"}, [(7, 5)], "float32"),                                 # a T4 decides, not the host CPU
-])
+@pytest.mark.parametrize(
+    "flags, gpus, policy",
+    [
+        ({"fpu", "avx2", "amx_bf16", "amx_tile"}, [], "mixed_bfloat16"),  # Sapphire Rapids: AMX-BF16
+        ({"fpu", "avx512f", "avx512_bf16"}, [], "mixed_bfloat16"),  # Cooper Lake / Zen 4: AVX512-BF16
+        ({"fpu", "avx2", "fma", "avx512f"}, [], "float32"),  # AVX-512 without BF16: emulated
+        (set(), [(9, 0)], "mixed_bfloat16"),  # H100
+        ({"amx_bf16"}, [(7, 5)], "float32"),  # a T4 decides, not the host CPU
+    ],
+)
 def test_auto_follows_the_hardware(flags, gpus, policy):
     r = precision.resolve("auto", flags=flags, gpus=gpus)
     assert r.policy == policy and r.requested == "auto" and r.reason
@@ -41,12 +45,28 @@ def test_auto_is_recorded_with_its_reason_and_float32_forces(cli, data_dir, tmp_
     monkeypatch.setattr(precision, "cpu_flags", lambda path="/proc/cpuinfo": {"fpu", "amx_bf16"})
     monkeypatch.setattr(precision, "gpu_capabilities", lambda: [])
     assert cli("--results-dir", results, "run", "mnist", "train.precision=auto", *SLICE, "--data-dir", data_dir)[0] == 0
-    assert cli("--results-dir", results, "run", "mnist", "train.precision=auto", "--precision", "float32", *SLICE,
-               "--data-dir", data_dir)[0] == 0
+    assert (
+        cli(
+            "--results-dir",
+            results,
+            "run",
+            "mnist",
+            "train.precision=auto",
+            "--precision",
+            "float32",
+            *SLICE,
+            "--data-dir",
+            data_dir,
+        )[0]
+        == 0
+    )
     runs = sorted(p for p in (results / "mnist").iterdir() if p.is_dir())
     first, second = (json.loads((r / "metrics.json").read_text()) for r in runs)
-    assert first["precision"] == {"requested": "auto", "policy": "mixed_bfloat16",
-                                  "reason": "CPU flags amx_bf16: native bfloat16"}
+    assert first["precision"] == {
+        "requested": "auto",
+        "policy": "mixed_bfloat16",
+        "reason": "CPU flags amx_bf16: native bfloat16",
+    }
     assert first["dtype_policy"] == "mixed_bfloat16"
     assert second["precision"]["policy"] == "float32" and second["dtype_policy"] == "float32"
     assert "train.precision=float32" in second["overrides"]

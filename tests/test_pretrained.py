@@ -1,4 +1,5 @@
 """VGG16 as a stack block: preprocessing modes, the offline weights file, freezing, and the feature cache."""
+
 from __future__ import annotations
 
 import keras
@@ -47,21 +48,32 @@ def test_offline_weights_load_into_the_architecture(data_dir):
     kernel = keras.ops.convert_to_numpy(model.get_layer("vgg16").get_layer("block1_conv1").kernel)
     with h5py.File(data_dir / WEIGHTS, "r") as f:
         stored = []
-        f.visititems(lambda name, obj: stored.append(obj[()]) if isinstance(obj, h5py.Dataset)
-                     and obj.shape == (3, 3, 3, 64) else None)
+        f.visititems(
+            lambda name, obj: (
+                stored.append(obj[()]) if isinstance(obj, h5py.Dataset) and obj.shape == (3, 3, 3, 64) else None
+            )
+        )
     assert len(stored) == 1 and np.array_equal(kernel, stored[0])
 
 
 def test_bad_or_missing_weights_are_one_line_config_errors(tmp_path, data_dir):
     cfg = load("vgg16_augmented").config.model
     with pytest.raises(ConfigError, match="model.layers\\[6\\].VGG16: .*nope.weights.h5: VGG16 weights file not found"):
-        build_model(load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/nope.weights.h5"]).config.model,
-                    "m", weights_dir=data_dir, load_weights=True)
+        build_model(
+            load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/nope.weights.h5"]).config.model,
+            "m",
+            weights_dir=data_dir,
+            load_weights=True,
+        )
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     other.save_weights(tmp_path / "other.weights.h5")
     with pytest.raises(ConfigError, match="other.weights.h5: cannot load into VGG16"):
-        build_model(load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/other.weights.h5"]).config.model,
-                    "m", weights_dir=data_dir, load_weights=True)
+        build_model(
+            load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/other.weights.h5"]).config.model,
+            "m",
+            weights_dir=data_dir,
+            load_weights=True,
+        )
     with pytest.raises(ConfigError, match="a relative path needs a data directory"):
         build_model(cfg, "m", weights_dir=None, load_weights=True)
 

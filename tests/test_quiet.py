@@ -1,4 +1,5 @@
 """TensorFlow's native start-up lines are filtered from fd 2; everything else it prints is kept."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,14 @@ def test_a_user_error_that_imports_tensorflow_is_one_line(tmp_path):
     TF_CPP_MIN_LOG_LEVEL in the environment."""
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "KERAS_BACKEND")}
     env["KERAS_BACKEND"] = "tensorflow"
-    proc = subprocess.run([sys.executable, "-m", "cnnlab", "check", "mnist", "train.optimizer=rmsprob"],
-                          capture_output=True, text=True, env=env, cwd=Path(__file__).parent.parent, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnlab", "check", "mnist", "train.optimizer=rmsprob"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+        timeout=300,
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cnnlab: error: configs/mnist.yaml"), proc.stderr
     assert "rmsprob" in proc.stderr
@@ -62,20 +69,28 @@ print(code, 'keras' in sys.modules, 'tensorflow' in sys.modules, 'jax' in sys.mo
 """
 
 
-@pytest.mark.parametrize("argv, code", [
-    (["list"], 0),
-    (["run", "mnist", "train.epochs=five"], 2),               # a schema error: type
-    (["run", "mnist", "data.validation_split=1.5"], 2),       # a range
-    (["run", "mnist", "model.builder=kim_cnnn"], 2),          # a builder name (and 'layers' too)
-    (["params", "mnist", "train.epoch=3"], 2),                # an unknown key
-    (["run", "kim_mr", "model.params.feature_map=10"], 2),    # a builder parameter, by its signature
-    (["run", "kim_mr", "data.options.fold=12"], 2),           # a dataset option's range
-])
+@pytest.mark.parametrize(
+    "argv, code",
+    [
+        (["list"], 0),
+        (["run", "mnist", "train.epochs=five"], 2),  # a schema error: type
+        (["run", "mnist", "data.validation_split=1.5"], 2),  # a range
+        (["run", "mnist", "model.builder=kim_cnnn"], 2),  # a builder name (and 'layers' too)
+        (["params", "mnist", "train.epoch=3"], 2),  # an unknown key
+        (["run", "kim_mr", "model.params.feature_map=10"], 2),  # a builder parameter, by its signature
+        (["run", "kim_mr", "data.options.fold=12"], 2),  # a dataset option's range
+    ],
+)
 def test_the_schema_layer_never_imports_keras(argv, code):
     """`cnnlab list` and every schema mistake are answered without importing Keras or a backend (the
     seconds a TensorFlow import costs on a small CPU)."""
-    proc = subprocess.run([sys.executable, "-c", _NO_KERAS, *argv], capture_output=True, text=True,
-                          cwd=Path(__file__).parent.parent, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_KERAS, *argv],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+        timeout=120,
+    )
     assert proc.stdout.splitlines()[-1] == f"{code} False False False", (proc.stdout[-300:], proc.stderr)
     if code:
         assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("cnnlab: error: "), proc.stderr

@@ -1,4 +1,5 @@
 """The report's layout: lecture order, the scoreboard, short sources, human wall times; results.load's table."""
+
 from __future__ import annotations
 
 import json
@@ -9,30 +10,72 @@ from cnnlab import compare, results
 
 
 def test_rows_follow_the_lectures_not_the_alphabet():
-    names = ["kim_mr", "cats_dogs_scratch", "zzz_custom", "mnist_no_pooling", "imdb_conv1d_faithful", "mnist",
-             "vgg16_features_book", "imdb_capacity_smaller", "kim_trec_static", "cats_dogs_augmented", "kim_mr_static",
-             "mnist_dense", "vgg16_finetune"]
+    names = [
+        "kim_mr",
+        "cats_dogs_scratch",
+        "zzz_custom",
+        "mnist_no_pooling",
+        "imdb_conv1d_faithful",
+        "mnist",
+        "vgg16_features_book",
+        "imdb_capacity_smaller",
+        "kim_trec_static",
+        "cats_dogs_augmented",
+        "kim_mr_static",
+        "mnist_dense",
+        "vgg16_finetune",
+    ]
     assert sorted(names, key=compare.lecture_key) == [
-        "mnist", "mnist_dense", "mnist_no_pooling", "imdb_capacity_smaller", "cats_dogs_scratch",
-        "cats_dogs_augmented", "vgg16_features_book", "vgg16_finetune", "imdb_conv1d_faithful", "kim_mr",
-        "kim_mr_static", "kim_trec_static", "zzz_custom"]
+        "mnist",
+        "mnist_dense",
+        "mnist_no_pooling",
+        "imdb_capacity_smaller",
+        "cats_dogs_scratch",
+        "cats_dogs_augmented",
+        "vgg16_features_book",
+        "vgg16_finetune",
+        "imdb_conv1d_faithful",
+        "kim_mr",
+        "kim_mr_static",
+        "kim_trec_static",
+        "zzz_custom",
+    ]
 
 
-@pytest.mark.parametrize("seconds, text", [(5780.2, "1 h 36 min"), (590.6, "9 min 51 s"), (59.4, "59 s"),
-                                           (3600, "1 h 0 min"), (601, "10 min"), (None, "–"), (0.2, "0 s")])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (5780.2, "1 h 36 min"),
+        (590.6, "9 min 51 s"),
+        (59.4, "59 s"),
+        (3600, "1 h 0 min"),
+        (601, "10 min"),
+        (None, "–"),
+        (0.2, "0 s"),
+    ],
+)
 def test_wall_times_as_people_read_them(seconds, text):
     assert compare.human_seconds(seconds) == text
 
 
-@pytest.mark.parametrize("source, short", [
-    ('DLwP §5.2.5 ("you now reach an accuracy of 82%"); notebook 5.2\'s val_acc', "DLwP §5.2.5"),
-    ("Kim (2014) Table 2, CNN-rand, MR (10-fold CV)", "Kim (2014) Table 2, CNN-rand, MR"),
-    ("Chollet, DLwP notebook 5.1 (test_acc 0.9913 at epoch 5)", "Chollet, DLwP notebook 5.1"),
-    ("DLwP notebook 4.4, the original model: best val_acc 0.8905 at epoch 2", "DLwP notebook 4.4, the original model"),
-    # cut at 48 characters, on a word boundary
-    ("a very long source without any separator that goes on and on for many words",
-     "a very long source without any separator that …"),
-    (None, "–")])
+@pytest.mark.parametrize(
+    "source, short",
+    [
+        ('DLwP §5.2.5 ("you now reach an accuracy of 82%"); notebook 5.2\'s val_acc', "DLwP §5.2.5"),
+        ("Kim (2014) Table 2, CNN-rand, MR (10-fold CV)", "Kim (2014) Table 2, CNN-rand, MR"),
+        ("Chollet, DLwP notebook 5.1 (test_acc 0.9913 at epoch 5)", "Chollet, DLwP notebook 5.1"),
+        (
+            "DLwP notebook 4.4, the original model: best val_acc 0.8905 at epoch 2",
+            "DLwP notebook 4.4, the original model",
+        ),
+        # cut at 48 characters, on a word boundary
+        (
+            "a very long source without any separator that goes on and on for many words",
+            "a very long source without any separator that …",
+        ),
+        (None, "–"),
+    ],
+)
 def test_short_source_keeps_the_head(source, short):
     assert compare.short_source(source) == short
 
@@ -42,21 +85,38 @@ def _row(verdict, metric="test_accuracy", run_id="r1", substitution=None):
 
 
 def test_scoreboard_counts_each_reference_once_by_its_outcome():
-    rows = [_row("within"), _row("within the noise (mean below; 95% interval [0.87, 0.89] reaches the range)"),
-            _row("provisional (n=1): within"), _row("provisional (n=2): below", substitution="GloVe 50-d"),
-            _row("below — expected: substitution: GloVe", substitution="GloVe"), _row("above"),
-            _row("provisional (n=1): below"), _row("not run yet", run_id=None), _row("stopped: NaN loss"),
-            _row("within", metric="params_total"), _row("below", metric="params_total")]
+    rows = [
+        _row("within"),
+        _row("within the noise (mean below; 95% interval [0.87, 0.89] reaches the range)"),
+        _row("provisional (n=1): within"),
+        _row("provisional (n=2): below", substitution="GloVe 50-d"),
+        _row("below — expected: substitution: GloVe", substitution="GloVe"),
+        _row("above"),
+        _row("provisional (n=1): below"),
+        _row("not run yet", run_id=None),
+        _row("stopped: NaN loss"),
+        _row("within", metric="params_total"),
+        _row("below", metric="params_total"),
+    ]
     assert [compare.outcome(r) for r in rows[:9]] == [
-        "reproduced", "reproduced", "reproduced", "off, substitution", "off, substitution", "off, unexplained",
-        "off, unexplained", "not run", "stopped"]
+        "reproduced",
+        "reproduced",
+        "reproduced",
+        "off, substitution",
+        "off, substitution",
+        "off, unexplained",
+        "off, unexplained",
+        "not run",
+        "stopped",
+    ]
     import pandas as pd
 
-    frame = pd.DataFrame(rows, dtype=object)           # the summary as collect() hands it over
+    frame = pd.DataFrame(rows, dtype=object)  # the summary as collect() hands it over
     assert compare.scoreboard(frame) == (
         "**3 of 9 references reproduced** · 2 off with a declared substitution · 2 off, unexplained · 1 not run · "
         "1 stopped (NaN loss). 3 of the measured verdicts are provisional (fewer than 3 repeats); parameter counts: "
-        "1 of 2 exact.")
+        "1 of 2 exact."
+    )
 
 
 def _fake_run(root, name, run_id, seed, measured, status="complete", fold=None):
@@ -64,11 +124,23 @@ def _fake_run(root, name, run_id, seed, measured, status="complete", fold=None):
     run.mkdir(parents=True)
     for f in results.REQUIRED:
         (run / f).write_text("")
-    (run / "metrics.json").write_text(json.dumps({
-        "status": status, "profile": "full", "seed": seed, "repeat": {"seed": seed, "fold": fold},
-        "overrides": [f"seed={seed}"], "precision": {"policy": "float32"}, "measured": measured,
-        "environment": {"backend": "jax", "keras": "3.15.1", "device": "CPU: test (2 cores)"},
-        "finished_at": "2026-12-01T10:00:00Z", "epochs_run": 5, "timing": {"wall_seconds": 12.5}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "status": status,
+                "profile": "full",
+                "seed": seed,
+                "repeat": {"seed": seed, "fold": fold},
+                "overrides": [f"seed={seed}"],
+                "precision": {"policy": "float32"},
+                "measured": measured,
+                "environment": {"backend": "jax", "keras": "3.15.1", "device": "CPU: test (2 cores)"},
+                "finished_at": "2026-12-01T10:00:00Z",
+                "epochs_run": 5,
+                "timing": {"wall_seconds": 12.5},
+            }
+        )
+    )
     return run
 
 

@@ -1,5 +1,6 @@
 """`cnnlab reproduce`: selection, plan with seeds, skip-if-complete, failure isolation, Ctrl-C, dry run, and one
 real end-to-end run of a tiny MNIST config in a subprocess."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,14 @@ from cnnlab.errors import CnnlabError
 from cnnlab.reproduce import Job, Outcome
 
 REPO = Path(__file__).resolve().parent.parent
-REFS = {"mnist": "mnist", "mnist_dense": "mnist_dense", "imdb_capacity": "imdb_capacity",
-        "imdb_capacity_smaller": "imdb_capacity:smaller", "kim_mr": "kim_mr", "kim_mr_static": "kim_mr:static"}
+REFS = {
+    "mnist": "mnist",
+    "mnist_dense": "mnist_dense",
+    "imdb_capacity": "imdb_capacity",
+    "imdb_capacity_smaller": "imdb_capacity:smaller",
+    "kim_mr": "kim_mr",
+    "kim_mr_static": "kim_mr:static",
+}
 
 
 @pytest.fixture
@@ -84,8 +91,9 @@ def fake_runs(monkeypatch):
             raise KeyboardInterrupt
         if isinstance(outcome, Outcome):
             return outcome
-        return Outcome("complete", 1.5, run_id=f"fake_{job.name}_{job.seed}", exit_code=0,
-                       headline="test_accuracy 0.5000")
+        return Outcome(
+            "complete", 1.5, run_id=f"fake_{job.name}_{job.seed}", exit_code=0, headline="test_accuracy 0.5000"
+        )
 
     monkeypatch.setattr(reproduce, "run_job", run_job)
     # the data as they load now: what fake_complete_run records (the real fingerprint: the end-to-end test)
@@ -96,12 +104,24 @@ def fake_runs(monkeypatch):
 def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "20240101-000000_full") -> Path:
     run = results / job.name / run_id
     run.mkdir(parents=True)
-    (run / "metrics.json").write_text(json.dumps({
-        "experiment": job.name, "run_id": run_id, "status": "complete", "profile": job.profile,
-        "overrides": list(job.overrides), "config_hash": job.config_hash, "seed": job.seed,
-        "measured": {"test_accuracy": 0.9}, "timing": {"wall_seconds": 42.0},
-        "precision": {"requested": "float32", "policy": "float32"}, "data": {"fingerprint": f"fp-{job.name}"},
-        "environment": {"git_commit": git_commit, **reproduce.current_software()}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "experiment": job.name,
+                "run_id": run_id,
+                "status": "complete",
+                "profile": job.profile,
+                "overrides": list(job.overrides),
+                "config_hash": job.config_hash,
+                "seed": job.seed,
+                "measured": {"test_accuracy": 0.9},
+                "timing": {"wall_seconds": 42.0},
+                "precision": {"requested": "float32", "policy": "float32"},
+                "data": {"fingerprint": f"fp-{job.name}"},
+                "environment": {"git_commit": git_commit, **reproduce.current_software()},
+            }
+        )
+    )
     return run
 
 
@@ -117,9 +137,14 @@ def test_select_by_name_variant_and_glob_keeps_order_without_duplicates():
     assert reproduce.select(REFS, ["imdb_capacity*"]) == ["imdb_capacity", "imdb_capacity:smaller"]
 
 
-@pytest.mark.parametrize("pattern, says", [("mnsit", "unknown experiment 'mnsit' (did you mean 'mnist'?)"),
-                                           ("kim_mr:dynamic", "unknown experiment 'kim_mr:dynamic'"),
-                                           ("vgg*", "no experiment matches 'vgg*'")])
+@pytest.mark.parametrize(
+    "pattern, says",
+    [
+        ("mnsit", "unknown experiment 'mnsit' (did you mean 'mnist'?)"),
+        ("kim_mr:dynamic", "unknown experiment 'kim_mr:dynamic'"),
+        ("vgg*", "no experiment matches 'vgg*'"),
+    ],
+)
 def test_select_unknown_names_the_pattern_and_the_known_ones(pattern, says):
     with pytest.raises(CnnlabError) as err:
         reproduce.select(REFS, ["mnist", pattern])
@@ -127,12 +152,13 @@ def test_select_unknown_names_the_pattern_and_the_known_ones(pattern, says):
     assert "\n" not in str(err.value)
 
 
-def test_unknown_experiment_on_the_command_line_is_one_line_before_anything_runs(rcli, configs, fake_runs,
-                                                                                tmp_path):
+def test_unknown_experiment_on_the_command_line_is_one_line_before_anything_runs(rcli, configs, fake_runs, tmp_path):
     code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "mnsit")
     assert code == 2 and out == "" and not fake_runs[0]
-    assert err.strip() == ("cnnlab: error: reproduce: unknown experiment 'mnsit' (did you mean 'mnist'?); "
-                           "known: mnist, mnist_narrow, mnist_dense")
+    assert err.strip() == (
+        "cnnlab: error: reproduce: unknown experiment 'mnsit' (did you mean 'mnist'?); "
+        "known: mnist, mnist_narrow, mnist_dense"
+    )
     code, _, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "train.epoch=2")
     assert code == 2 and "unknown key 'epoch'" in err and not fake_runs[0]
     assert not (tmp_path / "results").exists()
@@ -146,7 +172,8 @@ def test_plan_one_seed_is_the_configs_own_many_seeds_are_overrides(configs):
     assert (job.ref, job.name, job.seed, job.overrides, job.profile) == ("mnist", "mnist", 1, (), "full")
     jobs = reproduce.plan(["mnist", "mnist:narrow"], ["train.epochs=2"], seeds=3, profile="quick")
     assert [(j.name, j.seed, j.overrides) for j in jobs] == [
-        (name, k, ("train.epochs=2", f"seed={k}")) for name in ("mnist", "mnist_narrow") for k in (1, 2, 3)]
+        (name, k, ("train.epochs=2", f"seed={k}")) for name in ("mnist", "mnist_narrow") for k in (1, 2, 3)
+    ]
     assert len({j.config_hash for j in jobs}) == 6
     # seed=1 is the config's own seed: the same resolved config as no override, hence the same hash
     assert reproduce.plan(["mnist"], ["seed=1"])[0].config_hash == job.config_hash
@@ -167,14 +194,21 @@ def _numeric_code() -> dict:
 
 
 SOFTWARE = {"keras": "3.15.1", "backend": "jax"}
-RUN = {"status": "complete", "config_hash": "h1", "profile": "full", "code": _numeric_code(),
-       "precision": {"requested": "auto", "policy": "float32"}, "data": {"fingerprint": "d1"},
-       "environment": {"git_commit": "old-dirty", **SOFTWARE}}
+RUN = {
+    "status": "complete",
+    "config_hash": "h1",
+    "profile": "full",
+    "code": _numeric_code(),
+    "precision": {"requested": "auto", "policy": "float32"},
+    "data": {"fingerprint": "d1"},
+    "environment": {"git_commit": "old-dirty", **SOFTWARE},
+}
 
 
 def _today(commit="abc", policy="float32", data="d1", **software):
-    return reproduce.Today(commit, {**SOFTWARE, **software}, fingerprint=lambda job: data,
-                           policy=lambda requested: policy)
+    return reproduce.Today(
+        commit, {**SOFTWARE, **software}, fingerprint=lambda job: data, policy=lambda requested: policy
+    )
 
 
 def _with(**changes) -> dict:
@@ -189,31 +223,40 @@ def _with(**changes) -> dict:
     return run
 
 
-@pytest.mark.parametrize("run, today, why", [
-    (RUN, _today(), None),                                             # everything the same: reused
-    (RUN, _today(commit="def-dirty"), None),                           # the commit is not the key
-    (RUN, _today(commit=None), None),                                  # nor is having git at all
-    (_with(code__cli_py="0" * 16), _today(), None),                    # the command line computes no number
-    (_with(code__runner_py="0" * 16), _today(), "code changed since (runner.py)"),
-    (_with(code__no_such_module_py="0" * 16), _today(), "code changed since (no_such_module.py)"),  # gone
-    (_with(status="failed"), _today(), "not complete"),
-    (_with(profile="quick"), _today(), "profile quick"),
-    (_with(config_hash="h2"), _today(), "its config differs"),
-    (RUN, _today(keras="3.16.0"), "Keras 3.15.1, now 3.16.0"),
-    (RUN, _today(backend="torch"), "backend jax, now torch"),
-    (RUN, _today(policy="mixed_bfloat16"), "precision float32, now mixed_bfloat16"),  # 'auto' on an AMX machine
-    (RUN, _today(policy=None), None),                                  # a GPU whose capability is unknown
-    (_with(precision={}, dtype_policy="mixed_bfloat16"), _today(), "precision mixed_bfloat16, now float32"),
-    (RUN, _today(data="d2"), "the data differ"),
-    (RUN, _today(data=None), "the data cannot be loaded now"),
-    (_with(data={"dataset": "mnist"}), _today(), "no data fingerprint recorded"),
-    # before the code record: only the same clean commit identifies the code
-    (_with(code=None, environment={"git_commit": "abc", **SOFTWARE}), _today(), None),
-    (_with(code=None, environment={"git_commit": "abc", **SOFTWARE}), _today(commit="def"),
-     "made by other code (commit abc)"),
-    (_with(code=None, environment={"git_commit": "abc-dirty", **SOFTWARE}), _today(commit="abc-dirty"),
-     "made by other code (commit abc-dirty)"),                         # a dirty tree is never the same code
-])
+@pytest.mark.parametrize(
+    "run, today, why",
+    [
+        (RUN, _today(), None),  # everything the same: reused
+        (RUN, _today(commit="def-dirty"), None),  # the commit is not the key
+        (RUN, _today(commit=None), None),  # nor is having git at all
+        (_with(code__cli_py="0" * 16), _today(), None),  # the command line computes no number
+        (_with(code__runner_py="0" * 16), _today(), "code changed since (runner.py)"),
+        (_with(code__no_such_module_py="0" * 16), _today(), "code changed since (no_such_module.py)"),  # gone
+        (_with(status="failed"), _today(), "not complete"),
+        (_with(profile="quick"), _today(), "profile quick"),
+        (_with(config_hash="h2"), _today(), "its config differs"),
+        (RUN, _today(keras="3.16.0"), "Keras 3.15.1, now 3.16.0"),
+        (RUN, _today(backend="torch"), "backend jax, now torch"),
+        (RUN, _today(policy="mixed_bfloat16"), "precision float32, now mixed_bfloat16"),  # 'auto' on an AMX machine
+        (RUN, _today(policy=None), None),  # a GPU whose capability is unknown
+        (_with(precision={}, dtype_policy="mixed_bfloat16"), _today(), "precision mixed_bfloat16, now float32"),
+        (RUN, _today(data="d2"), "the data differ"),
+        (RUN, _today(data=None), "the data cannot be loaded now"),
+        (_with(data={"dataset": "mnist"}), _today(), "no data fingerprint recorded"),
+        # before the code record: only the same clean commit identifies the code
+        (_with(code=None, environment={"git_commit": "abc", **SOFTWARE}), _today(), None),
+        (
+            _with(code=None, environment={"git_commit": "abc", **SOFTWARE}),
+            _today(commit="def"),
+            "made by other code (commit abc)",
+        ),
+        (
+            _with(code=None, environment={"git_commit": "abc-dirty", **SOFTWARE}),
+            _today(commit="abc-dirty"),
+            "made by other code (commit abc-dirty)",
+        ),  # a dirty tree is never the same code
+    ],
+)
 def test_skip_key_table(run, today, why):
     job = Job("mnist", "mnist", 1, (), "full", "h1", precision="auto")
     assert reproduce.stale(job, run, today) == why
@@ -225,16 +268,28 @@ def test_is_complete_takes_the_newest_run_that_counts_and_loads_the_data_only_fo
     asked = []
     today = reproduce.Today("abc", SOFTWARE, fingerprint=lambda j: asked.append(j) or "d1", policy=lambda r: "float32")
     assert reproduce.is_complete(job, [("r1", RUN), ("r2", RUN), ("r3", _with(config_hash="h9"))], today) == "r2"
-    assert len(asked) == 1                                                # r3 differs before the data are asked
+    assert len(asked) == 1  # r3 differs before the data are asked
     assert reproduce.is_complete(job, [("r1", _with(profile="quick"))], today) is None and len(asked) == 1
 
 
 def test_not_numeric_names_existing_report_and_batch_files_only():
     from cnnlab import meta
 
-    assert all((meta.PACKAGE / rel).is_file() for rel in meta.NOT_NUMERIC)   # no stale names
-    for numeric in ("runner.py", "config.py", "models.py", "data/__init__.py", "data/mnist.py", "backup.py",
-                    "keras2.py", "precision.py", "results.py", "direction.py", "sampling.py", "augment.py"):
+    assert all((meta.PACKAGE / rel).is_file() for rel in meta.NOT_NUMERIC)  # no stale names
+    for numeric in (
+        "runner.py",
+        "config.py",
+        "models.py",
+        "data/__init__.py",
+        "data/mnist.py",
+        "backup.py",
+        "keras2.py",
+        "precision.py",
+        "results.py",
+        "direction.py",
+        "sampling.py",
+        "augment.py",
+    ):
         assert numeric not in meta.NOT_NUMERIC
 
 
@@ -243,29 +298,40 @@ def test_data_fingerprint_is_of_the_numbers_and_kept_until_a_data_file_changes(t
 
     from cnnlab import data as data_mod
 
-    a = data_mod.Arrays(np.zeros((4, 2), "float32"), np.arange(4), np.ones((2, 2), "float32"), np.arange(2),
-                        "from here", extras={"vocabulary": ["<pad>", "a"], "vectors": "read in 1.2 s"})
-    same = data_mod.Arrays(*(x.copy() for x in (a.x_train, a.y_train, a.x_test, a.y_test)), "from elsewhere",
-                           extras={"vocabulary": ["<pad>", "a"], "vectors": "from cache"})
-    assert data_mod.fingerprint(a) == data_mod.fingerprint(same)          # source and notes are not data
+    a = data_mod.Arrays(
+        np.zeros((4, 2), "float32"),
+        np.arange(4),
+        np.ones((2, 2), "float32"),
+        np.arange(2),
+        "from here",
+        extras={"vocabulary": ["<pad>", "a"], "vectors": "read in 1.2 s"},
+    )
+    same = data_mod.Arrays(
+        *(x.copy() for x in (a.x_train, a.y_train, a.x_test, a.y_test)),
+        "from elsewhere",
+        extras={"vocabulary": ["<pad>", "a"], "vectors": "from cache"},
+    )
+    assert data_mod.fingerprint(a) == data_mod.fingerprint(same)  # source and notes are not data
     changed = data_mod.Arrays(a.x_train, a.y_train, a.x_test + 1, a.y_test, "from here")
     assert data_mod.fingerprint(changed) != data_mod.fingerprint(a)
-    reshaped = data_mod.Arrays(a.x_train.reshape(2, 4), a.y_train, a.x_test, a.y_test, "from here",
-                               extras=a.extras)
-    assert data_mod.fingerprint(reshaped) != data_mod.fingerprint(a)      # the same bytes, another shape
+    reshaped = data_mod.Arrays(a.x_train.reshape(2, 4), a.y_train, a.x_test, a.y_test, "from here", extras=a.extras)
+    assert data_mod.fingerprint(reshaped) != data_mod.fingerprint(a)  # the same bytes, another shape
 
     # the batch's side: loaded once per dataset and data directory, then read from .cache/fingerprints.json
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "f.bin").write_bytes(b"1")
     loads = []
-    monkeypatch.setitem(data_mod.DATASETS, "mnist", data_mod.Dataset(
-        lambda where, options: loads.append(where) or a, data_mod.DATASETS["mnist"].options, "fake"))
+    monkeypatch.setitem(
+        data_mod.DATASETS,
+        "mnist",
+        data_mod.Dataset(lambda where, options: loads.append(where) or a, data_mod.DATASETS["mnist"].options, "fake"),
+    )
     (job,) = reproduce.plan(["mnist"])
     print_ = reproduce.data_fingerprint(job, str(folder), {})
     assert print_ == data_mod.fingerprint(a) and len(loads) == 1
-    assert reproduce.data_fingerprint(job, str(folder), {}) == print_ and len(loads) == 1   # from the cache file
-    (folder / "f.bin").write_bytes(b"22")                                                    # a data file changed
+    assert reproduce.data_fingerprint(job, str(folder), {}) == print_ and len(loads) == 1  # from the cache file
+    (folder / "f.bin").write_bytes(b"22")  # a data file changed
     assert reproduce.data_fingerprint(job, str(folder), {}) == print_ and len(loads) == 2
 
 
@@ -296,13 +362,23 @@ def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
 
     resolved = load("mnist").resolved_yaml()
     assert "epochs: 5\n" in resolved
-    (run / "config.yaml").write_text(resolved.replace("epochs: 5\n", "epochs: 5\n  precision: float32\n")
-                                     if "precision:" not in resolved else resolved)
+    (run / "config.yaml").write_text(
+        resolved.replace("epochs: 5\n", "epochs: 5\n  precision: float32\n")
+        if "precision:" not in resolved
+        else resolved
+    )
     code = {"meta.py": meta._digest(meta.PACKAGE / "meta.py")}
     software = {"keras": "3", "backend": "jax"}
     # its recorded hash came from an older schema (say, before train.precision): the folder's config decides
-    m = {"status": "complete", "profile": "full", "config_hash": "older-schema", "code": code, "_dir": str(run),
-         "environment": software, "data": {"fingerprint": "d"}}
+    m = {
+        "status": "complete",
+        "profile": "full",
+        "config_hash": "older-schema",
+        "code": code,
+        "_dir": str(run),
+        "environment": software,
+        "data": {"fingerprint": "d"},
+    }
     today = reproduce.Today(None, software, fingerprint=lambda job: "d", policy=lambda requested: "float32")
     assert reproduce.is_complete(job, [("r1", m)], today) == "r1"
     (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("epochs: 5\n", "epochs: 3\n"))
@@ -326,7 +402,9 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
     assert report["status"] == "complete" and report["profile"] == "full" and report["seeds"] == 1
     assert report["selection"] == ["mnist", "mnist_dense"] and report["git_commit"] == "c0ffee"
     assert [(r["experiment"], r["status"], r.get("run_id")) for r in report["runs"]] == [
-        ("mnist", "skipped", "20240101-000000_full"), ("mnist_dense", "complete", "fake_mnist_dense_1")]
+        ("mnist", "skipped", "20240101-000000_full"),
+        ("mnist_dense", "complete", "fake_mnist_dense_1"),
+    ]
     assert report["wall_seconds"] >= 0 and (results / "summary.md").is_file()
 
     calls.clear()  # a different config (override), another profile, --force, or an old run on a dirty tree: it runs
@@ -341,9 +419,11 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
 
 def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_mean():
     a, b, c = (Job(n, n, 1, (), "full", n + "h") for n in ("a", "b", "c"))
-    runs = [("r1", {"profile": "quick", "config_hash": "x", "timing": {"wall_seconds": 5.0}}),  # oldest first
-            ("r2", {"profile": "full", "config_hash": "ah", "timing": {"wall_seconds": 60.0}}),
-            ("r3", {"profile": "full", "config_hash": "other", "timing": {"wall_seconds": 100.0}})]
+    runs = [
+        ("r1", {"profile": "quick", "config_hash": "x", "timing": {"wall_seconds": 5.0}}),  # oldest first
+        ("r2", {"profile": "full", "config_hash": "ah", "timing": {"wall_seconds": 60.0}}),
+        ("r3", {"profile": "full", "config_hash": "other", "timing": {"wall_seconds": 100.0}}),
+    ]
     assert reproduce.previous_seconds(a, runs) == 60.0
     assert reproduce.previous_seconds(b, runs) == 100.0  # the newest of the same profile, another config
     assert reproduce.previous_seconds(c, runs[:1]) is None
@@ -357,10 +437,14 @@ def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_m
 
 
 def test_error_line_is_the_childs_one_line_reason():
-    assert reproduce.error_line("W0 noise\ncnnlab: error: configs/x.yaml: train.epochs: bad\n", 2) == \
-        "configs/x.yaml: train.epochs: bad"
-    tb = ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n    boom()\n"
-          "ValueError: NaN loss at epoch 3\n")
+    assert (
+        reproduce.error_line("W0 noise\ncnnlab: error: configs/x.yaml: train.epochs: bad\n", 2)
+        == "configs/x.yaml: train.epochs: bad"
+    )
+    tb = (
+        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    boom()\n'
+        "ValueError: NaN loss at epoch 3\n"
+    )
     assert reproduce.error_line("some warning\n" + tb, 1) == "ValueError: NaN loss at epoch 3"
     assert reproduce.error_line("", -signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
     assert reproduce.error_line("", 3) == "exit status 3 with nothing on stderr"
@@ -388,8 +472,11 @@ print(f"results: {run}")
 
 def test_a_failing_run_does_not_stop_the_batch(rcli, configs, commit, tmp_path, monkeypatch):
     results = tmp_path / "results"
-    monkeypatch.setattr(reproduce, "child_command", lambda job, root, data_dir=None: [
-        sys.executable, "-c", FAKE_CHILD, str(root), job.name, str(job.seed)])
+    monkeypatch.setattr(
+        reproduce,
+        "child_command",
+        lambda job, root, data_dir=None: [sys.executable, "-c", FAKE_CHILD, str(root), job.name, str(job.seed)],
+    )
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3")
     assert code == 1, out + err
     lines = out.splitlines()
@@ -404,7 +491,9 @@ def test_a_failing_run_does_not_stop_the_batch(rcli, configs, commit, tmp_path, 
     assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 1}
     failed = [r for r in report["runs"] if r["status"] == "failed"]
     assert [(r["seed"], r["exit_code"], r["reason"]) for r in failed] == [
-        (1, 2, "data/mnist: no such file"), (2, 1, "MemoryError: out of memory in the child")]
+        (1, 2, "data/mnist: no such file"),
+        (2, 1, "MemoryError: out of memory in the child"),
+    ]
     assert Path(failed[0]["log"] + ".out").read_text() == "training mnist_dense 1\n"
     assert report["runs"][2]["run_id"] == "20250101-000003_full" and report["runs"][2]["seconds"] > 0
 
@@ -417,7 +506,10 @@ def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fak
     report = json.loads((results / "reproduce.json").read_text())
     assert report["status"] == "interrupted"
     assert [(r["experiment"], r["status"]) for r in report["runs"]] == [
-        ("mnist", "complete"), ("mnist_narrow", "interrupted"), ("mnist_dense", "interrupted")]
+        ("mnist", "complete"),
+        ("mnist_narrow", "interrupted"),
+        ("mnist_dense", "interrupted"),
+    ]
     assert not (results / "summary.md").exists()
 
 
@@ -429,8 +521,7 @@ def test_ctrl_c_stops_the_running_child(tmp_path):
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
-            reproduce.run_job(job, tmp_path / "results", tmp_path / "logs" / "x", command=[sys.executable, "-c",
-                                                                                             child])
+            reproduce.run_job(job, tmp_path / "results", tmp_path / "logs" / "x", command=[sys.executable, "-c", child])
     finally:
         timer.cancel()
     assert time.perf_counter() - t0 < 30
@@ -439,13 +530,21 @@ def test_ctrl_c_stops_the_running_child(tmp_path):
 # ------------------------------------------------------------------------------------------------ devices
 
 
-@pytest.mark.parametrize("text, says", [("", "an empty item"), ("0,,1", "an empty item"),
-                                        ("gpu1", "'gpu1' is neither a GPU id nor 'cpu'"),
-                                        ("0;1", "'0;1' is neither"), ("-1", "'-1' is neither"),
-                                        ("0,gpu 1", "'gpu 1' is neither")])
-def test_devices_empty_or_malformed_is_one_line_before_anything_runs(rcli, configs, fake_runs, tmp_path, text,
-                                                                     says):
-    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text, "--seeds", "1")
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ("", "an empty item"),
+        ("0,,1", "an empty item"),
+        ("gpu1", "'gpu1' is neither a GPU id nor 'cpu'"),
+        ("0;1", "'0;1' is neither"),
+        ("-1", "'-1' is neither"),
+        ("0,gpu 1", "'gpu 1' is neither"),
+    ],
+)
+def test_devices_empty_or_malformed_is_one_line_before_anything_runs(rcli, configs, fake_runs, tmp_path, text, says):
+    code, out, err = rcli(
+        "--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text, "--seeds", "1"
+    )
     assert code == 2 and out == "" and not fake_runs[0]
     assert err.startswith(f"cnnlab: error: reproduce: --devices '{text}': {says}") and "expected GPU ids" in err
     assert err.count("\n") == 1 and not (tmp_path / "results").exists()
@@ -497,14 +596,16 @@ def test_two_workers_run_jobs_concurrently_each_pinned_to_its_device(rcli, confi
     by_seed = {seed: cuda for seed, cuda, _ in calls}
     assert [r["device"] for r in report["runs"]] == [f"gpu {by_seed[r['seed']]}" for r in report["runs"]]
     started = sorted(ln for ln in out.splitlines() if ": started (" in ln)
-    assert len(started) == 4 and all(re.match(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: started", ln)
-                                     for ln in started)
-    assert any(re.fullmatch(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: done in 0.1 s: test_accuracy 0.5000", ln)
-               for ln in out.splitlines())
+    assert len(started) == 4 and all(
+        re.match(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: started", ln) for ln in started
+    )
+    assert any(
+        re.fullmatch(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: done in 0.1 s: test_accuracy 0.5000", ln)
+        for ln in out.splitlines()
+    )
 
 
-def test_without_devices_jobs_run_in_order_in_the_inherited_environment(rcli, configs, fake_runs, commit,
-                                                                       tmp_path):
+def test_without_devices_jobs_run_in_order_in_the_inherited_environment(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2")
     assert code == 0 and [c.seed for c in fake_runs[0]] == [1, 2] and "[gpu" not in out
@@ -520,17 +621,24 @@ def test_a_failing_job_on_one_worker_does_not_stop_the_other(rcli, configs, pinn
     def broken():
         raise OSError("no such interpreter")
 
-    script.update({1: Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file"),
-                   2: overlap.wait, 3: overlap.wait, 4: broken})
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "5", "--devices",
-                          "cpu,cpu")
+    script.update(
+        {
+            1: Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file"),
+            2: overlap.wait,
+            3: overlap.wait,
+            4: broken,
+        }
+    )
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "5", "--devices", "cpu,cpu")
     assert code == 1, out + err
     assert not overlap.broken and {cuda for _, cuda, _ in calls} == {""}
     assert len({t for seed, _, t in calls if seed in (2, 3)}) == 2
     report = json.loads((results / "reproduce.json").read_text())
     assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 3}
     assert [(r["seed"], r["status"], r.get("reason")) for r in report["runs"] if r["status"] == "failed"] == [
-        (1, "failed", "data/mnist: no such file"), (4, "failed", "OSError: no such interpreter")]
+        (1, "failed", "data/mnist: no such file"),
+        (4, "failed", "OSError: no such interpreter"),
+    ]
     assert {r["device"] for r in report["runs"]} <= {"cpu#1", "cpu#2"}
     assert re.search(r"\[1/5\] \[cpu#[12]\] mnist_dense seed 1: FAILED \(exit 2\): data/mnist: no such file", out)
     assert re.search(r"seed 4: FAILED \(no exit status\): OSError: no such interpreter", out)
@@ -561,16 +669,27 @@ print(f"results: {run}")
 
 
 def pinned_child(monkeypatch, flags: Path, wait_for: int) -> None:
-    monkeypatch.setattr(reproduce, "child_command", lambda job, root, data_dir=None: [
-        sys.executable, "-c", PINNED_CHILD, str(root), job.name, str(job.seed), str(flags), str(wait_for)])
+    monkeypatch.setattr(
+        reproduce,
+        "child_command",
+        lambda job, root, data_dir=None: [
+            sys.executable,
+            "-c",
+            PINNED_CHILD,
+            str(root),
+            job.name,
+            str(job.seed),
+            str(flags),
+            str(wait_for),
+        ],
+    )
 
 
 def test_each_child_process_gets_its_devices_environment(rcli, configs, commit, tmp_path, monkeypatch):
     results = tmp_path / "results"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # what the batch itself was given: not inherited
     pinned_child(monkeypatch, tmp_path / "flags", wait_for=2)
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2", "--devices",
-                          "3,cpu")
+    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2", "--devices", "3,cpu")
     assert code == 0, out + err
     report = json.loads((results / "reproduce.json").read_text())
     seen = {}
@@ -617,10 +736,12 @@ def test_dry_run_prints_the_plan_and_runs_nothing(rcli, configs, fake_runs, comm
     fake_complete_run(results, job, "c0ffee")
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "mnist:narrow", "--dry-run", "--seeds", "1")
     assert code == 0 and not fake_runs[0]
-    assert out.splitlines() == ["[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)",
-                                "[2/2] mnist_narrow seed 1: would run (no earlier run to estimate from): "
-                                "cnnlab run mnist:narrow --profile full",
-                                "dry run: 1 to run, 1 skipped"]
+    assert out.splitlines() == [
+        "[1/2] mnist seed 1: skipped (complete: 20240101-000000_full)",
+        "[2/2] mnist_narrow seed 1: would run (no earlier run to estimate from): "
+        "cnnlab run mnist:narrow --profile full",
+        "dry run: 1 to run, 1 skipped",
+    ]
     commit.value = "c0ffee-dirty"
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist", "--seeds", "2", "--dry-run")
     # seed 1 = the config's own seed (same hash as the old run) but a dirty tree; both estimated from its 42 s
@@ -665,17 +786,17 @@ def test_heartbeat_reports_epochs_of_the_running_job_and_the_time_left(tmp_path,
     jobs = [Job("mnist", "mnist", 1, (), "full", "h1", 10), Job("mnist_dense", "mnist_dense", 1, (), "full", "h2", 5)]
     batch = reproduce.Batch(jobs, "full", 1, [], [], False, None)
     state = reproduce.Progress(batch, tmp_path, lines.append, lambda *a, **k: None, None)
-    state.known = {jobs[1]: 60.0}              # the next job took a minute last time
+    state.known = {jobs[1]: 60.0}  # the next job took a minute last time
     state.start(0, "[1/2] mnist seed 1")
     wall, t0 = state.began[0]
-    state.heartbeat(now=t0 + 5)                # no epoch finished yet: nothing to say
+    state.heartbeat(now=t0 + 5)  # no epoch finished yet: nothing to say
     partial = tmp_path / "mnist" / ".20260101-000000_full.partial"
     partial.mkdir(parents=True)
     (partial / "history.csv").write_text("epoch,loss\n" + "".join(f"{e},0.5\n" for e in range(1, 5)))
-    state.heartbeat(now=t0 + 100)              # 4 epochs in 100 s: 6 more take 150 s; then the next job's 60 s
-    state.heartbeat(now=t0 + 110)              # no new epoch: no new line
+    state.heartbeat(now=t0 + 100)  # 4 epochs in 100 s: 6 more take 150 s; then the next job's 60 s
+    state.heartbeat(now=t0 + 110)  # no new epoch: no new line
     assert lines[1:] == ["[1/2] mnist seed 1: epoch 4/10, about 0:02:30 left in this run, 0:03:30 in the batch"]
-    old = tmp_path / "mnist_dense" / ".20250101-000000_full.partial"   # an older run's leftover never counts
+    old = tmp_path / "mnist_dense" / ".20250101-000000_full.partial"  # an older run's leftover never counts
     old.mkdir(parents=True)
     (old / "history.csv").write_text("epoch,loss\n1,0.5\n")
     os.utime(old / "history.csv", (wall - 3600, wall - 3600))
@@ -701,9 +822,12 @@ def test_the_default_protocol_is_the_reference_s_own():
     assert [(j.seed, j.fold) for j in kim] == [(1, k) for k in range(10)]
     assert [j.overrides for j in kim][3] == ("data.options.fold=3",)
     assert [(j.seed, j.fold, j.overrides) for j in jobs if j.name == "mnist"] == [
-        (k, None, (f"seed={k}",)) for k in (1, 2, 3)]
+        (k, None, (f"seed={k}",)) for k in (1, 2, 3)
+    ]
     assert [(j.name, j.seed) for j in reproduce.plan(["kim_mr", "mnist"], seeds=None, profile="quick")] == [
-        ("kim_mr", 1), ("mnist", 1)]
+        ("kim_mr", 1),
+        ("mnist", 1),
+    ]
     # an override pins it; --seeds N gives N seeds on the config's fold
     assert [j.fold for j in reproduce.plan(["kim_mr"], ["data.options.fold=4"], seeds=None)] == [4]  # labelled
     assert len(reproduce.plan(["mnist"], ["seed=7"], seeds=None)) == 1

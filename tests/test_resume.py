@@ -1,4 +1,5 @@
 """Resume: a run killed with SIGKILL mid-training, started again, continues from its last completed epoch."""
+
 from __future__ import annotations
 
 import csv
@@ -8,10 +9,8 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 ARGS = ["data.train_subset=3000", "data.test_subset=200", "train.epochs=6", "train.batch_size=32"]
@@ -25,10 +24,27 @@ def _history(path):
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path, sig):
     results = tmp_path / "results"
-    env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(REPO),
-           "CNNLAB_BACKUP_SECONDS": "0"}   # a backup after every (sub-second) epoch of this tiny run
-    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", "mnist", *ARGS,
-           "--data-dir", str(data_dir), "--verbose", "0", "--no-summary"]
+    env = {
+        **os.environ,
+        "CNNLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "PYTHONPATH": str(REPO),
+        "CNNLAB_BACKUP_SECONDS": "0",
+    }  # a backup after every (sub-second) epoch of this tiny run
+    cmd = [
+        sys.executable,
+        "-m",
+        "cnnlab",
+        "--results-dir",
+        str(results),
+        "run",
+        "mnist",
+        *ARGS,
+        "--data-dir",
+        str(data_dir),
+        "--verbose",
+        "0",
+        "--no-summary",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     partial = None
@@ -50,37 +66,61 @@ def test_killed_run_resumes_from_its_last_epoch(data_dir, tmp_path, sig):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-800:]
     runs = [p for p in (results / "mnist").iterdir() if p.is_dir() and not p.name.startswith(".")]
-    assert len(runs) == 1 and runs[0].name == partial.name[1:-len(".partial")]   # the same run, completed
+    assert len(runs) == 1 and runs[0].name == partial.name[1 : -len(".partial")]  # the same run, completed
     assert not partial.exists()
-    assert _history(runs[0] / "history.csv") == [1, 2, 3, 4, 5, 6]           # no epoch lost or repeated
+    assert _history(runs[0] / "history.csv") == [1, 2, 3, 4, 5, 6]  # no epoch lost or repeated
     m = json.loads((runs[0] / "metrics.json").read_text())
     assert m["status"] == "complete" and m["epochs_run"] == 6
-    assert m["resumed_from_epoch"] >= done_before - 1 >= 1   # the backup may trail history.csv by one epoch
-    assert not (tmp_path / "cache" / "resume" / "mnist").exists() or \
-        not any((tmp_path / "cache" / "resume" / "mnist").iterdir())   # the resume state is cleared
+    assert m["resumed_from_epoch"] >= done_before - 1 >= 1  # the backup may trail history.csv by one epoch
+    assert not (tmp_path / "cache" / "resume" / "mnist").exists() or not any(
+        (tmp_path / "cache" / "resume" / "mnist").iterdir()
+    )  # the resume state is cleared
 
 
 def test_a_completed_run_is_never_resumed_or_overwritten(cli, data_dir, tmp_path):
     results = tmp_path / "results"
-    args = ["--results-dir", results, "run", "mnist", "data.train_subset=200", "data.test_subset=50",
-            "train.epochs=1", "--data-dir", data_dir, "--verbose", "0", "--no-summary"]
+    args = [
+        "--results-dir",
+        results,
+        "run",
+        "mnist",
+        "data.train_subset=200",
+        "data.test_subset=50",
+        "train.epochs=1",
+        "--data-dir",
+        data_dir,
+        "--verbose",
+        "0",
+        "--no-summary",
+    ]
     assert cli(*args)[0] == 0
     assert cli(*args)[0] == 0
     runs = sorted(p.name for p in (results / "mnist").iterdir() if p.is_dir() and not p.name.startswith("."))
-    assert len(runs) == 2   # two complete runs side by side; the first untouched
+    assert len(runs) == 2  # two complete runs side by side; the first untouched
     for run in runs:
         assert json.loads((results / "mnist" / run / "metrics.json").read_text())["resumed_from_epoch"] is None
 
 
 def test_a_nan_loss_stops_the_run_and_the_summary_says_so(cli, data_dir, tmp_path):
     results = tmp_path / "results"
-    code, out, err = cli("--results-dir", results, "run", "mnist", "data.train_subset=640", "data.test_subset=50",
-                         "train.epochs=4", "train.optimizer={SGD: {learning_rate: 1.0e+30}}", "--data-dir", data_dir,
-                         "--verbose", "0")
+    code, out, err = cli(
+        "--results-dir",
+        results,
+        "run",
+        "mnist",
+        "data.train_subset=640",
+        "data.test_subset=50",
+        "train.epochs=4",
+        "train.optimizer={SGD: {learning_rate: 1.0e+30}}",
+        "--data-dir",
+        data_dir,
+        "--verbose",
+        "0",
+    )
     assert code == 0, err
     (run,) = [p for p in (results / "mnist").iterdir() if p.is_dir() and not p.name.startswith(".")]
     m = json.loads((run / "metrics.json").read_text())
-    assert m["status"] == "nan_loss" and m["epochs_run"] == 1          # TerminateOnNaN: no further epoch
+    assert m["status"] == "nan_loss" and m["epochs_run"] == 1  # TerminateOnNaN: no further epoch
     assert m["status_detail"] == "training stopped: the loss became NaN/inf at epoch 1"
     with open(results / "summary.csv") as f:
         row = next(r for r in csv.DictReader(f) if r["experiment"] == "mnist" and r["metric"] == "test_accuracy")

@@ -1,4 +1,5 @@
 """End to end on a slice of real MNIST: every result file, the summary row, repeated runs, and clean failures."""
+
 from __future__ import annotations
 
 import csv
@@ -18,7 +19,9 @@ def run_slice(cli, data_dir, tmp_path):
     results = tmp_path / "results"
 
     def run(*extra: str, experiment: str = "mnist"):
-        return cli("--results-dir", results, "run", experiment, *SLICE, *extra, "--data-dir", data_dir, "--verbose", "0")
+        return cli(
+            "--results-dir", results, "run", experiment, *SLICE, *extra, "--data-dir", data_dir, "--verbose", "0"
+        )
 
     run.results = results
     return run
@@ -54,7 +57,9 @@ def test_end_to_end_writes_every_file_and_a_summary_row(run_slice, data_dir):
     # committed files say where things were relative to folders a reader has, not on the machine that ran it
     text = (run / "metrics.json").read_text()
     assert str(Path(data_dir).resolve()) not in text and str(results.resolve()) not in text, text
-    assert "IDX files in <data dir>/mnist " in m["data"]["source"] and m["model_file"].startswith("<cache>/models/mnist/")
+    assert "IDX files in <data dir>/mnist " in m["data"]["source"] and m["model_file"].startswith(
+        "<cache>/models/mnist/"
+    )
     assert m["directions"] == {"loss": "down", "accuracy": "up"}
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Total params: 93,322" in (run / "params.md").read_text()
@@ -138,8 +143,15 @@ def test_processes_starting_together_get_distinct_run_ids(tmp_path):
     import sys
 
     go = tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", _CLAIM, str(tmp_path / "results"), str(go)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIM, str(tmp_path / "results"), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     (tmp_path / "results" / "mnist").mkdir(parents=True)
     (tmp_path / "results" / "mnist" / "20260101-000000_full-3").mkdir()  # a finished run holds one id already
     go.touch()
@@ -149,7 +161,8 @@ def test_processes_starting_together_get_distinct_run_ids(tmp_path):
     # the first free ids, each once: the base, -2, -4 … -9 (-3 is taken by the finished run)
     assert ids == sorted(["20260101-000000_full", *(f"20260101-000000_full-{n}" for n in (2, 4, 5, 6, 7, 8, 9))])
     assert sorted(p.name for p in (tmp_path / "results" / "mnist").glob(".*.partial")) == sorted(
-        f".{i}.partial" for i in ids)
+        f".{i}.partial" for i in ids
+    )
 
 
 def test_atomic_write_replaces_whole_files(tmp_path):
@@ -160,14 +173,17 @@ def test_atomic_write_replaces_whole_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temporary left behind
 
 
-@pytest.mark.parametrize("value, profile, overrides, expected", [
-    (0.990, "full", (), "within"),
-    (0.980, "full", (), "below"),
-    (0.999, "full", (), "above"),
-    (0.990, "quick", (), "within (quick profile, not comparable)"),
-    (0.990, "full", ("train.epochs=1",), "within (run with overrides)"),
-    (None, "full", (), "not measured"),
-])
+@pytest.mark.parametrize(
+    "value, profile, overrides, expected",
+    [
+        (0.990, "full", (), "within"),
+        (0.980, "full", (), "below"),
+        (0.999, "full", (), "above"),
+        (0.990, "quick", (), "within (quick profile, not comparable)"),
+        (0.990, "full", ("train.epochs=1",), "within (run with overrides)"),
+        (None, "full", (), "not measured"),
+    ],
+)
 def test_verdict(value, profile, overrides, expected):
     assert verdict(value, (0.987, 0.994), profile, overrides) == expected
 

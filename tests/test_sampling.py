@@ -1,4 +1,5 @@
 """Keras 2's generator sampling (cnnlab.sampling, train.steps_per_epoch) against hand-derived counts."""
+
 from __future__ import annotations
 
 import json
@@ -45,7 +46,7 @@ def test_batch_k_is_a_pure_function_of_k():
     a, b = BatchStream(50, 8, seed=1), BatchStream(50, 8, seed=1)
     for _ in range(11):
         a.next_indices()
-    np.testing.assert_array_equal(a.next_indices(), b.indices_of(11))   # 7 batches a pass: pass 1, batch 4
+    np.testing.assert_array_equal(a.next_indices(), b.indices_of(11))  # 7 batches a pass: pass 1, batch 4
     np.testing.assert_array_equal(b.indices_of(3), BatchStream(50, 8, seed=1).indices_of(3))
     assert not np.array_equal(BatchStream(50, 8, seed=2).indices_of(0), b.indices_of(0))
 
@@ -72,8 +73,14 @@ def _fit(data, epochs_done, epochs):
             seen.append(batch)
 
     record = _Record()
-    model.fit(*args, **kwargs, initial_epoch=epochs_done, epochs=epochs_done + epochs, verbose=0,
-              callbacks=[*callbacks, record, Seen()])
+    model.fit(
+        *args,
+        **kwargs,
+        initial_epoch=epochs_done,
+        epochs=epochs_done + epochs,
+        verbose=0,
+        callbacks=[*callbacks, record, Seen()],
+    )
     return record.val_losses, len(seen)
 
 
@@ -118,9 +125,22 @@ def test_a_resumed_phase_continues_the_same_stream():
 
 def test_a_run_with_steps_per_epoch_records_what_it_saw(cli, data_dir, tmp_path):
     results = tmp_path / "results"
-    code, out, err = cli("--results-dir", results, "run", "mnist", "data.train_subset=300", "data.test_subset=100",
-                         "train.epochs=2", "train.batch_size=32", "train.steps_per_epoch=7",
-                         "train.validation_steps=3", "--data-dir", data_dir, "--verbose", "0")
+    code, out, err = cli(
+        "--results-dir",
+        results,
+        "run",
+        "mnist",
+        "data.train_subset=300",
+        "data.test_subset=100",
+        "train.epochs=2",
+        "train.batch_size=32",
+        "train.steps_per_epoch=7",
+        "train.validation_steps=3",
+        "--data-dir",
+        data_dir,
+        "--verbose",
+        "0",
+    )
     assert code == 0, err
     (run,) = [p for p in (results / "mnist").iterdir() if p.is_dir()]
     m = json.loads((run / "metrics.json").read_text())
@@ -129,10 +149,13 @@ def test_a_run_with_steps_per_epoch_records_what_it_saw(cli, data_dir, tmp_path)
     assert m["epochs_run"] == 2
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train.steps_per_epoch=0", "train.steps_per_epoch: expected a positive number of batches"),
-    ("train.validation_steps=5", "train.validation_steps: belongs to a generator's epoch: set steps_per_epoch"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.steps_per_epoch=0", "train.steps_per_epoch: expected a positive number of batches"),
+        ("train.validation_steps=5", "train.validation_steps: belongs to a generator's epoch: set steps_per_epoch"),
+    ],
+)
 def test_bad_steps_are_one_line(cli, override, message):
     code, out, err = cli("params", "mnist", override)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """Real-data reproductions that take minutes on 2 CPU cores: `make test-slow`."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """SST phrases (cnnlab.data.sst): Kim's phrase-level SST-1/SST-2 training sets from the treebank's trees."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,10 +15,15 @@ TREE = "(3 (2 (2 The) (2 Rock)) (4 (3 (2 is) (4 great)) (2 .)))"
 
 def test_every_node_in_pre_order_with_its_leaves():
     nodes = sst.parse_tree(TREE)
-    assert nodes[0] == (3, ["The", "Rock", "is", "great", "."])        # the sentence first
+    assert nodes[0] == (3, ["The", "Rock", "is", "great", "."])  # the sentence first
     assert nodes[1] == (2, ["The", "Rock"])
-    assert [n for n in nodes if len(n[1]) == 1] == [(2, ["The"]), (2, ["Rock"]), (2, ["is"]), (4, ["great"]),
-                                                     (2, ["."])]
+    assert [n for n in nodes if len(n[1]) == 1] == [
+        (2, ["The"]),
+        (2, ["Rock"]),
+        (2, ["is"]),
+        (4, ["great"]),
+        (2, ["."]),
+    ]
     assert len(nodes) == 9  # 5 leaves + 4 inner nodes
 
 
@@ -43,8 +49,9 @@ def test_duplicates_keep_the_first_label_by_lower_cased_text():
 
 
 def test_binary_drops_neutral_and_maps_0_1_and_3_4():
-    texts, labels = sst.phrases(["(3 (2 (2 The) (2 Rock)) (4 rules))", "(1 (1 (2 the) (1 rock)) (0 sucks))"],
-                                binary=True)
+    texts, labels = sst.phrases(
+        ["(3 (2 (2 The) (2 Rock)) (4 rules))", "(1 (1 (2 the) (1 rock)) (0 sucks))"], binary=True
+    )
     assert dict(zip(texts, labels.tolist())) == {"the rock rules": 1, "rules": 1, "the rock sucks": 0, "sucks": 0}
 
 
@@ -52,7 +59,11 @@ def _sst_dir(tmp_path: Path) -> Path:
     (tmp_path / "sst").mkdir()
     (tmp_path / "sst" / "train.txt").write_text("(3 (2 (2 The) (2 Rock)) (4 rules))\n(0 (1 bad) (0 film))\n")
     (tmp_path / "kim").mkdir()
-    for split, rows in {"train": ["3 the rock rules", "0 bad film"], "dev": ["4 great"], "test": ["1 dull film"]}.items():
+    for split, rows in {
+        "train": ["3 the rock rules", "0 bad film"],
+        "dev": ["4 great"],
+        "test": ["1 dull film"],
+    }.items():
         (tmp_path / "kim" / f"stsa.fine.{split}").write_text("\n".join(rows) + "\n")
         binary = [f"{int(int(r[0]) >= 3)}{r[1:]}" for r in rows if r[0] != "2"]
         (tmp_path / "kim" / f"stsa.binary.{split}").write_text("\n".join(binary) + "\n")

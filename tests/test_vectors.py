@@ -1,5 +1,6 @@
 """Word-vector readers (word2vec .bin, GloVe .txt, fastText .vec, each gzipped or not), the cached look-up,
 the variance-matched initialisation, and word2vec-imdb-300's tokeniser and training on a tiny tarball."""
+
 from __future__ import annotations
 
 import gzip
@@ -23,8 +24,11 @@ VECS = {  # values exact in float32 and in short decimal text
 
 
 def write_text(path, vecs=VECS, header=False, trailing_space=False, lines=None):
-    rows = lines if lines is not None else \
-        [f"{w} {' '.join(repr(float(v)) for v in vec)}{' ' if trailing_space else ''}" for w, vec in vecs.items()]
+    rows = (
+        lines
+        if lines is not None
+        else [f"{w} {' '.join(repr(float(v)) for v in vec)}{' ' if trailing_space else ''}" for w, vec in vecs.items()]
+    )
     text = (f"{len(rows)} {len(next(iter(vecs.values())))}\n" if header else "") + "\n".join(rows) + "\n"
     data = text.encode("utf-8")
     path.write_bytes(gzip.compress(data) if path.name.endswith(".gz") else data)
@@ -119,15 +123,30 @@ def test_missing_file(tmp_path):
 
 
 # malformed files: one line naming the file, the line (record) and what was received
-@pytest.mark.parametrize("name,lines,expect", [
-    ("bad.txt", ["the 0.5 1.0 2.0", "movie 0.5 1.0", "good 1 2 3"], r"line 2: expected a word and 3 values, "
-                                                                     r"received 2 values"),
-    ("bad.txt.gz", ["the 0.5 1.0 2.0", "movie 0.5 x1.0 2.0"], r"line 2: expected numbers after 'movie', "
-                                                              r"received 'x1.0'"),
-    ("bad.vec", ["2 3", "the 0.5 1.0 2.0", "movie 0.5 1.0 2.0 7.0"], r"line 3: expected a word and 3 values, "
-                                                                     r"received 4 values"),
-    ("bad.vec.gz", ["5 3", "the 0.5 1.0 2.0", "movie 0.5 1.0 2.0"], r"the header says 5 words, the file has 2"),
-])
+@pytest.mark.parametrize(
+    "name,lines,expect",
+    [
+        (
+            "bad.txt",
+            ["the 0.5 1.0 2.0", "movie 0.5 1.0", "good 1 2 3"],
+            r"line 2: expected a word and 3 values, "
+            r"received 2 values",
+        ),
+        (
+            "bad.txt.gz",
+            ["the 0.5 1.0 2.0", "movie 0.5 x1.0 2.0"],
+            r"line 2: expected numbers after 'movie', "
+            r"received 'x1.0'",
+        ),
+        (
+            "bad.vec",
+            ["2 3", "the 0.5 1.0 2.0", "movie 0.5 1.0 2.0 7.0"],
+            r"line 3: expected a word and 3 values, "
+            r"received 4 values",
+        ),
+        ("bad.vec.gz", ["5 3", "the 0.5 1.0 2.0", "movie 0.5 1.0 2.0"], r"the header says 5 words, the file has 2"),
+    ],
+)
 def test_malformed_text_files(tmp_path, name, lines, expect):
     path = tmp_path / name
     data = ("\n".join(lines) + "\n").encode()
@@ -150,8 +169,11 @@ def test_truncated_gzip_names_the_line(tmp_path):
 def test_truncated_binary_names_the_record(tmp_path, name):
     data = bin_bytes()[:-9]  # the last record loses part of its vector
     path = write_bin(tmp_path / name, data)
-    with pytest.raises(DataError, match=r"record 4 of 4 \('good'\): expected 12 bytes of vector \(3 float32\), "
-                                        r"received \d+") as exc:
+    with pytest.raises(
+        DataError,
+        match=r"record 4 of 4 \('good'\): expected 12 bytes of vector \(3 float32\), "
+        r"received \d+",
+    ) as exc:
         vectors.read(path, {"the"})
     assert one_line_error(exc).startswith(str(path))
 
@@ -164,8 +186,11 @@ def test_binary_with_fewer_records_than_its_header(tmp_path):
 
 def test_binary_bad_header(tmp_path):
     path = write_bin(tmp_path / "h.bin", b"not a header\n" + bin_bytes()[4:])
-    with pytest.raises(DataError, match=r"line 1: expected the header 'V d' \(two integers\), received "
-                                        r"'not a header'") as exc:
+    with pytest.raises(
+        DataError,
+        match=r"line 1: expected the header 'V d' \(two integers\), received "
+        r"'not a header'",
+    ) as exc:
         vectors.read(path)
     one_line_error(exc)
 
@@ -250,11 +275,11 @@ def test_uniform_init_matches_the_pretrained_variance():
     assert a == pytest.approx(np.sqrt(3 * target))
     drawn = out[~found].astype(np.float64)
     assert np.abs(drawn).max() <= a
-    assert drawn.var() == pytest.approx(target, rel=0.02)           # the overall variance matches
+    assert drawn.var() == pytest.approx(target, rel=0.02)  # the overall variance matches
     assert drawn.var(axis=0).mean() == pytest.approx(target, rel=0.02)
-    np.testing.assert_array_equal(out[found], found_rows)          # pretrained rows untouched
+    np.testing.assert_array_equal(out[found], found_rows)  # pretrained rows untouched
     again, _ = vectors.init_matrix(matrix, found, seed=1)
-    assert np.array_equal(out, again)                               # seeded
+    assert np.array_equal(out, again)  # seeded
     other, _ = vectors.init_matrix(matrix, found, seed=2)
     assert not np.array_equal(out, other)
     kim, a_kim = vectors.init_matrix(matrix, found, seed=1, scale=0.25)
@@ -268,13 +293,26 @@ def test_uniform_init_matches_the_pretrained_variance():
 
 def test_review_tokens_look_like_kims():
     review = "It's GREAT!<br /><br />I don't (really) know... 10/10"
-    assert word2vec.tokens(review) == ["it", "'s", "great", "!", "i", "do", "n't", "(", "really", ")", "know",
-                                       "10", "10"]
+    assert word2vec.tokens(review) == [
+        "it",
+        "'s",
+        "great",
+        "!",
+        "i",
+        "do",
+        "n't",
+        "(",
+        "really",
+        ")",
+        "know",
+        "10",
+        "10",
+    ]
 
 
 def _tiny_tarball(path, texts):
     with tarfile.open(path, "w:gz") as tar:
-        for i, (member, text) in enumerate(texts):
+        for member, text in texts:
             data = text.encode("utf-8")
             info = tarfile.TarInfo(member)
             info.size = len(data)
@@ -283,9 +321,15 @@ def _tiny_tarball(path, texts):
 
 
 def test_reviews_stream_train_and_test_only(tmp_path):
-    tar = _tiny_tarball(tmp_path / "aclImdb_v1_labelled.tar.gz", [
-        ("aclImdb/README", "readme"), ("aclImdb/train/pos/0_9.txt", "good"), ("aclImdb/test/neg/1_2.txt", "bad"),
-        ("aclImdb/train/unsup/2_0.txt", "unlabelled")])
+    tar = _tiny_tarball(
+        tmp_path / "aclImdb_v1_labelled.tar.gz",
+        [
+            ("aclImdb/README", "readme"),
+            ("aclImdb/train/pos/0_9.txt", "good"),
+            ("aclImdb/test/neg/1_2.txt", "bad"),
+            ("aclImdb/train/unsup/2_0.txt", "unlabelled"),
+        ],
+    )
     assert list(word2vec.reviews(tar)) == ["good", "bad"]
     assert word2vec.find_tarball(tmp_path) == tar
 

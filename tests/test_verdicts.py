@@ -1,5 +1,6 @@
 """References compared like with like: statistics over epochs, ranges from a stated spread, substitutions, and
 run sets that never mix two settings of one experiment."""
+
 from __future__ import annotations
 
 import json
@@ -8,11 +9,14 @@ import math
 import pytest
 
 from cnnlab import verdicts
-from cnnlab.config import Ctx, Reference, Spread, from_mapping
+from cnnlab.config import Ctx, Reference, from_mapping
 from cnnlab.errors import ConfigError
 
-HISTORY = {"val_accuracy": [0.60, 0.70, 0.74, 0.72] + [0.71] * 10, "accuracy": [0.5 + 0.03 * i for i in range(14)],
-           "val_loss": [0.9, 0.6, 0.5, 0.55] + [0.6] * 10}
+HISTORY = {
+    "val_accuracy": [0.60, 0.70, 0.74, 0.72] + [0.71] * 10,
+    "accuracy": [0.5 + 0.03 * i for i in range(14)],
+    "val_loss": [0.9, 0.6, 0.5, 0.55] + [0.6] * 10,
+}
 
 
 def _ref(**kw) -> Reference:
@@ -30,20 +34,24 @@ def test_binomial_spread_is_196_standard_errors_around_every_faithful_value():
 def test_std_spread_and_a_resolved_config_that_carries_both():
     ref = _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "5 trials"})
     assert ref.range == pytest.approx((0.467 - 0.033124, 0.467 + 0.033124))
-    again = _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "5 trials"},
-                 range=list(ref.range))
+    again = _ref(
+        metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "5 trials"}, range=list(ref.range)
+    )
     assert again.range == ref.range
     with pytest.raises(ConfigError, match="contradicts the spread"):
         _ref(metric="test_accuracy", value=0.467, spread={"std": 0.0169, "source": "x"}, range=[0.4, 0.5])
 
 
-@pytest.mark.parametrize("kw, says", [
-    ({"metric": "test_accuracy", "value": 0.9}, "give 'range'"),
-    ({"metric": "test_accuracy", "value": 0.9, "spread": {"source": "x"}}, "exactly one of 'binomial'"),
-    ({"metric": "test_accuracy", "value": 0.9, "spread": {"binomial": 0, "source": "x"}}, "positive sample count"),
-    ({"metric": "test_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "last"}, "needs a val_ or train_"),
-    ({"metric": "val_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "median"}, "expected one of best"),
-])
+@pytest.mark.parametrize(
+    "kw, says",
+    [
+        ({"metric": "test_accuracy", "value": 0.9}, "give 'range'"),
+        ({"metric": "test_accuracy", "value": 0.9, "spread": {"source": "x"}}, "exactly one of 'binomial'"),
+        ({"metric": "test_accuracy", "value": 0.9, "spread": {"binomial": 0, "source": "x"}}, "positive sample count"),
+        ({"metric": "test_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "last"}, "needs a val_ or train_"),
+        ({"metric": "val_accuracy", "value": 0.9, "range": [0.8, 1], "statistic": "median"}, "expected one of best"),
+    ],
+)
 def test_bad_references_are_config_errors(kw, says):
     with pytest.raises(ConfigError, match=says):
         _ref(**kw)
@@ -52,27 +60,34 @@ def test_bad_references_are_config_errors(kw, says):
 def test_each_statistic_of_a_history():
     measured = {"val_accuracy": 0.74, "train_accuracy": 0.89}
     best = verdicts.value({"metric": "val_accuracy"}, measured, HISTORY)
-    assert best == 0.74                                   # measured (best epoch) as recorded
+    assert best == 0.74  # measured (best epoch) as recorded
     assert verdicts.value({"metric": "val_accuracy", "statistic": "last"}, measured, HISTORY) == 0.71
     # the last 10 epochs: 0.71 × 10
-    assert verdicts.value({"metric": "val_accuracy", "statistic": "mean_last_10"}, measured, HISTORY) == \
-        pytest.approx(0.71)
+    assert verdicts.value({"metric": "val_accuracy", "statistic": "mean_last_10"}, measured, HISTORY) == pytest.approx(
+        0.71
+    )
     assert verdicts.value({"metric": "val_loss", "statistic": "best"}, {}, HISTORY) == 0.5  # a loss: the minimum
-    assert verdicts.value({"metric": "train_accuracy", "statistic": "best"}, measured, HISTORY) == \
-        pytest.approx(0.5 + 0.03 * 13)
+    assert verdicts.value({"metric": "train_accuracy", "statistic": "best"}, measured, HISTORY) == pytest.approx(
+        0.5 + 0.03 * 13
+    )
     assert verdicts.value({"metric": "val_auc", "statistic": "last"}, measured, HISTORY) is None
-    assert verdicts.metric_label({"metric": "val_accuracy", "statistic": "mean_last_10"}) == \
-        "val_accuracy (mean of the last 10 epochs)"
+    assert (
+        verdicts.metric_label({"metric": "val_accuracy", "statistic": "mean_last_10"})
+        == "val_accuracy (mean of the last 10 epochs)"
+    )
     assert verdicts.metric_label({"metric": "val_accuracy", "statistic": "best"}) == "val_accuracy"
 
 
-@pytest.mark.parametrize("value, substitution, expected", [
-    (0.70, None, "below"),
-    (0.70, "GloVe 50-d", "below — expected: substitution: GloVe 50-d"),
-    (0.80, "GloVe 50-d", "within (substitution: GloVe 50-d)"),
-    (0.95, "GloVe 50-d", "above — expected: substitution: GloVe 50-d"),
-    (None, "GloVe 50-d", "not measured"),
-])
+@pytest.mark.parametrize(
+    "value, substitution, expected",
+    [
+        (0.70, None, "below"),
+        (0.70, "GloVe 50-d", "below — expected: substitution: GloVe 50-d"),
+        (0.80, "GloVe 50-d", "within (substitution: GloVe 50-d)"),
+        (0.95, "GloVe 50-d", "above — expected: substitution: GloVe 50-d"),
+        (None, "GloVe 50-d", "not measured"),
+    ],
+)
 def test_verdict_names_a_declared_substitution(value, substitution, expected):
     assert verdicts.verdict(value, (0.75, 0.85), "full", (), substitution) == expected
 
@@ -93,8 +108,8 @@ def test_validation_on_the_test_set_is_for_curves_only(write_config):
 def test_split_hands_the_test_set_over_as_validation():
     import numpy as np
 
-    from cnnlab.data import Arrays, split
     from cnnlab import data as data_mod
+    from cnnlab.data import Arrays, split
 
     arrays = Arrays(np.arange(10)[:, None], np.arange(10), np.arange(4)[:, None] + 100, np.arange(4), "src")
     s = split(arrays, 0.0, None, None, seed=1)
@@ -124,10 +139,23 @@ def _resolved_run(results, run_id, overrides, accuracy):
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(exp.resolved_yaml())
     (run / "history.csv").write_text("epoch,accuracy,val_accuracy\n1,0.5,0.5\n")
-    (run / "metrics.json").write_text(json.dumps({
-        "experiment": "mnist", "run_id": run_id, "status": "complete", "profile": "full", "overrides": overrides,
-        "config_hash": exp.config_hash(), "seed": exp.config.seed, "repeat": {"seed": exp.config.seed, "fold": None},
-        "measured": {"test_accuracy": accuracy}, "timing": {}, "environment": {}}))
+    (run / "metrics.json").write_text(
+        json.dumps(
+            {
+                "experiment": "mnist",
+                "run_id": run_id,
+                "status": "complete",
+                "profile": "full",
+                "overrides": overrides,
+                "config_hash": exp.config_hash(),
+                "seed": exp.config.seed,
+                "repeat": {"seed": exp.config.seed, "fold": None},
+                "measured": {"test_accuracy": accuracy},
+                "timing": {},
+                "environment": {},
+            }
+        )
+    )
     return run
 
 
@@ -156,26 +184,31 @@ def test_run_sets_never_average_two_settings(tmp_path):
     json.loads((newest / "metrics.json").read_text())  # the run itself is untouched
 
 
-@pytest.mark.parametrize("mean, std, n, profile, overrides, expected", [
-    (0.80, 0.0, 1, "full", (), "provisional (n=1): within"),
-    (0.70, 0.01, 2, "full", (), "provisional (n=2): below"),
-    (0.80, 0.01, 3, "full", (), "within"),
-    # n = 3: half-width 4.303 · 0.01 / √3 = 0.0248; 0.74 + 0.0248 reaches 0.75: not significantly below
-    (0.74, 0.01, 3, "full", (), "within the noise (mean below; 95% interval [0.7152, 0.7648] reaches the range)"),
-    # 0.70 + 0.0248 < 0.75: below
-    (0.70, 0.01, 3, "full", (), "below"),
-    (0.90, 0.001, 10, "full", (), "above"),
-    (0.70, 0.0, 1, "quick", (), "below (quick profile, not comparable)"),
-    (0.70, 0.0, 1, "full", ("train.epochs=2",), "below (run with overrides)"),
-    (None, None, 0, "full", (), "not measured"),
-])
+@pytest.mark.parametrize(
+    "mean, std, n, profile, overrides, expected",
+    [
+        (0.80, 0.0, 1, "full", (), "provisional (n=1): within"),
+        (0.70, 0.01, 2, "full", (), "provisional (n=2): below"),
+        (0.80, 0.01, 3, "full", (), "within"),
+        # n = 3: half-width 4.303 · 0.01 / √3 = 0.0248; 0.74 + 0.0248 reaches 0.75: not significantly below
+        (0.74, 0.01, 3, "full", (), "within the noise (mean below; 95% interval [0.7152, 0.7648] reaches the range)"),
+        # 0.70 + 0.0248 < 0.75: below
+        (0.70, 0.01, 3, "full", (), "below"),
+        (0.90, 0.001, 10, "full", (), "above"),
+        (0.70, 0.0, 1, "quick", (), "below (quick profile, not comparable)"),
+        (0.70, 0.0, 1, "full", ("train.epochs=2",), "below (run with overrides)"),
+        (None, None, 0, "full", (), "not measured"),
+    ],
+)
 def test_the_verdict_rule_over_repeats(mean, std, n, profile, overrides, expected):
     assert verdicts.set_verdict(mean, std, n, (0.75, 0.85), profile, overrides) == expected
 
 
 def test_the_rule_names_a_substitution_too():
-    assert verdicts.set_verdict(0.70, 0.005, 10, (0.75, 0.85), substitution="GloVe") == \
-        "below — expected: substitution: GloVe"
+    assert (
+        verdicts.set_verdict(0.70, 0.005, 10, (0.75, 0.85), substitution="GloVe")
+        == "below — expected: substitution: GloVe"
+    )
     assert "Verdict rule" in verdicts.RULE and "provisional" in verdicts.RULE
 
 

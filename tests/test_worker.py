@@ -1,5 +1,6 @@
 """The warm process of `cnnlab reproduce` (cnnlab/worker.py): the same numbers as a fresh process, failures and
 deaths are the job's, never the next job's."""
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,15 @@ from pathlib import Path
 from cnnlab.results import complete_runs
 from cnnlab.warm import WarmProcess
 
-SLICE = ["data.train_subset=128", "data.test_subset=32", "train.epochs=2", "train.batch_size=32", "--verbose", "0",
-         "--no-summary"]
+SLICE = [
+    "data.train_subset=128",
+    "data.test_subset=32",
+    "train.epochs=2",
+    "train.batch_size=32",
+    "--verbose",
+    "0",
+    "--no-summary",
+]
 
 
 def _argv(results: Path, data_dir: Path, *extra: str) -> list[str]:
@@ -30,16 +38,18 @@ def test_runs_in_the_warm_process_equal_a_fresh_process_bit_for_bit(data_dir, tm
     results, logs = tmp_path / "results", tmp_path / "logs"
     logs.mkdir()
     env = {**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache")}
-    fresh = subprocess.run([sys.executable, "-m", "cnnlab", *_argv(results, data_dir)], env=env,
-                           capture_output=True, text=True)
+    fresh = subprocess.run(
+        [sys.executable, "-m", "cnnlab", *_argv(results, data_dir)], env=env, capture_output=True, text=True
+    )
     assert fresh.returncode == 0, fresh.stderr
     process = WarmProcess(env)
     try:
         # another experiment first (different seed and model), so the warm runs inherit a used process
-        codes = [process.run(_argv(results, data_dir, "seed=7"),
-                             logs / "a.out", logs / "a.err"),
-                 process.run(_argv(results, data_dir), logs / "b.out", logs / "b.err"),
-                 process.run(_argv(results, data_dir), logs / "c.out", logs / "c.err")]
+        codes = [
+            process.run(_argv(results, data_dir, "seed=7"), logs / "a.out", logs / "a.err"),
+            process.run(_argv(results, data_dir), logs / "b.out", logs / "b.err"),
+            process.run(_argv(results, data_dir), logs / "c.out", logs / "c.err"),
+        ]
         pid = process.proc.pid
     finally:
         process.close()
@@ -49,8 +59,8 @@ def test_runs_in_the_warm_process_equal_a_fresh_process_bit_for_bit(data_dir, tm
     metrics = [json.loads((r / "metrics.json").read_text()) for r in runs]
     assert [m["environment"].get("runs_before_in_process") for m in metrics] == [None, 0, 1, 2]
     assert metrics[2]["environment"]["command"].startswith("cnnlab --results-dir ")
-    assert "results: " in (logs / "b.out").read_text()   # the job's own stdout went to its log
-    assert _history(runs[0]) == _history(runs[2]) == _history(runs[3])   # fresh = warm after 1 = warm after 2
+    assert "results: " in (logs / "b.out").read_text()  # the job's own stdout went to its log
+    assert _history(runs[0]) == _history(runs[2]) == _history(runs[3])  # fresh = warm after 1 = warm after 2
     assert _history(runs[1]) != _history(runs[0])
     assert pid > 0
 
@@ -61,7 +71,7 @@ def test_a_failed_job_is_reported_and_the_next_job_gets_a_fresh_process(data_dir
     process = WarmProcess({**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache")})
     try:
         bad = process.run(_argv(results, data_dir, "train.epochz=1"), logs / "bad.out", logs / "bad.err")
-        assert process.proc is None                         # it ended itself after the failure
+        assert process.proc is None  # it ended itself after the failure
         good = process.run(_argv(results, data_dir), logs / "good.out", logs / "good.err")
     finally:
         process.close()
@@ -77,8 +87,12 @@ def test_a_worker_killed_during_a_job_fails_that_job_only(data_dir, tmp_path):
     logs.mkdir()
     process = WarmProcess({**os.environ, "CNNLAB_CACHE_DIR": str(tmp_path / "cache")})
     try:
-        killed = process.run(_argv(results, data_dir), logs / "k.out", logs / "k.err",
-                             started=lambda proc: os.kill(proc.pid, signal.SIGKILL))
+        killed = process.run(
+            _argv(results, data_dir),
+            logs / "k.out",
+            logs / "k.err",
+            started=lambda proc: os.kill(proc.pid, signal.SIGKILL),
+        )
         after = process.run(_argv(results, data_dir), logs / "a.out", logs / "a.err")
     finally:
         process.close()
@@ -90,12 +104,14 @@ def test_reproduce_runs_its_jobs_in_one_warm_process_unless_isolated(cli, data_d
     monkeypatch.setattr("cnnlab.meta.git_commit", lambda root: "c0ffee-dirty")
     for flag, expected in (([], [0, 1]), (["--isolate"], [None, None])):
         results = tmp_path / f"results{len(flag)}"
-        code, out, err = cli("--results-dir", results, "reproduce", "mnist", "--seeds", "2", *SLICE[:4],
-                             "--data-dir", data_dir, *flag)
+        code, out, err = cli(
+            "--results-dir", results, "reproduce", "mnist", "--seeds", "2", *SLICE[:4], "--data-dir", data_dir, *flag
+        )
         assert code == 0, out + err
         runs = complete_runs(results, "mnist")
-        before = [json.loads((r / "metrics.json").read_text())["environment"].get("runs_before_in_process")
-                  for r in runs]
+        before = [
+            json.loads((r / "metrics.json").read_text())["environment"].get("runs_before_in_process") for r in runs
+        ]
         assert before == expected
         report = json.loads((results / "reproduce.json").read_text())
         assert report["process"].startswith("one fresh" if flag else "one warm")

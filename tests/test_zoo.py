@@ -1,4 +1,5 @@
 """Classic architectures built with weights=None: parameter counts pinned with their derivations and sources."""
+
 from __future__ import annotations
 
 import csv
@@ -15,8 +16,12 @@ def test_alexnet_single_tower_is_the_lectures_62_3_million():
     expected = 34_944 + 614_656 + 885_120 + 1_327_488 + 884_992 + 37_752_832 + 16_781_312 + 4_097_000
     model = zoo.alexnet()
     assert zoo.count(model) == expected == 62_378_344  # lecture 004: "62.3 million"
-    assert [tuple(model.get_layer(n).output.shape[1:]) for n in ("conv1", "maxpool1", "maxpool2", "maxpool3")] == \
-        [(55, 55, 96), (27, 27, 96), (13, 13, 256), (6, 6, 256)]  # lecture 004's "Size of feature map" column
+    assert [tuple(model.get_layer(n).output.shape[1:]) for n in ("conv1", "maxpool1", "maxpool2", "maxpool3")] == [
+        (55, 55, 96),
+        (27, 27, 96),
+        (13, 13, 256),
+        (6, 6, 256),
+    ]  # lecture 004's "Size of feature map" column
     assert zoo.weight_layers(model) == 8
 
 
@@ -51,10 +56,16 @@ def report(tmp_path_factory):
         return out.read_text(), {r["architecture"]: r for r in csv.DictReader(f)}
 
 
-@pytest.mark.parametrize("name, params, depth", [
-    ("VGG16", 138_357_544, 16), ("VGG19", 143_667_240, 19), ("ResNet50", 25_636_712, 54),
-    ("DenseNet121", 8_062_504, 121), ("MobileNet", 4_253_864, 28),
-])
+@pytest.mark.parametrize(
+    "name, params, depth",
+    [
+        ("VGG16", 138_357_544, 16),
+        ("VGG19", 143_667_240, 19),
+        ("ResNet50", 25_636_712, 54),
+        ("DenseNet121", 8_062_504, 121),
+        ("MobileNet", 4_253_864, 28),
+    ],
+)
 def test_keras_applications(report, name, params, depth):
     """Counts as keras.io/api/applications lists them (138.4M, 143.7M, 25.6M, 8.1M, 4.3M); ResNet50's 54 weight
     layers are 49 + 1 on the main path (its 50) plus 4 projection shortcuts."""

@@ -4,14 +4,15 @@ Reference: lecture 002 / DLwP §5.1 (MNIST as arrays scaled to [0, 1]).
 Trap: the validation set is carved out of the *training* set with a seeded permutation, never out of the test
 set, so the reported test metric stays untouched by model selection.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +47,14 @@ class Splits:
     y_test: np.ndarray
     source: str
     extras: Mapping[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""   # of the dataset as loaded, before the split (`fingerprint`)
+    fingerprint: str = ""  # of the dataset as loaded, before the split (`fingerprint`)
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.x_train), "val": 0 if self.x_val is None else len(self.x_val),
-                "test": len(self.x_test)}
+        return {
+            "train": len(self.x_train),
+            "val": 0 if self.x_val is None else len(self.x_val),
+            "test": len(self.x_test),
+        }
 
 
 @dataclass(frozen=True)
@@ -66,18 +70,33 @@ class Dataset:
 
 
 DATASETS: dict[str, Dataset] = {
-    "mnist": Dataset(mnist.load, mnist.Options, "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1",
-                     class_names=tuple(f"digit {d}" for d in range(10))),
-    "cats_dogs": Dataset(cats_dogs.load, cats_dogs.Options, "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 "
-                         "train / 1,000 validation / 1,000 test, uint8 RGB", has_validation=True,
-                         class_names=tuple(c.rstrip("s") for c in cats_dogs.CLASSES)),
-    "imdb": Dataset(imdb.load, imdb.Options, "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
-                    "integer sequences or multi-hot vectors over the 10,000 most frequent training words",
-                    class_names=("negative", "positive")),
+    "mnist": Dataset(
+        mnist.load,
+        mnist.Options,
+        "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1",
+        class_names=tuple(f"digit {d}" for d in range(10)),
+    ),
+    "cats_dogs": Dataset(
+        cats_dogs.load,
+        cats_dogs.Options,
+        "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 train / 1,000 validation / 1,000 test, uint8 RGB",
+        has_validation=True,
+        class_names=tuple(c.rstrip("s") for c in cats_dogs.CLASSES),
+    ),
+    "imdb": Dataset(
+        imdb.load,
+        imdb.Options,
+        "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
+        "integer sequences or multi-hot vectors over the 10,000 most frequent training words",
+        class_names=("negative", "positive"),
+    ),
     # Kim (2014)'s seven sentence-classification sets: mr, sst1, sst2, subj, trec, cr, mpqa
-    **{name: Dataset(kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev,
-                     cross_validation=info.cv)
-       for name, info in kim.SETS.items()},
+    **{
+        name: Dataset(
+            kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev, cross_validation=info.cv
+        )
+        for name, info in kim.SETS.items()
+    },
 }
 
 
@@ -99,8 +118,14 @@ def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng) -> tuple[np.ndarra
     return x[idx], y[idx]
 
 
-def split(arrays: Arrays, validation_split: float, train_subset: int | None, test_subset: int | None,
-          seed: int, val_subset: int | None = None) -> Splits:
+def split(
+    arrays: Arrays,
+    validation_split: float,
+    train_subset: int | None,
+    test_subset: int | None,
+    seed: int,
+    val_subset: int | None = None,
+) -> Splits:
     """Seeded subsets of train and test, then the last `validation_split` of the shuffled train set held out;
     a dataset's own validation set is used as it is (subset by `val_subset`)."""
     rng = np.random.default_rng(seed)
@@ -112,17 +137,25 @@ def split(arrays: Arrays, validation_split: float, train_subset: int | None, tes
     n_train = len(arrays.x_train)
     order = rng.permutation(n_train)
     if train_subset is not None:
-        order = order[:min(train_subset, n_train)]
+        order = order[: min(train_subset, n_train)]
     n_val = int(round(len(order) * validation_split))
-    train_idx, val_idx = np.sort(order[:len(order) - n_val]), np.sort(order[len(order) - n_val:])
+    train_idx, val_idx = np.sort(order[: len(order) - n_val]), np.sort(order[len(order) - n_val :])
     test_idx = np.arange(len(arrays.x_test))
     if test_subset is not None and test_subset < len(test_idx):
         test_idx = np.sort(rng.permutation(len(test_idx))[:test_subset])
     x_val = arrays.x_train[val_idx] if n_val else None
     y_val = arrays.y_train[val_idx] if n_val else None
-    return Splits(arrays.x_train[train_idx], arrays.y_train[train_idx], x_val, y_val,
-                  arrays.x_test[test_idx], arrays.y_test[test_idx], arrays.source, arrays.extras,
-                  fingerprint(arrays))
+    return Splits(
+        arrays.x_train[train_idx],
+        arrays.y_train[train_idx],
+        x_val,
+        y_val,
+        arrays.x_test[test_idx],
+        arrays.y_test[test_idx],
+        arrays.source,
+        arrays.extras,
+        fingerprint(arrays),
+    )
 
 
 def fingerprint(arrays: Arrays) -> str:
@@ -134,8 +167,11 @@ def fingerprint(arrays: Arrays) -> str:
     Trap: the hash is of the numbers, not of the files' names or dates: a copy of the data directory on another
     machine gives the same fingerprint, a substituted or damaged file a different one."""
     named = [(name, getattr(arrays, name)) for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")]
-    named += [(f"extras.{name}", arrays.extras[name]) for name in sorted(arrays.extras)
-              if not isinstance(arrays.extras[name], str)]   # a note on how it was read ("from cache"), not data
+    named += [
+        (f"extras.{name}", arrays.extras[name])
+        for name in sorted(arrays.extras)
+        if not isinstance(arrays.extras[name], str)
+    ]  # a note on how it was read ("from cache"), not data
     return digest.arrays(named)
 
 
@@ -143,9 +179,14 @@ def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
     """Load the configured dataset and split it; `data.validation: test` hands the test split over as the
     validation data too (the curves of DLwP notebook 4.4)."""
     arrays = DATASETS[data_cfg.dataset].load(data_dir, data_cfg.options)
-    splits = split(arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed,
-                   data_cfg.val_subset)
+    splits = split(
+        arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed, data_cfg.val_subset
+    )
     if getattr(data_cfg, "validation", "split") == "test":
-        splits = dataclasses.replace(splits, x_val=splits.x_test, y_val=splits.y_test,
-                                     source=f"{splits.source}; validation data: the test set (curves only)")
+        splits = dataclasses.replace(
+            splits,
+            x_val=splits.x_test,
+            y_val=splits.y_test,
+            source=f"{splits.source}; validation data: the test set (curves only)",
+        )
     return splits

@@ -6,6 +6,7 @@ Trap: `flow_from_directory` resizes with *nearest* interpolation (Keras's `image
 bilinear); the default here is the book's, and the cache key includes the interpolation, the size and the
 images' bytes, so changing any of them can never reuse stale arrays.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,10 +31,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 class Options:
     """`data.options` for cats_dogs."""
 
-    image_size: tuple[int, int] = (150, 150)                # (height, width), the book's target_size
+    image_size: tuple[int, int] = (150, 150)  # (height, width), the book's target_size
     interpolation: Literal["nearest", "bilinear"] = "nearest"  # flow_from_directory's default is nearest
-    folder: str = "cats_and_dogs_small"                      # under the data directory
-    missing_test: Literal["error", "validation"] = "error"   # cats_and_dogs_filtered has no test split
+    folder: str = "cats_and_dogs_small"  # under the data directory
+    missing_test: Literal["error", "validation"] = "error"  # cats_and_dogs_filtered has no test split
 
 
 def list_files(root: Path, split: str) -> list[tuple[Path, int]]:
@@ -103,11 +104,16 @@ def _download() -> Path:
     except Exception as exc:  # no network
         from cnnlab.errors import one_line
 
-        raise DataError(f"cats_and_dogs_filtered download failed ({one_line(exc)}) and no data directory was "
-                        "given: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with DIR/cats_and_dogs_small/"
-                        "{train,validation,test}/{cats,dogs}/*.jpg") from None
-    candidates = [p for p in [path, path / "cats_and_dogs_filtered", path.parent / "cats_and_dogs_filtered"]
-                  if (p / "train").is_dir()]
+        raise DataError(
+            f"cats_and_dogs_filtered download failed ({one_line(exc)}) and no data directory was "
+            "given: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with DIR/cats_and_dogs_small/"
+            "{train,validation,test}/{cats,dogs}/*.jpg"
+        ) from None
+    candidates = [
+        p
+        for p in [path, path / "cats_and_dogs_filtered", path.parent / "cats_and_dogs_filtered"]
+        if (p / "train").is_dir()
+    ]
     if not candidates:
         raise DataError(f"{path}: the download has no train/ folder")
     return candidates[0]
@@ -119,8 +125,10 @@ def load(data_dir: Path | None, options: Options):
 
     root = _download() if data_dir is None else Path(data_dir) / options.folder
     if not root.is_dir():
-        raise DataError(f"{root}: no such folder; expected {{train,validation,test}}/{{cats,dogs}}/*.jpg under it "
-                        "(data.options.folder names it)")
+        raise DataError(
+            f"{root}: no such folder; expected {{train,validation,test}}/{{cats,dogs}}/*.jpg under it "
+            "(data.options.folder names it)"
+        )
     x_train, y_train, c1 = load_split(root, "train", options)
     x_val, y_val, c2 = load_split(root, "validation", options)
     note = ""
@@ -130,9 +138,11 @@ def load(data_dir: Path | None, options: Options):
         x_test, y_test, c3 = x_val, y_val, c2
         note = "; NO test split: test metrics are on the validation images (missing_test: validation)"
     else:
-        raise DataError(f"{root}/test: missing (TensorFlow's cats_and_dogs_filtered has train and validation "
-                        "only); use the book's layout with a test split, or set data.options.missing_test="
-                        "validation to report validation metrics as test metrics")
+        raise DataError(
+            f"{root}/test: missing (TensorFlow's cats_and_dogs_filtered has train and validation "
+            "only); use the book's layout with a test split, or set data.options.missing_test="
+            "validation to report validation metrics as test metrics"
+        )
     cached = "from cache" if c1 and c2 and c3 else "decoded"
     h, w = options.image_size
     source = f"{root} ({cached}, {h}×{w}, {options.interpolation}){note}"

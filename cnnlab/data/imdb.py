@@ -7,6 +7,7 @@ Trap: the word ranks come from the *training* reviews only (a test-only word is 
 tokeniser works on UTF-8 bytes as `TextVectorization`'s TensorFlow ops do: ASCII-only lower-casing, ASCII
 whitespace, so "\\x85" and "\\xa0" stay inside a word where Python's `str.lower().split()` would differ.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,7 @@ from cnnlab.results import cache_dir, read_npz, write_npz
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3  # keras.datasets.imdb: padding, start_char, oov_char, index_from
 RESERVED = ("<pad>", "<start>", "<oov>")
-SEED = 113                                # keras.datasets.imdb.load_data's shuffling seed
+SEED = 113  # keras.datasets.imdb.load_data's shuffling seed
 TARBALLS = ("aclImdb_v1_labelled.tar.gz", "aclImdb_v1.tar.gz")  # ../shared/data's copy, Stanford's original
 FOLDER = "aclImdb"
 KERAS_NPZ = "imdb.npz"
@@ -41,8 +42,10 @@ TOKENISER_VERSION = "v1"
 STRIP = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
 BREAK = re.compile(rb"<br\s*/?>", re.IGNORECASE)  # the reviews' HTML line breaks ("<br /><br />")
 MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")
-WHAT_RAW = ("DIR/aclImdb_v1_labelled.tar.gz (the labelled Large Movie Review Dataset, "
-            "aclImdb/{train,test}/{pos,neg}/*.txt) or an extracted DIR/aclImdb/ folder of that layout")
+WHAT_RAW = (
+    "DIR/aclImdb_v1_labelled.tar.gz (the labelled Large Movie Review Dataset, "
+    "aclImdb/{train,test}/{pos,neg}/*.txt) or an extracted DIR/aclImdb/ folder of that layout"
+)
 WHAT_TO_PUT = WHAT_RAW.replace(" or an", ", an") + ", or DIR/imdb.npz (Keras's file)"
 
 
@@ -50,8 +53,8 @@ WHAT_TO_PUT = WHAT_RAW.replace(" or an", ", an") + ", or DIR/imdb.npz (Keras's f
 class Options:
     """`data.options` for IMDB."""
 
-    num_words: int = 10000     # ids 0..num_words-1 as keras.datasets.imdb.load_data(num_words=...): rarer words → 2
-    maxlen: int | None = 500   # pad_sequences(maxlen=...): the LAST maxlen ids, zeros in front; null: multi_hot only
+    num_words: int = 10000  # ids 0..num_words-1 as keras.datasets.imdb.load_data(num_words=...): rarer words → 2
+    maxlen: int | None = 500  # pad_sequences(maxlen=...): the LAST maxlen ids, zeros in front; null: multi_hot only
     encoding: Literal["sequences", "multi_hot"] = "sequences"  # multi_hot: float32 (n, num_words), maxlen ignored
     source: Literal["auto", "raw", "keras"] = "auto"  # auto: raw reviews if in the data dir, else Keras's imdb.npz
 
@@ -59,11 +62,21 @@ class Options:
         """(key, message) for each inconsistent option."""
         out = []
         if self.num_words < INDEX_FROM + 1:
-            out.append(("num_words", f"expected at least {INDEX_FROM + 1} (ids 0, 1, 2 are padding, start and "
-                                     f"out-of-vocabulary), received {self.num_words}"))
+            out.append(
+                (
+                    "num_words",
+                    f"expected at least {INDEX_FROM + 1} (ids 0, 1, 2 are padding, start and "
+                    f"out-of-vocabulary), received {self.num_words}",
+                )
+            )
         if self.maxlen is None and self.encoding == "sequences":
-            out.append(("maxlen", "null (no padding) is only allowed with encoding: multi_hot; sequences need a "
-                                  "length, e.g. 500 as in lecture 002"))
+            out.append(
+                (
+                    "maxlen",
+                    "null (no padding) is only allowed with encoding: multi_hot; sequences need a "
+                    "length, e.g. 500 as in lecture 002",
+                )
+            )
         if self.maxlen is not None and self.maxlen < 1:
             out.append(("maxlen", f"expected a positive length or null, received {self.maxlen}"))
         return out
@@ -95,16 +108,19 @@ def tokenise(review: bytes) -> list[bytes]:
 class Corpus:
     """Tokenised reviews of both splits (in path order, unshuffled) and the training vocabulary by rank."""
 
-    ids: dict[str, np.ndarray]      # split → flat int32 [1] + ids per review (rank + 3, all ranks; test-only words 2)
+    ids: dict[str, np.ndarray]  # split → flat int32 [1] + ids per review (rank + 3, all ranks; test-only words 2)
     offsets: dict[str, np.ndarray]  # split → int64 (n + 1,): review i is ids[offsets[i]:offsets[i + 1]]
-    labels: dict[str, np.ndarray]   # split → int8 0 (neg) / 1 (pos)
-    words: list[str]                # words[r] has rank r + 1, i.e. id r + 3
+    labels: dict[str, np.ndarray]  # split → int8 0 (neg) / 1 (pos)
+    words: list[str]  # words[r] has rank r + 1, i.e. id r + 3
 
     def to_npz(self) -> dict[str, np.ndarray]:
         out = {"vocabulary": np.frombuffer("\n".join(self.words).encode("utf-8"), dtype=np.uint8)}
         for split in SPLITS:
-            out |= {f"{split}_ids": self.ids[split], f"{split}_offsets": self.offsets[split],
-                    f"{split}_labels": self.labels[split]}
+            out |= {
+                f"{split}_ids": self.ids[split],
+                f"{split}_offsets": self.offsets[split],
+                f"{split}_labels": self.labels[split],
+            }
         return out
 
     @classmethod
@@ -113,8 +129,12 @@ class Corpus:
         if not keys <= set(data):
             return None
         text = data["vocabulary"].tobytes().decode("utf-8")
-        return cls({s: data[f"{s}_ids"] for s in SPLITS}, {s: data[f"{s}_offsets"] for s in SPLITS},
-                   {s: data[f"{s}_labels"] for s in SPLITS}, text.split("\n") if text else [])
+        return cls(
+            {s: data[f"{s}_ids"] for s in SPLITS},
+            {s: data[f"{s}_offsets"] for s in SPLITS},
+            {s: data[f"{s}_labels"] for s in SPLITS},
+            text.split("\n") if text else [],
+        )
 
 
 def build_corpus(reviews: dict[str, list[tuple[bytes, int]]]) -> Corpus:
@@ -160,8 +180,10 @@ def _collect(items: Iterable[tuple[str, bytes]], where: Path) -> dict[str, list[
             found[m.group(1), m.group(2)].append((name, data))
     empty = [f"aclImdb/{s}/{c}/" for (s, c), v in found.items() if not v]
     if empty:
-        raise DataError(f"{where}: no *.txt reviews in {', '.join(empty)}; expected "
-                        "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt")
+        raise DataError(
+            f"{where}: no *.txt reviews in {', '.join(empty)}; expected "
+            "aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt"
+        )
     out = {}
     for split in SPLITS:
         members = sorted((name, data, LABELS[c]) for (s, c), v in found.items() if s == split for name, data in v)
@@ -182,8 +204,9 @@ def read_tarball(path: Path) -> dict[str, list[tuple[bytes, int]]]:
     try:
         return _collect(members(), path)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise DataError(f"{path}: not a readable .tar.gz ({one_line(exc)}); replace it with "
-                        "aclImdb_v1_labelled.tar.gz") from None
+        raise DataError(
+            f"{path}: not a readable .tar.gz ({one_line(exc)}); replace it with aclImdb_v1_labelled.tar.gz"
+        ) from None
 
 
 def folder_files(root: Path) -> list[Path]:
@@ -255,8 +278,10 @@ def from_keras_npz(path: Path, num_words: int, verify: bool = True):
     if verify:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if digest != KERAS_NPZ_SHA256:
-            raise DataError(f"{path}: SHA-256 is {digest}, expected Keras's {KERAS_NPZ_SHA256}: the file is "
-                            "corrupt or not keras.datasets.imdb's imdb.npz")
+            raise DataError(
+                f"{path}: SHA-256 is {digest}, expected Keras's {KERAS_NPZ_SHA256}: the file is "
+                "corrupt or not keras.datasets.imdb's imdb.npz"
+            )
     try:
         from keras.src.datasets.npz_utils import load_npz
 
@@ -281,8 +306,10 @@ def _keras_download(num_words: int):
     try:
         return keras.datasets.imdb.load_data(num_words=num_words)
     except Exception as exc:  # no network: say exactly what to put where
-        raise DataError(f"IMDB download through keras.datasets.imdb failed ({one_line(exc)}) and no local copy "
-                        f"was found: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with {WHAT_TO_PUT}") from None
+        raise DataError(
+            f"IMDB download through keras.datasets.imdb failed ({one_line(exc)}) and no local copy "
+            f"was found: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with {WHAT_TO_PUT}"
+        ) from None
 
 
 def _keras_vocabulary(data_dir: Path | None) -> list[str] | None:
@@ -353,8 +380,9 @@ def encode(flat: np.ndarray, offsets: np.ndarray, options: Options) -> np.ndarra
 def find(data_dir: Path) -> tuple[str, Path] | None:
     """('tar', file), ('dir', aclImdb folder) or ('npz', imdb.npz): the first IMDB copy in `data_dir`."""
     if not data_dir.is_dir():
-        raise DataError(f"{data_dir}: data directory does not exist (from --data-dir, data.data_dir or "
-                        "CNNLAB_DATA_DIR)")
+        raise DataError(
+            f"{data_dir}: data directory does not exist (from --data-dir, data.data_dir or CNNLAB_DATA_DIR)"
+        )
     for name in TARBALLS:
         if (data_dir / name).is_file():
             return "tar", data_dir / name
@@ -376,11 +404,15 @@ def load(data_dir: Path | None, options: Options):
     data_dir = None if data_dir is None else Path(data_dir)
     found = None if data_dir is None else find(data_dir)
     if options.source == "raw" and data_dir is None:
-        raise DataError("data.options.source 'raw' needs a data directory: pass --data-dir DIR or set "
-                        f"CNNLAB_DATA_DIR=DIR, with {WHAT_RAW}")
+        raise DataError(
+            "data.options.source 'raw' needs a data directory: pass --data-dir DIR or set "
+            f"CNNLAB_DATA_DIR=DIR, with {WHAT_RAW}"
+        )
     if options.source == "raw" and (found is None or found[0] == "npz"):
-        raise DataError(f"{data_dir}: no raw IMDB reviews found (data.options.source 'raw'); expected "
-                        f"{WHAT_RAW.replace('DIR', str(data_dir))}")
+        raise DataError(
+            f"{data_dir}: no raw IMDB reviews found (data.options.source 'raw'); expected "
+            f"{WHAT_RAW.replace('DIR', str(data_dir))}"
+        )
     if options.source == "auto" and data_dir is not None and found is None:
         raise DataError(f"{data_dir}: no IMDB data found; expected {WHAT_TO_PUT.replace('DIR', str(data_dir))}")
     if options.source == "keras" and found is not None and found[0] != "npz":
@@ -398,8 +430,10 @@ def load(data_dir: Path | None, options: Options):
             flat, offsets = shuffled(corpus.ids[split], corpus.offsets[split], order)
             splits[split] = (encode(flat, offsets, options), corpus.labels[split][order].astype(np.float32))
         words = corpus.words
-        source = (f"{path} (raw reviews, cnnlab tokeniser: <br /> removed, lower-case, punctuation stripped; "
-                  f"{options.num_words:,} words of {len(words):,}{'; from cache' if cached else ''})")
+        source = (
+            f"{path} (raw reviews, cnnlab tokeniser: <br /> removed, lower-case, punctuation stripped; "
+            f"{options.num_words:,} words of {len(words):,}{'; from cache' if cached else ''})"
+        )
     else:
         if found is not None:
             (xtr, ytr), (xte, yte) = from_keras_npz(found[1], options.num_words)
@@ -418,6 +452,6 @@ def load(data_dir: Path | None, options: Options):
         source += f"; multi-hot ({options.num_words:,})"
     else:
         source += f"; padded/truncated to {options.maxlen} (pre)"
-    extras = {} if words is None else {"vocabulary": list(RESERVED) + words[:options.num_words - INDEX_FROM]}
+    extras = {} if words is None else {"vocabulary": list(RESERVED) + words[: options.num_words - INDEX_FROM]}
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     return Arrays(x_train, y_train, x_test, y_test, source, extras=extras)

