@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.compare import verdict, write_summary
+from cnnlab.compare import write_summary
 from cnnlab.results import REQUIRED, RunDir, atomic_write, complete_runs
+from cnnlab.verdicts import verdict
 
 SLICE = ["data.train_subset=300", "data.test_subset=100", "train.epochs=2", "train.batch_size=32"]
 
