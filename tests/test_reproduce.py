@@ -69,6 +69,16 @@ def rcli(cli, monkeypatch):
 
 
 @pytest.fixture
+def ctrl_c():
+    """Ctrl-C raises KeyboardInterrupt in this process, as in a terminal, also where pytest was started in the
+    background (a non-interactive shell starts background jobs with SIGINT ignored, and os.kill(SIGINT) would
+    then do nothing)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
 def commit(monkeypatch):
     """The current commit as cnnlab.meta.git_commit reports it; set `.value` to pretend another."""
 
@@ -513,7 +523,7 @@ def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fak
     assert not (results / "summary.md").exists()
 
 
-def test_ctrl_c_stops_the_running_child(tmp_path):
+def test_ctrl_c_stops_the_running_child(tmp_path, ctrl_c):
     job = Job("mnist", "mnist", 1, ())
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     child = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
@@ -700,7 +710,7 @@ def test_each_child_process_gets_its_devices_environment(rcli, configs, commit, 
     assert seen == {"gpu 3": "3", "cpu": ""}
 
 
-def test_ctrl_c_stops_every_worker_and_marks_the_rest_interrupted(rcli, configs, commit, tmp_path, monkeypatch):
+def test_ctrl_c_stops_every_worker_and_marks_the_rest_interrupted(rcli, configs, commit, tmp_path, monkeypatch, ctrl_c):
     results, flags = tmp_path / "results", tmp_path / "flags"
     pinned_child(monkeypatch, flags, wait_for=99)  # they wait (60 s at most) for a Ctrl-C
 
