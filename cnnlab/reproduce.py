@@ -275,7 +275,12 @@ def is_complete(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str
 
 def why_stale(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str:
     """Why the job must run (for the dry run): what differs in the newest earlier run of its config."""
-    same = [m for _, m in runs if m.get("profile") == job.profile and m.get("config_hash") == job.config_hash]
+    same = [
+        m
+        for _, m in runs
+        if m.get("profile") == job.profile
+        and (m.get("config_hash") == job.config_hash or rehashed(m) == job.config_hash)
+    ]
     return (stale(job, same[-1], today) or "complete") if same else NEVER_RUN
 
 
