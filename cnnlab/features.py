@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from cnnlab.results import cache_dir, read_npz, write_npz
+from cnnlab.schema import to_plain
 
 
 def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
@@ -30,7 +31,6 @@ def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
 
 
 def cache_key(splits, specs, weights_dir: Path | None) -> str:
-    from cnnlab.config import to_plain
 
     h = hashlib.sha1(yaml.safe_dump([to_plain(s) for s in specs]).encode())
     for arr in (splits.x_train, splits.x_val, splits.x_test):

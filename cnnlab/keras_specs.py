@@ -13,9 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cnnlab.errors import one_line, suggest
-
-if typing.TYPE_CHECKING:
-    from cnnlab.config import ClassSpec, Ctx
+from cnnlab.schema import ClassSpec, Ctx, convert, join
 
 # Classes a config may not name, with the reason the error gives.
 REFUSED: dict[str, dict[str, str]] = {
@@ -292,7 +290,6 @@ def index() -> dict:
 def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
     """check_builder_params by the index (a stack block's, whose module imports Keras): its parameters by name
     and annotation."""
-    from cnnlab.config import convert, join
 
     entry = index()[kind][name]
     accepted = entry["params"]
@@ -313,7 +310,6 @@ def check(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
     """Raise a ConfigError at `path` unless `spec` names a class (or string identifier) of `kind` that a config
     may use, with argument names its signature accepts and every required one given: by the signature index,
     building nothing and importing no Keras. Trap: the values are checked when the run builds the object."""
-    from cnnlab.config import join
 
     _refuse(kind, spec, ctx, path)
     idx = index()
@@ -385,7 +381,6 @@ def _refuse(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
 
 def make(kind: str, spec: ClassSpec, ctx: Ctx | None = None, path: str = "") -> Any:
     """Build the Keras object for `spec`; identifiers that `compile` resolves (e.g. 'accuracy') stay strings."""
-    from cnnlab.config import Ctx, join
 
     ctx = ctx or Ctx("<config>")
     _refuse(kind, spec, ctx, path)
@@ -443,7 +438,6 @@ def metric_name(spec: ClassSpec) -> str:
 
 def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
     """Check a builder's keyword parameters by name and by their type annotations."""
-    from cnnlab.config import convert, join
 
     sig = inspect.signature(builder)
     hints = typing.get_type_hints(builder)

@@ -9,12 +9,16 @@ counting across models); names are therefore set here explicitly, numbered per m
 from __future__ import annotations
 
 import re
+import typing
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from cnnlab.config import ClassSpec, Ctx, ModelConfig, join
 from cnnlab.keras_specs import make
+from cnnlab.schema import ClassSpec, Ctx, join
 from cnnlab.text_models import dense_classifier, kim_cnn
+
+if typing.TYPE_CHECKING:
+    from cnnlab.config import ModelConfig
 
 
 def keras2_name(class_name: str) -> str:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cnnlab.errors import suggest
+from cnnlab.schema import join
+
 
 def walk(model, parents=()) -> Iterator[tuple[object, tuple]]:
     """Every layer, nested ones included, with its chain of enclosing models."""
@@ -26,9 +29,6 @@ def layer_names(model) -> list[str]:
 
 def check(model, phases, ctx, path: str = "train.phases") -> None:
     """Every layer a phase names exists in the model (a ConfigError with a suggestion otherwise)."""
-    from cnnlab.config import join
-    from cnnlab.errors import suggest
-
     names = layer_names(model)
     for i, phase in enumerate(phases):
         for key in ("unfreeze", "freeze"):

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.text import clean_str
 from cnnlab.errors import DataError, one_line
 from cnnlab.results import cache_dir
 
@@ -89,8 +90,6 @@ def reviews(tarball: Path) -> Iterator[str]:
 def tokens(review: str) -> list[str]:
     """A review as Kim's datasets are tokenised: "<br />" → space, then `clean_str` (lower-cased; "it 's",
     "n't", punctuation , ! ? ( ) as words)."""
-    from cnnlab.data.kim import clean_str
-
     return clean_str(BREAK.sub(" ", review)).split()
 
 

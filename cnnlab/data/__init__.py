@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,43 +18,7 @@ import numpy as np
 
 from cnnlab import digest
 from cnnlab.data import cats_dogs, imdb, kim, mnist
-
-
-@dataclass(frozen=True)
-class Arrays:
-    """A dataset's arrays as loaded, with where they came from; x_val/y_val when it has its own validation set."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    x_val: np.ndarray | None = None
-    y_val: np.ndarray | None = None
-    # Data-derived facts a model builder may need, e.g. {"vocabulary": [...], "embeddings": (V, d) array}.
-    extras: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Splits:
-    """Train / validation / test arrays as the model sees them."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_val: np.ndarray | None
-    y_val: np.ndarray | None
-    x_test: np.ndarray
-    y_test: np.ndarray
-    source: str
-    extras: Mapping[str, Any] = field(default_factory=dict)
-    fingerprint: str = ""  # of the dataset as loaded, before the split (`fingerprint`)
-
-    def sizes(self) -> dict[str, int]:
-        return {
-            "train": len(self.x_train),
-            "val": 0 if self.x_val is None else len(self.x_val),
-            "test": len(self.x_test),
-        }
+from cnnlab.data.arrays import Arrays, Splits  # noqa: F401 - the registry's types, also data.Arrays
 
 
 @dataclass(frozen=True)

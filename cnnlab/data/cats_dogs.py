@@ -18,6 +18,7 @@ from typing import Literal
 
 import numpy as np
 
+from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DataError
 from cnnlab.results import cache_dir, read_npz, write_npz
 
@@ -121,7 +122,6 @@ def _download() -> Path:
 
 def load(data_dir: Path | None, options: Options):
     """Train / validation / test arrays; test from the `validation` folder only if `missing_test: validation`."""
-    from cnnlab.data import Arrays
 
     root = _download() if data_dir is None else Path(data_dir) / options.folder
     if not root.is_dir():

@@ -22,8 +22,10 @@ from typing import Literal
 
 import numpy as np
 
+from cnnlab.data.arrays import Arrays
 from cnnlab.errors import CnnlabError, DataError, one_line
 from cnnlab.results import cache_dir, read_npz, write_npz
+from cnnlab.schema import join
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3  # keras.datasets.imdb: padding, start_char, oov_char, index_from
 RESERVED = ("<pad>", "<start>", "<oov>")
@@ -83,7 +85,6 @@ class Options:
 
     def check(self, ctx, path: str) -> None:
         """Called by the config loader: the cross-field rules as a one-line ConfigError."""
-        from cnnlab.config import join
 
         for key, message in self.problems():
             ctx.error(join(path, key), message)
@@ -396,7 +397,6 @@ def find(data_dir: Path) -> tuple[str, Path] | None:
 def load(data_dir: Path | None, options: Options):
     """IMDB as `Arrays`: int32 (n, maxlen) id sequences or float32 (n, num_words) multi-hot rows, float32 0/1
     labels (pos = 1), both splits shuffled with Keras's seed 113; extras["vocabulary"] maps id → word."""
-    from cnnlab.data import Arrays
 
     problems = options.problems()
     if problems:

@@ -12,7 +12,6 @@ counts come out wrong. The files are *not* cleaned: `clean_str` must run, or |V|
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +21,10 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from cnnlab.data.arrays import Arrays
+from cnnlab.data.text import clean_str, clean_str_sst, tokenize  # noqa: F401 - also kim.clean_str
 from cnnlab.errors import CnnlabError, DataError
+from cnnlab.schema import join
 
 FOLDER = "kim"
 PAD_WORD, UNK_WORD = "<pad>", "<unk>"  # id 0 always; id 1 only when a word can be unknown
@@ -229,7 +231,6 @@ class Options:
 
     def check(self, ctx, path: str) -> None:
         """Called by the config loader: the cross-field rules as a one-line ConfigError."""
-        from cnnlab.config import join
 
         for key, message in self.problems():
             ctx.error(join(path, key), message)
@@ -245,56 +246,6 @@ OPTIONS: dict[str, type[Options]] = {
     )
     for name, info in SETS.items()
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# Tokenisers (process_data.py, in Python 3)
-# --------------------------------------------------------------------------------------------------
-
-_NOT_KEPT = re.compile(r"[^A-Za-z0-9(),!?'`]")
-_SPACES = re.compile(r"\s{2,}")
-_CLEAN_STEPS = (
-    ("'s", " 's"),
-    ("'ve", " 've"),
-    ("n't", " n't"),
-    ("'re", " 're"),
-    ("'d", " 'd"),
-    ("'ll", " 'll"),
-    (",", " , "),
-    ("!", " ! "),
-    ("(", " ( "),
-    (")", " ) "),
-    ("?", " ? "),
-)
-
-
-def clean_str(string: str, lower: bool = True) -> str:
-    """Kim's `clean_str`: every character but A-Za-z0-9(),!?'` becomes a space, clitics ('s 've n't 're 'd 'll)
-    and , ! ( ) ? split off, spaces collapsed, lower-cased unless `lower` is false (his TREC=True).
-
-    His Python 2 replacement " \\( " kept the backslash, so his tokens were "\\(" and "\\)"; here they are "(" and
-    ")" (as in harvardnlp's Python 3 port), the same vocabulary size and words GloVe knows."""
-    string = _NOT_KEPT.sub(" ", string)
-    for old, new in _CLEAN_STEPS:
-        string = string.replace(old, new)
-    string = _SPACES.sub(" ", string).strip()
-    return string.lower() if lower else string
-
-
-def clean_str_sst(string: str) -> str:
-    """Kim's `clean_str_sst`: the same character filter, no clitic splitting (the treebank is tokenised)."""
-    return _SPACES.sub(" ", _NOT_KEPT.sub(" ", string)).strip().lower()
-
-
-def tokenize(sentence: str, cleaning: str) -> list[str]:
-    """Words of one sentence: 'kim', 'kim_cased', 'sst' (the dataset's cleaning) or 'whitespace' (as in the file)."""
-    if cleaning == "kim":
-        return clean_str(sentence).split()
-    if cleaning == "kim_cased":
-        return clean_str(sentence, lower=False).split()
-    if cleaning == "sst":
-        return clean_str_sst(sentence).split()
-    return sentence.split()
 
 
 def decode(raw: bytes) -> str:
@@ -402,7 +353,6 @@ def _file_list(info: SetInfo) -> str:
 def load_set(name: str, data_dir: Path | None, options: Options):
     """One of `SETS` as `Arrays`: int32 (n, max_l + 2·pad) ids, int32 labels 0..C-1, SST's dev split as
     validation; extras: vocabulary (id → word), embeddings (float32 (V, d) or None), vectors, num_classes."""
-    from cnnlab.data import Arrays
 
     info = SETS[name]
     problems = options.problems(name)

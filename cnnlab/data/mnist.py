@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.arrays import Arrays
 from cnnlab.errors import DataError, one_line
 
 
@@ -153,7 +154,6 @@ def find(data_dir: Path) -> tuple[str, Path]:
 
 def load(data_dir: Path | None, options: Options):
     """MNIST as `Arrays`: (n, 28, 28, 1) float32 in [0, 1] and one-hot labels by default."""
-    from cnnlab.data import Arrays
 
     if data_dir is None:
         raw, source = _download(), "keras.datasets.mnist.load_data()"
