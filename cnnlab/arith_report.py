@@ -98,7 +98,7 @@ def report(out: Path) -> Path:
     from cnnlab import params, plots
     from cnnlab.config import Ctx, experiment_names, load
     from cnnlab.models import build_model, needs_data
-    from cnnlab.results import atomic_write
+    from cnnlab.store import atomic_write
 
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = arith.maxpool_backprop(arith.LECTURE_001_GRID, 3, 1, arith.LECTURE_001_UPSTREAM)

@@ -131,7 +131,7 @@ def cmd_compare(args) -> int:
         curves = Path(args.out).with_name(Path(args.out).stem + "_curves") if args.out else None
         text = compare_sets(Path(args.sets[0]), Path(args.sets[1]), problems=problems, curves_dir=curves)
         if args.out:
-            from cnnlab.results import atomic_write
+            from cnnlab.store import atomic_write
 
             atomic_write(Path(args.out), text)
         print(text, end="")

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from cnnlab import tables, verdicts
 from cnnlab.config import PARAM_METRICS
-from cnnlab.results import atomic_write, complete_runs, history_columns, precision_of, read_history, read_metrics
+from cnnlab.results import complete_runs, history_columns, precision_of, read_history, read_metrics
+from cnnlab.store import atomic_write
 from cnnlab.verdicts import metric_label
 
 SUMMARY_FIELDS = [

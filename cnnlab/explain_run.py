@@ -14,7 +14,8 @@ import numpy as np
 
 from cnnlab import explain, plots
 from cnnlab.errors import CnnlabError
-from cnnlab.results import atomic_write, cache_dir, complete_runs, read_metrics
+from cnnlab.results import complete_runs, read_metrics
+from cnnlab.store import atomic_write, cache_dir
 
 
 def find_run(ref: str, results_root: Path) -> Path:

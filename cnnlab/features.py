@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from cnnlab.results import cache_dir, read_npz, write_npz
 from cnnlab.schema import to_plain
+from cnnlab.store import cache_dir, read_npz, write_npz
 
 
 def _weights_files(specs, weights_dir: Path | None) -> list[Path]:

@@ -248,7 +248,7 @@ def _named_family(arg: str) -> str | None:
 
 def _index_file():
     from cnnlab import meta
-    from cnnlab.results import cache_dir
+    from cnnlab.store import cache_dir
 
     own = "".join(meta._digest(meta.PACKAGE / rel) or "-" for rel in _OWN_SOURCES)
     import hashlib
@@ -278,7 +278,7 @@ def index() -> dict:
         pass
     _INDEX = build_index()
     try:
-        from cnnlab.results import atomic_write
+        from cnnlab.store import atomic_write
 
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(_INDEX, sort_keys=True))

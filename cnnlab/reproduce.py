@@ -346,7 +346,7 @@ def tree_signature(root: Path | None) -> str:
 
 
 def _fingerprints_file() -> Path:
-    from cnnlab.results import cache_dir
+    from cnnlab.store import cache_dir
 
     return cache_dir("fingerprints.json")
 
@@ -360,7 +360,7 @@ def _read_fingerprints() -> dict:
 
 
 def _write_fingerprints(stored: dict) -> None:
-    from cnnlab.results import atomic_write
+    from cnnlab.store import atomic_write
 
     try:
         _fingerprints_file().parent.mkdir(parents=True, exist_ok=True)
@@ -662,7 +662,7 @@ class Batch:
 
 
 def write_report(results_root: Path, batch: Batch, status: str) -> Path:
-    from cnnlab.results import atomic_write
+    from cnnlab.store import atomic_write
 
     path = Path(results_root) / REPORT
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1013,7 +1013,7 @@ def finish(state: Progress) -> int:
 
 def logs_dir(batch: Batch) -> Path:
     """Each child's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
-    from cnnlab.results import cache_dir
+    from cnnlab.store import cache_dir
 
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
 

@@ -12,17 +12,15 @@ import csv
 import io
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
+from cnnlab.store import CHECKSUM, atomic_write, cache_dir, read_npz, write_npz  # noqa: F401 - also results.*
 
 LATEST = "LATEST"
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 REQUIRED = ("config.yaml", "history.csv", "metrics.json", "params.csv", "params.md", "curves.png")
 
 
@@ -46,25 +44,6 @@ def history_columns(rows: list[dict]) -> dict[str, list[float]]:
         for k, v in r.items():
             out.setdefault(k, []).append(v)
     return out
-
-
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file so that readers see either the old content or the whole new content."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: results are for others to read too
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise CnnlabError(f"{path}: cannot write results: {exc.strerror or exc}") from None
 
 
 def csv_text(rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> str:
@@ -174,61 +153,6 @@ def portable(obj: Any, places: dict[str, Path | None]) -> Any:
         return value
 
     return fix(obj)
-
-
-def cache_dir(*parts: str) -> Path:
-    """Large derived files (trained models, decoded images, features): $CNNLAB_CACHE_DIR, else ./.cache
-    (git-ignored), joined with `parts`."""
-    return Path(os.environ.get("CNNLAB_CACHE_DIR") or ".cache").joinpath(*parts)
-
-
-CHECKSUM = "__cnnlab_sha256__"  # the entry write_npz adds: the digest of every other array
-
-
-def read_npz(path: Path) -> dict | None:
-    """A cache entry's arrays, or None when it is missing or damaged (the caller rebuilds it): unreadable, cut
-    short, a flipped bit (the zip's CRC), or arrays that are not the ones write_npz stored (its checksum of
-    every array's name, dtype, shape and bytes: a file put there by hand, an older format, a partial copy)."""
-    import zipfile
-
-    import numpy as np
-
-    from cnnlab import digest
-
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-        return None
-    stored = data.pop(CHECKSUM, None)
-    if stored is None or stored.tobytes() != digest.arrays(sorted(data.items()), 64).encode():
-        return None
-    return data
-
-
-def write_npz(path: Path, **arrays) -> None:
-    """Store a cache entry atomically (temporary file + rename) with its checksum (read_npz); an unwritable
-    cache is skipped, not an error."""
-    import numpy as np
-
-    from cnnlab import digest
-
-    arrays = {k: np.asarray(v) for k, v in arrays.items()}
-    check = np.frombuffer(digest.arrays(sorted(arrays.items()), 64).encode(), dtype=np.uint8)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
-        os.close(fd)  # processes may build the same entry
-        tmp = Path(name)
-        try:
-            np.savez(tmp, **arrays, **{CHECKSUM: check})
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    except OSError:
-        pass
 
 
 def precision_of(m: dict) -> str:

@@ -23,8 +23,9 @@ from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
-from cnnlab.results import RunDir, cache_dir, csv_text, history_columns, portable, read_history
+from cnnlab.results import RunDir, csv_text, history_columns, portable, read_history
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
+from cnnlab.store import cache_dir
 from cnnlab.verdicts import metric_label, verdict
 from cnnlab.verdicts import value as reference_value
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import DataError, one_line
-from cnnlab.results import cache_dir, read_npz, write_npz
+from cnnlab.store import cache_dir, read_npz, write_npz
 
 SUFFIXES = (".bin", ".bin.gz", ".txt", ".txt.gz", ".vec", ".vec.gz")
 GLOVE = "glove-6b-50d"

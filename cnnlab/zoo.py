@@ -242,7 +242,8 @@ def report(out: Path) -> Path:
     """Write results/zoo.md and results/zoo.csv."""
     import keras
 
-    from cnnlab.results import atomic_write, csv_text
+    from cnnlab.results import csv_text
+    from cnnlab.store import atomic_write
 
     rows = [measure(name) for name in ZOO]
     fields = ["architecture", "input", "weight_layers", "params", "build_seconds", "published", "source", "note"]

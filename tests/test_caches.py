@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 
-from cnnlab import results
+from cnnlab import store
 
 CUTS = ["empty", "half", "tail", "flipped byte", "garbage", "no checksum", "altered array", "other keys"]
 
@@ -39,9 +39,9 @@ def corrupt(path, how: str) -> None:
         with np.load(io.BytesIO(raw)) as f:
             data = {k: f[k] for k in f.files}
         if how == "no checksum":  # the same arrays written by hand or by an older cnnlab
-            data.pop(results.CHECKSUM)
+            data.pop(store.CHECKSUM)
         elif how == "altered array":  # a consistent zip whose content is not what was stored
-            key = max((k for k in data if k != results.CHECKSUM), key=lambda k: data[k].size)
+            key = max((k for k in data if k != store.CHECKSUM), key=lambda k: data[k].size)
             data[key] = data[key].copy()
             data[key].reshape(-1)[-1] += 1
         else:  # "other keys": an entry of another format under this name
@@ -54,15 +54,15 @@ def corrupt(path, how: str) -> None:
 def test_every_cut_is_a_different_file_that_read_npz_refuses(tmp_path):
     entry = tmp_path / "e.npz"
     arrays = {"x": np.arange(1000, dtype="float32").reshape(10, 100), "y": np.arange(10)}
-    results.write_npz(entry, **arrays)
-    assert set(results.read_npz(entry)) == {"x", "y"}  # the checksum is not handed back
+    store.write_npz(entry, **arrays)
+    assert set(store.read_npz(entry)) == {"x", "y"}  # the checksum is not handed back
     original = entry.read_bytes()
     for how in CUTS:
         entry.write_bytes(original)
         corrupt(entry, how)
-        assert entry.read_bytes() != original and results.read_npz(entry) is None, how
+        assert entry.read_bytes() != original and store.read_npz(entry) is None, how
     with zipfile.ZipFile(io.BytesIO(original)) as z:  # the stored layout numpy itself reads
-        assert sorted(z.namelist()) == sorted([f"{results.CHECKSUM}.npy", "x.npy", "y.npy"])
+        assert sorted(z.namelist()) == sorted([f"{store.CHECKSUM}.npy", "x.npy", "y.npy"])
 
 
 def _entries(cache_root):

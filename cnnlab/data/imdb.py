@@ -24,8 +24,8 @@ import numpy as np
 
 from cnnlab.data.arrays import Arrays
 from cnnlab.errors import CnnlabError, DataError, one_line
-from cnnlab.results import cache_dir, read_npz, write_npz
 from cnnlab.schema import join
+from cnnlab.store import cache_dir, read_npz, write_npz
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3  # keras.datasets.imdb: padding, start_char, oov_char, index_from
 RESERVED = ("<pad>", "<start>", "<oov>")
