@@ -195,7 +195,7 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
 
     target = tmp_path / "summary.md"
     atomic_write(target, "x")
-    from cnnlab import results
+    from cnnlab import store
 
     # what open() would give under this process's umask (0644 under the usual 022), not mkstemp's 0600
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~results._UMASK
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~store._UMASK
