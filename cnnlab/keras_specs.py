@@ -151,6 +151,7 @@ def _hint(text: str):
 def _builder_entry(builder: Callable) -> dict:
     sig = inspect.signature(builder)
     hints = typing.get_type_hints(builder)
+    # input_shape comes from model.input_shape and data from the dataset (vocabulary, vectors): not parameters
     params = {n: p for n, p in sig.parameters.items() if n not in ("input_shape", "data") and not n.startswith("_")}
     return {
         "name": builder.__name__,
@@ -207,26 +208,25 @@ def build_index() -> dict:
             except (ImportError, AttributeError):
                 table = []
             snake = [re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower() for n in classes]
-            for n in sorted({*dir(module), *table, *(c.lower() for c in classes), *snake}):
-                if n.startswith("_") or n in classes:
-                    continue
-                try:
-                    if module.get(n) is not None:
-                        ids.append(n)
-                except Exception:  # noqa: BLE001 - get() of a helper's name fails in many ways: not an identifier
-                    pass
-        out["identifiers"][kind] = sorted(ids)
+            names = {*dir(module), *table, *(c.lower() for c in classes), *snake} - set(classes)
+            ids = _resolvable(module, names)
+        out["identifiers"][kind] = ids
     for family in NAMED_ARGUMENTS.values():  # the strings a layer argument names: 'relu', 'he_normal', 'l2'
         module = getattr(keras, family)
-        found = []
-        for n in dir(module):
-            try:
-                if not n.startswith("_") and module.get(n) is not None:
-                    found.append(n)
-            except Exception:  # noqa: BLE001 - a helper's name, not an identifier
-                pass
-        out["identifiers"][family] = sorted(found)
+        out["identifiers"][family] = _resolvable(module, dir(module))
     return out
+
+
+def _resolvable(module, names) -> list[str]:
+    """The public `names` that `module.get` resolves (Keras's string identifiers), sorted."""
+    found = []
+    for n in sorted(names):
+        try:
+            if not n.startswith("_") and module.get(n) is not None:
+                found.append(n)
+        except Exception:  # noqa: BLE001 - get() of a helper's name fails in many ways: not an identifier
+            pass
+    return found
 
 
 # Layer arguments whose string value Keras resolves by name, and the namespace that resolves it.
@@ -288,22 +288,9 @@ def index() -> dict:
 
 
 def check_builder(kind: str, name: str, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
-    """check_builder_params by the index (a stack block's, whose module imports Keras): its parameters by name
-    and annotation."""
-
+    """check_builder_params by the index (a stack block's, whose module imports Keras)."""
     entry = index()[kind][name]
-    accepted = entry["params"]
-    for key, value in params.items():
-        if key not in accepted:
-            ctx.error(
-                join(path, key),
-                f"unknown parameter '{key}' of {entry['name']}{suggest(key, accepted)}; allowed: {', '.join(accepted)}",
-            )
-        if key in entry["hints"]:
-            convert(_hint(entry["hints"][key]), value, ctx, join(path, key))
-    for key in entry["required"]:
-        if key not in params:
-            ctx.error(join(path, key), f"missing required parameter '{key}' of {entry['name']}")
+    _check_params(entry, {k: _hint(t) for k, t in entry["hints"].items()}, params, ctx, path)
 
 
 def check(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
@@ -438,20 +425,21 @@ def metric_name(spec: ClassSpec) -> str:
 
 def check_builder_params(builder: Callable, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
     """Check a builder's keyword parameters by name and by their type annotations."""
+    _check_params(_builder_entry(builder), typing.get_type_hints(builder), params, ctx, path)
 
-    sig = inspect.signature(builder)
-    hints = typing.get_type_hints(builder)
-    # input_shape comes from model.input_shape and data from the dataset (vocabulary, vectors): not parameters
-    accepted = [n for n in sig.parameters if n not in ("input_shape", "data") and not n.startswith("_")]
-    for name, value in params.items():
-        if name not in accepted:
+
+def _check_params(entry: dict, hints: dict, params: typing.Mapping[str, Any], ctx: Ctx, path: str) -> None:
+    """A builder's parameters against its entry (`_builder_entry`: accepted and required names) and annotations:
+    an unknown one with a suggestion, a value of the wrong type, a required one missing."""
+    accepted = entry["params"]
+    for key, value in params.items():
+        if key not in accepted:
             ctx.error(
-                join(path, name),
-                f"unknown parameter '{name}' of {builder.__name__}"
-                f"{suggest(name, accepted)}; allowed: {', '.join(accepted)}",
+                join(path, key),
+                f"unknown parameter '{key}' of {entry['name']}{suggest(key, accepted)}; allowed: {', '.join(accepted)}",
             )
-        if name in hints:
-            convert(hints[name], value, ctx, join(path, name))
-    for name in accepted:
-        if sig.parameters[name].default is inspect.Parameter.empty and name not in params:
-            ctx.error(join(path, name), f"missing required parameter '{name}' of {builder.__name__}")
+        if key in hints:
+            convert(hints[key], value, ctx, join(path, key))
+    for key in entry["required"]:
+        if key not in params:
+            ctx.error(join(path, key), f"missing required parameter '{key}' of {entry['name']}")
