@@ -307,7 +307,10 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
     )
     if key in memo:
         return memo[key]
-    signature = tree_signature(where)
+    root = ("tree signature", key[2])  # one walk of a data directory per batch, whatever the datasets in it
+    if root not in memo:
+        memo[root] = tree_signature(where)
+    signature = memo[root]
     stored = _read_fingerprints()
     entry = stored.get("|".join(key))
     if entry and entry.get("signature") == signature:
@@ -378,10 +381,20 @@ def rehashed(metrics: dict) -> str | None:
     run = metrics.get("_dir")
     if not run:
         return None
+    path = Path(run) / "config.yaml"
     try:
-        return load(Path(run) / "config.yaml").config_hash()
-    except (CnnlabError, OSError):
+        key = (str(path), path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
         return None
+    if key not in _REHASHED:  # a batch asks once per job of the experiment and the dry run again for its reason
+        try:
+            _REHASHED[key] = load(path).config_hash()
+        except (CnnlabError, OSError):
+            _REHASHED[key] = None
+    return _REHASHED[key]
+
+
+_REHASHED: dict[tuple[str, str], str | None] = {}  # (config.yaml, its text) → its hash by today's schema
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
