@@ -210,6 +210,7 @@ class Today:
         if self.software is None:
             self.software = current_software()
         self._prints: dict[tuple, str | None] = {}
+        self._policies: dict[str, str | None] = {}  # requested → policy: nvidia-smi once, not once per run
 
     def data(self, job: Job) -> str | None:
         if self.fingerprint is not None:
@@ -219,7 +220,9 @@ class Today:
     def precision(self, job: Job) -> str | None:
         from cnnlab.precision import expected_policy
 
-        return (self.policy or expected_policy)(job.precision)
+        if job.precision not in self._policies:
+            self._policies[job.precision] = (self.policy or expected_policy)(job.precision)
+        return self._policies[job.precision]
 
 
 def stale(job: Job, metrics: dict, today: Today) -> str | None:
