@@ -18,6 +18,8 @@ import math
 
 import keras
 
+from cnnlab.registry import LAYERS
+
 FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
 
@@ -61,6 +63,7 @@ def affine_transform_rows(theta, tx, ty, shear, zx, zy, flip, height: int, width
     return ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
+@LAYERS.register
 @keras.saving.register_keras_serializable(package="cnnlab")
 class RandomAffine(keras.layers.Layer):
     """ImageDataGenerator's geometric augmentation as one random affine warp per image, in training only."""

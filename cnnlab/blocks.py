@@ -15,13 +15,15 @@ from typing import Literal
 
 import keras
 
-from cnnlab.augment import RandomAffine
+from cnnlab.augment import RandomAffine  # noqa: F401 - a registered layer, also blocks.RandomAffine
+from cnnlab.registry import BLOCKS, LAYERS
 
 MEAN_TORCH = (0.485, 0.456, 0.406)
 STD_TORCH = (0.229, 0.224, 0.225)
 MEAN_CAFFE_BGR = (103.939, 116.779, 123.68)
 
 
+@LAYERS.register
 @keras.saving.register_keras_serializable(package="cnnlab")
 class ImageNetPreprocessing(keras.layers.Layer):
     """RGB pixels in [0, 255] → what ImageNet weights expect ('caffe', 'torch' or the book's 'rescale')."""
@@ -52,6 +54,7 @@ class ImageNetPreprocessing(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@BLOCKS.register("VGG16")
 def vgg16(
     input_shape: tuple[int, ...],
     weights: str | None = None,
@@ -118,8 +121,4 @@ def _check_weights_file(path: Path, model) -> None:
         )
 
 
-# Names a layer stack may use besides keras.layers: cnnlab layers (classes) and pretrained blocks (functions of
-# the previous layer's output shape).
-LAYERS: dict[str, type] = {"ImageNetPreprocessing": ImageNetPreprocessing, "RandomAffine": RandomAffine}
-BLOCKS: dict[str, object] = {"VGG16": vgg16}
 ImageNetMode = Literal["caffe", "torch", "rescale"]

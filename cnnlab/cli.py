@@ -85,11 +85,14 @@ def cmd_run(args) -> int:
     combos = sweep_overrides(args.sweep)
     exps = [load(args.experiment, [*args.overrides, *combo], args.profile) for combo in combos]  # all checked first
     from cnnlab import runner
+    from cnnlab.compare import run_verdicts
 
     for i, (exp, combo) in enumerate(zip(exps, combos), start=1):
         if len(combos) > 1:
             print(f"== {args.experiment}: sweep {i}/{len(combos)}: {' '.join(combo)}", flush=True)
-        runner.run(exp, _results_root(args), data_dir=args.data_dir, verbose=args.verbose)
+        result = runner.run(exp, _results_root(args), data_dir=args.data_dir, verbose=args.verbose)
+        for line in run_verdicts(result.run_dir, result.metrics, exp.profile, exp.overrides):
+            print(line, flush=True)
     if not args.no_summary:
         from cnnlab.compare import write_summary
 
@@ -194,6 +197,20 @@ def cmd_explain(args) -> int:
         max_layers=args.max_layers,
     )
     print("written:\n  " + "\n  ".join(str(f) for f in files))
+    return 0
+
+
+def cmd_vouch(args) -> int:
+    """Measure that today's code computes what COMMIT's did (seeded quick probes, bit-identical) and let the
+    finished runs of COMMIT's code count as today's for `reproduce` (results/code_equivalence.json)."""
+    from cnnlab import equivalence
+    from cnnlab.config import experiment_refs
+    from cnnlab.reproduce import select
+
+    probes = args.probes or list(equivalence.DEFAULT_PROBES)
+    probes = select(experiment_refs(), probes)  # globs expanded; an unknown name: one line with the nearest one
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    equivalence.vouch(args.commit, probes, _results_root(args), data_dir, args.backend)
     return 0
 
 
@@ -323,6 +340,18 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_explain)
     sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)
     sp.set_defaults(func=cmd_zoo)
+    sp = sub.add_parser("vouch", help=cmd_vouch.__doc__)
+    sp.add_argument("--from", dest="commit", required=True, help="the earlier code: a commit, tag or HEAD~N")
+    sp.add_argument(
+        "probes",
+        nargs="*",
+        metavar="EXP",
+        help="experiments run in the quick profile on both sides (default: one per dataset family and builder: "
+        "mnist imdb_conv1d_faithful cats_dogs_augmented vgg16_features kim_mr:multichannel kim_sst2)",
+    )
+    sp.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="default: KERAS_BACKEND's")
+    sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
+    sp.set_defaults(func=cmd_vouch)
     from cnnlab.arith_report import add_parser
 
     add_parser(sub)

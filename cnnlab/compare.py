@@ -58,6 +58,24 @@ def _key(override: str) -> str:
     return override.split("=", 1)[0].strip()
 
 
+def run_verdicts(run_dir: Path, metrics: dict, profile: str, overrides) -> list[str]:
+    """One line per reference of a finished run: its measured value (the reference's statistic), the reference,
+    the accepted range and the verdict, as `cnnlab run` prints them after the results folder."""
+    columns = history_columns(read_history(Path(run_dir) / "history.csv"))
+    lines = []
+    for ref in metrics.get("references") or []:
+        measured = verdicts.value(ref, metrics.get("measured") or {}, columns, metrics.get("directions"))
+        lo, hi = ref["range"]
+        judged = verdicts.verdict(
+            measured, ref["range"], profile, setting_overrides(overrides), ref.get("substitution")
+        )
+        lines.append(
+            f"  {metric_label(ref)}: measured {_num(measured)}; reference {_num(ref['value'])} "
+            f"({ref['source']}), accepted [{_num(lo)}, {_num(hi)}]: {judged}"
+        )
+    return lines
+
+
 def setting_overrides(overrides) -> tuple[str, ...]:
     """The overrides that change the setting: all but seed and fold, which repeat it."""
     return tuple(sorted(o for o in overrides if _key(o) not in SWEEP_KEYS))

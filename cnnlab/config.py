@@ -70,17 +70,12 @@ class DataConfig:
     def check(self, ctx: Ctx, path: str) -> None:
         from cnnlab.data import DATASETS
 
-        if self.dataset not in DATASETS:
-            ctx.error(
-                join(path, "dataset"),
-                f"unknown dataset '{self.dataset}'{suggest(self.dataset, DATASETS)};"
-                f" known datasets: {', '.join(sorted(DATASETS))}",
-            )
+        dataset = DATASETS.lookup(self.dataset, ctx, join(path, "dataset"))
         if not 0.0 <= self.validation_split < 1.0:
             ctx.error(
                 join(path, "validation_split"), f"expected a fraction in [0, 1), received {self.validation_split}"
             )
-        own_val = DATASETS[self.dataset].has_validation
+        own_val = dataset.has_validation
         if self.validation == "test" and (self.validation_split or own_val):
             ctx.error(
                 join(path, "validation"),
@@ -109,7 +104,7 @@ class DataConfig:
                 ctx.error(join(path, "features"), "the stack is empty")
             for i, spec in enumerate(self.features if keras_checks() else ()):
                 keras_specs.check("layer", spec, ctx, join(join(path, "features"), i))
-        options_cls = DATASETS[self.dataset].options
+        options_cls = dataset.options
         opts = (
             self.options
             if dataclasses.is_dataclass(self.options)
@@ -143,13 +138,8 @@ class ModelConfig:
             for i, spec in enumerate(self.layers if keras_checks() else ()):
                 keras_specs.check("layer", spec, ctx, join(join(path, "layers"), i))
         else:
-            if self.builder not in MODELS:
-                ctx.error(
-                    join(path, "builder"),
-                    f"unknown builder '{self.builder}'{suggest(self.builder, MODELS)};"
-                    f" known builders: {', '.join(sorted(MODELS))}",
-                )
-            keras_specs.check_builder_params(MODELS[self.builder], self.params, ctx, join(path, "params"))
+            builder = MODELS.lookup(self.builder, ctx, join(path, "builder"))
+            keras_specs.check_builder_params(builder, self.params, ctx, join(path, "params"))
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from cnnlab.registry import METRICS, OPTIMIZERS
+
 
 def _dense(gradient):
     """An Embedding's gradient as Keras 2.0.8 saw it: dense, repeated rows summed. TensorFlow hands Keras 3 an
@@ -38,6 +40,7 @@ def _dense(gradient):
     return gradient
 
 
+@OPTIMIZERS.register
 @keras.saving.register_keras_serializable(package="cnnlab")
 class RMSpropKeras2(keras.optimizers.Optimizer):
     """RMSprop exactly as Keras 2.0.8 stepped it: ``p - lr * g / (sqrt(a) + epsilon)``, epsilon 1e-8.
@@ -95,6 +98,7 @@ def binary_accuracy_keras2(y_true, y_pred):
     return ops.mean(ops.cast(ops.equal(y_true, ops.round(y_pred)), "float32"), axis=-1)
 
 
+@METRICS.register
 @keras.saving.register_keras_serializable(package="cnnlab")
 class BinaryAccuracyKeras2(keras.metrics.MeanMetricWrapper):
     """Keras 2.0.8's binary accuracy of the raw output, logged as ``keras2_accuracy``.
@@ -110,7 +114,3 @@ class BinaryAccuracyKeras2(keras.metrics.MeanMetricWrapper):
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype}
-
-
-OPTIMIZERS = {"RMSpropKeras2": RMSpropKeras2}
-METRICS = {"BinaryAccuracyKeras2": BinaryAccuracyKeras2}

@@ -166,6 +166,7 @@ NOT_NUMERIC = frozenset(
         "arith_report.py",
         "cli.py",
         "compare.py",
+        "equivalence.py",
         "errors.py",
         "explain.py",
         "explain_run.py",

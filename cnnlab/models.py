@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 import typing
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from cnnlab.keras_specs import make
+from cnnlab.registry import MODELS
 from cnnlab.schema import ClassSpec, Ctx, join
-from cnnlab.text_models import dense_classifier, kim_cnn
+from cnnlab.text_models import dense_classifier, kim_cnn  # noqa: F401 - registered builders, also models.kim_cnn
 
 if typing.TYPE_CHECKING:
     from cnnlab.config import ModelConfig
@@ -80,6 +81,7 @@ def build_stack(
     return model
 
 
+@MODELS.register
 def simple_convnet(
     input_shape: tuple[int, ...],
     filters: tuple[int, ...] = (32, 64, 64),
@@ -116,15 +118,6 @@ def simple_convnet(
     for spec, layer_name in zip(specs, layer_names(specs)):
         model.add(getattr(layers, spec.name)(**spec.kwargs, name=layer_name))
     return model
-
-
-# Builders for architectures that are not a plain stack; each takes `input_shape` plus keyword parameters, and
-# `data` (what the dataset loader reports: vocabulary, pretrained vectors, number of classes) if it declares it.
-MODELS: dict[str, Callable] = {
-    "simple_convnet": simple_convnet,
-    "dense_classifier": dense_classifier,
-    "kim_cnn": kim_cnn,
-}
 
 
 def needs_data(model_cfg: ModelConfig) -> bool:

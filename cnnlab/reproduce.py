@@ -9,7 +9,9 @@ source file that computes numbers and that the run executed, metrics.json "code"
 meta.NOT_NUMERIC lists the report and batch files an edit to which keeps runs current), under the same Keras
 version, backend and precision policy, on the same data (data.fingerprint of the arrays as loaded; `Today`,
 `stale`). A commit is not the key (every commit would make every finished run stale, a dirty tree all of them).
-Runs from before the code record count only under the same clean git commit.
+Runs from before the code record count only under the same clean git commit. A code change measured not to
+move a number (`cnnlab vouch`, cnnlab/equivalence.py: seeded quick probes bit-identical under both codes) keeps
+the runs of the earlier code current under the backend it was measured on.
 Repeats: by default each experiment is repeated the way its reference measured it — a cross-validated set
 (Kim's MR, Subj, CR, MPQA) over all its folds with the config's seed, anything else over 3 seeds (seed=1..3),
 the quick profile once. With --seeds 1 a run takes the config's own seed with no override; with --seeds N > 1
@@ -205,12 +207,28 @@ class Today:
     data_dir: str | None = None  # --data-dir of the batch
     fingerprint: Callable[[Job], str | None] | None = None  # None: data_fingerprint (loads the data)
     policy: Callable[[str], str | None] | None = None  # None: precision.expected_policy
+    results_root: Path | None = None  # where results/code_equivalence.json is read (None: no equivalences)
+    equivalences: list | None = None  # the records themselves (None: read from results_root)
 
     def __post_init__(self):
         if self.software is None:
             self.software = current_software()
         self._prints: dict[tuple, str | None] = {}
         self._policies: dict[str, str | None] = {}  # requested → policy: nvidia-smi once, not once per run
+        self._trees: dict[str | None, list] = {}  # backend → earlier numeric trees vouched equivalent to today's
+
+    def vouched(self, code: dict, backend: str | None) -> bool:
+        """Whether a run's code record is, by a chain of measured equivalences (cnnlab vouch), today's code."""
+        from cnnlab import equivalence
+
+        if backend not in self._trees:
+            records = self.equivalences
+            if records is None:
+                records = equivalence.load(self.results_root) if self.results_root is not None else []
+            self._trees[backend] = (
+                equivalence.equivalent_trees(equivalence.numeric_tree(), records, backend)[1:] if records else []
+            )
+        return bool(self._trees[backend]) and equivalence.covers(code, self._trees[backend])
 
     def data(self, job: Job) -> str | None:
         if self.fingerprint is not None:
@@ -241,7 +259,7 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     code = metrics.get("code")
     if isinstance(code, dict) and code:
         changed = meta.code_changes(code)
-        if changed:
+        if changed and not today.vouched(code, env.get("backend")):
             return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
     else:
         commit = clean_commit(today.commit)
@@ -716,7 +734,12 @@ def execute(
     with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
     Ctrl-C."""
     state = Progress(
-        batch, Path(results_root), log, runner or run_job, data_dir, today or Today(batch.commit, data_dir=data_dir)
+        batch,
+        Path(results_root),
+        log,
+        runner or run_job,
+        data_dir,
+        today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root)),
     )
     beating = threading.Event()
     seconds = heartbeat_seconds()
@@ -787,7 +810,7 @@ class Progress:
         data_dir: str | None,
         today: Today | None = None,
     ):
-        today = today or Today(batch.commit, data_dir=data_dir)
+        today = today or Today(batch.commit, data_dir=data_dir, results_root=root)
         self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
@@ -1041,7 +1064,7 @@ def dry_run(
     here, else the same profile's), why it must run, and the total, without running anything (the only file
     written: the cache of data fingerprints)."""
     n = len(batch.jobs)
-    today = today or Today(batch.commit, data_dir=data_dir)
+    today = today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root))
     todo, known = [], {}
     for i, job in enumerate(batch.jobs):
         history = existing_runs(results_root, job.name)

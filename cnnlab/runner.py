@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -19,15 +20,12 @@ import numpy as np
 from cnnlab import data as data_mod
 from cnnlab import direction, keras_specs, meta, params, phases, plots, precision
 from cnnlab.backup import EpochBackup
-from cnnlab.compare import setting_overrides
 from cnnlab.config import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import build_model, needs_data
-from cnnlab.results import RunDir, csv_text, history_columns, portable, read_history
+from cnnlab.results import RunDir, csv_text, portable, read_history
 from cnnlab.resume import ResumeState, set_weights_by_path, weights_by_path
 from cnnlab.store import cache_dir
-from cnnlab.verdicts import metric_label, verdict
-from cnnlab.verdicts import value as reference_value
 
 
 class Interrupted(CnnlabError):
@@ -375,46 +373,99 @@ def distribution_scope(kind: str | None, ctx: Ctx):
 def run(
     exp: Experiment, results_root: Path, data_dir: str | None = None, verbose: int | None = None, log=print
 ) -> RunResult:
-    """Train and evaluate one experiment and write its results folder."""
+    """Train and evaluate one experiment and write its results folder: the steps below, in this order (the
+    seeds make the order part of the result: the model is built before the data are split, as always)."""
     with distribution_scope(exp.config.train.distribution, Ctx(str(exp.path))) as distribution:
-        return _run(exp, results_root, data_dir, verbose, log, distribution)
+        r = _Run(exp, Path(results_root), log, distribution)
+        _set_up_backend(r)
+        _build_model_and_load_data(r, data_dir)
+        _compile(r)
+        _open_run_folder(r)
+        _announce(r, verbose)
+        try:
+            _fit_phases(r)
+            _evaluate(r)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"interrupted after {len(r.epoch_log.rows)} epochs; the partial run in {r.run_dir.partial} is "
+                "never read as a result: the same command continues it"
+            ) from None
+        return _write_results(r)
 
 
-def _run(
-    exp: Experiment, results_root: Path, data_dir: str | None, verbose: int | None, log, distribution: str | None
-) -> RunResult:
-    cfg = exp.config
-    ctx = Ctx(str(exp.path))
-    started, t_start = _utc(), time.perf_counter()
-    environment = meta.environment()  # at the start: the commit of the code that runs, not of a later checkout
-    keras.utils.set_random_seed(cfg.seed)
-    determinism = set_determinism(cfg.train.deterministic)
-    resolved_precision = precision.resolve(cfg.train.precision)
-    keras.config.set_dtype_policy(resolved_precision.policy)  # reset by every run (global state)
-    data_dir_path = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, exp.path)
-    # A model whose builder needs the data (vocabulary, pretrained vectors) is built after it; any other model
-    # first, so that a mistake in it is reported before a slow data step.
-    model = (
-        None
-        if needs_data(cfg.model)
-        else build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True)
-    )
+@dataclass
+class _Run:
+    """What the steps of one run hand on to the next: set by each step, read by the later ones."""
 
+    exp: Experiment
+    results_root: Path
+    log: Callable[[str], None]
+    distribution: str | None
+    t_start: float = field(default_factory=time.perf_counter)
+    timing: dict = field(default_factory=dict)  # data, probe, fit, evaluate seconds
+    phase_records: list = field(default_factory=list)
+    started: str = ""
+    environment: dict | None = None
+    determinism: str = ""
+    precision: precision.Resolved | None = None
+    data_dir: Path | None = None
+    model: object = None
+    splits: data_mod.Splits | None = None
+    table: params.Table | None = None
+    augmenters: list = field(default_factory=list)
+    directions: dict = field(default_factory=dict)
+    callbacks: list = field(default_factory=list)
+    state: ResumeState | None = None
+    run_dir: RunDir | None = None
+    epoch_log: EpochLog | None = None
+    best_weights: BestWeights | None = None
+    resumed_from: int = 0
+    streams: FitData | None = None
+    verbose: int = 2
+    test: dict | None = None
+
+    @property
+    def cfg(self):
+        return self.exp.config
+
+    @property
+    def ctx(self) -> Ctx:
+        return Ctx(str(self.exp.path))
+
+
+def _set_up_backend(r: _Run) -> None:
+    """The process-wide state a run sets afresh: seeds, determinism, the dtype policy; the record of the code and
+    machine taken now, at the start (the commit of the code that runs, not of a later checkout)."""
+    r.started, r.environment = _utc(), meta.environment()
+    keras.utils.set_random_seed(r.cfg.seed)
+    r.determinism = set_determinism(r.cfg.train.deterministic)
+    r.precision = precision.resolve(r.cfg.train.precision)
+    keras.config.set_dtype_policy(r.precision.policy)  # reset by every run (global state)
+
+
+def _build_model_and_load_data(r: _Run, data_dir: str | None) -> None:
+    """The model and the data, each checked against the other. A model whose builder needs the data (vocabulary,
+    pretrained vectors) is built after them; any other model first, so that a mistake in it is reported before a
+    slow data step."""
+    cfg, ctx = r.cfg, r.ctx
+    r.data_dir = data_mod.resolve_data_dir(data_dir, cfg.data.data_dir, r.exp.path)
+    if not needs_data(cfg.model):
+        r.model = build_model(cfg.model, cfg.name, ctx, weights_dir=r.data_dir, load_weights=True)
     t_data = time.perf_counter()
-    splits = data_mod.load(cfg.data, data_dir_path, cfg.seed)
+    r.splits = data_mod.load(cfg.data, r.data_dir, cfg.seed)
     if cfg.data.features is not None:
-        from cnnlab import features
+        from cnnlab import features  # only a run with a frozen feature stack (VGG16 features) needs it
 
-        splits, _ = features.extract(splits, cfg.data.features, ctx, data_dir_path, log=log)
-    data_seconds = time.perf_counter() - t_data
-    if model is None:
-        model = build_model(cfg.model, cfg.name, ctx, weights_dir=data_dir_path, load_weights=True, data=splits.extras)
-    phases.check(model, cfg.train.phases, ctx)
-    table = params.table(model, cfg.report.dense_head_what_if)
-    augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
-    if cfg.report.augmentation_grid and not augmenters:
+        r.splits, _ = features.extract(r.splits, cfg.data.features, ctx, r.data_dir, log=r.log)
+    r.timing["data_seconds"] = time.perf_counter() - t_data
+    if r.model is None:
+        r.model = build_model(cfg.model, cfg.name, ctx, weights_dir=r.data_dir, load_weights=True, data=r.splits.extras)
+    phases.check(r.model, cfg.train.phases, ctx)
+    r.table = params.table(r.model, cfg.report.dense_head_what_if)
+    r.augmenters = [layer for layer in r.model.layers if type(layer).__name__.startswith("Random")]
+    if cfg.report.augmentation_grid and not r.augmenters:
         ctx.error("report.augmentation_grid", "the model has no Random* preprocessing layers to show")
-    sample_shape = tuple(splits.x_train.shape[1:])
+    sample_shape = tuple(r.splits.x_train.shape[1:])
     if sample_shape != tuple(cfg.model.input_shape):
         ctx.error(
             "model.input_shape",
@@ -422,194 +473,222 @@ def _run(
             f"'{cfg.data.dataset}' sample, {list(sample_shape)} (see data.options and data.features)",
         )
 
-    tr = cfg.train
-    probe_seconds = compile_and_probe(model, tr, splits, ctx)
-    directions = metric_directions(model, tr)
-    callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
-    set_monitor_modes(callbacks, directions)
 
-    # An interrupted run of the same settings (same config hash) is continued in its own .partial folder.
-    state = ResumeState(cfg.name, exp.config_hash())
-    previous = state.partial_run_id()
-    run_dir = RunDir.reopen(results_root, cfg.name, previous) if previous else None
-    rows = read_history(run_dir.path("history.csv")) if run_dir else []
-    if run_dir is None:
-        state.clear()
-        run_dir = RunDir(results_root, cfg.name, exp.profile)
-        state.start(run_dir.run_id)
-    run_dir.write("config.yaml", exp.resolved_yaml())
-    run_dir.write("params.csv", csv_text(params.to_records(table)))
-    run_dir.write("params.md", params.to_markdown(table, f"{cfg.name}: parameters"))
+def _compile(r: _Run) -> None:
+    """Compile, probe one batch (loss against labels), and make the config's callbacks with their directions."""
+    tr, ctx = r.cfg.train, r.ctx
+    r.timing["probe_seconds"] = compile_and_probe(r.model, tr, r.splits, ctx)
+    r.directions = metric_directions(r.model, tr)
+    r.callbacks = [keras_specs.make("callback", c, ctx, f"train.callbacks[{i}]") for i, c in enumerate(tr.callbacks)]
+    set_monitor_modes(r.callbacks, r.directions)
+
+
+def _open_run_folder(r: _Run) -> None:
+    """The .partial run folder with the files known before training; an interrupted run of the same settings
+    (same config hash) is continued in its own folder, from its history."""
+    cfg, tr = r.cfg, r.cfg.train
+    r.state = ResumeState(cfg.name, r.exp.config_hash())
+    previous = r.state.partial_run_id()
+    r.run_dir = RunDir.reopen(r.results_root, cfg.name, previous) if previous else None
+    rows = read_history(r.run_dir.path("history.csv")) if r.run_dir else []
+    if r.run_dir is None:
+        r.state.clear()
+        r.run_dir = RunDir(r.results_root, cfg.name, r.exp.profile)
+        r.state.start(r.run_dir.run_id)
+    r.run_dir.write("config.yaml", r.exp.resolved_yaml())
+    r.run_dir.write("params.csv", csv_text(params.to_records(r.table)))
+    r.run_dir.write("params.md", params.to_markdown(r.table, f"{cfg.name}: parameters"))
     if cfg.report.augmentation_grid:
-        run_dir.write("augmentation.png", augmentation_grid(augmenters, splits.x_train[0]))
-    epoch_log = EpochLog(run_dir, rows)
-    best_weights = BestWeights(tr.metric_names(), state, directions) if tr.restore_best else None
-    resumed_from = len(rows)
-    streams = FitData(splits, tr, cfg.seed)
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    log(
-        f"{cfg.name}: {cfg.description}\n  data: {splits.source}; train/val/test = "
-        f"{'/'.join(str(v) for v in splits.sizes().values())}\n  model: {table.total:,} parameters; "
-        f"backend {keras.backend.backend()}; {meta.device()}; precision {resolved_precision.policy}"
-        f"{'' if resolved_precision.requested != 'auto' else f' (auto: {resolved_precision.reason})'}"
-        f"\n  run folder: {run_dir.partial}"
-    )
-    phase_list = tr.all_phases()
-    phase_records, done = [], 0
-    if resumed_from:
-        log(f"  resuming an interrupted run: {resumed_from} epochs were done")
-    try:
-        t_fit = time.perf_counter()
-        finished = None  # the last phase finished before an interruption, whose weights are to be restored
-        for i, phase in enumerate(phase_list):
-            if i > 0:  # new trainable layers: recompile with the phase's optimizer, continue the epoch count
-                phases.apply(model, phase)
-                compile_model(model, tr, ctx, phase.optimizer, f"train.phases[{i - 1}].optimizer")
-            if len(phase_list) > 1:
-                epoch_log.phase = i + 1
-                t = params.table(model)
-                phase_records.append(
-                    {
-                        "phase": i + 1,
-                        "name": phase.name,
-                        "first_epoch": done + 1,
-                        "epochs": phase.epochs,
-                        "params_trainable": t.trainable,
-                        "params_non_trainable": t.non_trainable,
-                        "optimizer": to_plain(phase.optimizer or tr.optimizer),
-                    }
-                )
-                log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable parameters")
-            if state.phase_done(i):  # finished before the interruption
-                finished = i
-                done = sum(1 for r in epoch_log.rows if int(r.get("phase", 1)) <= i + 1)
-                continue
-            if finished is not None:
-                state.restore_phase(finished, model)
-                finished = None
-            model._initial_epoch = None  # Keras keeps a restored epoch on the model; each phase sets its own
-            # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most), each backup
-            # whole or absent and the one before it kept (cnnlab.backup): a kill during a write falls back to it
-            backup = EpochBackup(state.phase_dir(i), backup_seconds())
-            fit_args, fit_kwargs, stream_callbacks = streams.fit_args(done, phase.epochs)
-            model.fit(
-                *fit_args,
-                **fit_kwargs,
-                initial_epoch=done,
-                epochs=done + phase.epochs,
-                callbacks=[
-                    *stream_callbacks,
-                    epoch_log,
-                    *([best_weights] if best_weights else []),
-                    *callbacks,
-                    backup,
-                    keras.callbacks.TerminateOnNaN(),
-                ],
-                verbose=verbose,
-            )
-            if nan_epoch(epoch_log.rows):
-                break  # TerminateOnNaN stopped it: no later phase, results say so
-            state.finish_phase(i, model)
-            done += phase.epochs
-            if len(epoch_log.rows) < done:  # a callback (EarlyStopping) ended the phase early
-                done = len(epoch_log.rows)
-        if finished is not None:
-            state.restore_phase(finished, model)
-        fit_seconds = time.perf_counter() - t_fit
-        if best_weights is not None and best_weights.weights is not None:
-            set_weights_by_path(model, best_weights.weights)  # test at the best validation epoch (Kim 2014 §3.1)
-        t_eval = time.perf_counter()
-        test = model.evaluate(splits.x_test, splits.y_test, batch_size=tr.batch_size, verbose=0, return_dict=True)
-        eval_seconds = time.perf_counter() - t_eval
-    except KeyboardInterrupt:
-        raise Interrupted(
-            f"interrupted after {len(epoch_log.rows)} epochs; the partial run in {run_dir.partial} is "
-            "never read as a result: the same command continues it"
-        ) from None
+        r.run_dir.write("augmentation.png", augmentation_grid(r.augmenters, r.splits.x_train[0]))
+    r.epoch_log = EpochLog(r.run_dir, rows)
+    r.best_weights = BestWeights(tr.metric_names(), r.state, r.directions) if tr.restore_best else None
+    r.resumed_from = len(rows)
+    r.streams = FitData(r.splits, tr, cfg.seed)
 
-    stopped_at = nan_epoch(epoch_log.rows)
-    model_file = save_model(model, cfg.name, run_dir.run_id)
-    history = {k: [r[k] for r in epoch_log.rows] for k in epoch_log.rows[0]} if epoch_log.rows else {}
-    names = tr.metric_names()
-    epochs_run = len(epoch_log.rows)
-    boundaries = [r["first_epoch"] - 1 for r in phase_records[1:]]
-    run_dir.write(
-        "curves.png",
-        plots.curves(history, f"{cfg.name} ({exp.profile} profile)", boundaries, [to_plain(r) for r in cfg.reference]),
+
+def _announce(r: _Run, verbose: int | None) -> None:
+    """The run's header: data, model size, backend, device, precision, folder."""
+    cfg, p = r.cfg, r.precision
+    r.verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    r.log(
+        f"{cfg.name}: {cfg.description}\n  data: {r.splits.source}; train/val/test = "
+        f"{'/'.join(str(v) for v in r.splits.sizes().values())}\n  model: {r.table.total:,} parameters; "
+        f"backend {keras.backend.backend()}; {meta.device()}; precision {p.policy}"
+        f"{'' if p.requested != 'auto' else f' (auto: {p.reason})'}"
+        f"\n  run folder: {r.run_dir.partial}"
     )
-    if phase_records:
-        run_dir.write(
+    if r.resumed_from:
+        r.log(f"  resuming an interrupted run: {r.resumed_from} epochs were done")
+
+
+def _fit_phases(r: _Run) -> None:
+    """Every training phase in turn (one without train.phases); a phase finished before an interruption is
+    skipped and its weights restored; NaN stops the run; the best validation weights are restored at the end."""
+    tr, phase_list = r.cfg.train, r.cfg.train.all_phases()
+    done, finished = 0, None  # epochs so far; the last phase finished before an interruption
+    t_fit = time.perf_counter()
+    for i, phase in enumerate(phase_list):
+        if i > 0:  # new trainable layers: recompile with the phase's optimizer, continue the epoch count
+            phases.apply(r.model, phase)
+            compile_model(r.model, tr, r.ctx, phase.optimizer, f"train.phases[{i - 1}].optimizer")
+        if len(phase_list) > 1:
+            _record_phase(r, i, phase, done)
+        if r.state.phase_done(i):  # finished before the interruption
+            finished = i
+            done = sum(1 for row in r.epoch_log.rows if int(row.get("phase", 1)) <= i + 1)
+            continue
+        if finished is not None:
+            r.state.restore_phase(finished, r.model)
+            finished = None
+        _fit_one_phase(r, i, done, phase.epochs)
+        if nan_epoch(r.epoch_log.rows):
+            break  # TerminateOnNaN stopped it: no later phase, results say so
+        r.state.finish_phase(i, r.model)
+        done += phase.epochs
+        if len(r.epoch_log.rows) < done:  # a callback (EarlyStopping) ended the phase early
+            done = len(r.epoch_log.rows)
+    if finished is not None:
+        r.state.restore_phase(finished, r.model)
+    r.timing["fit_seconds"] = time.perf_counter() - t_fit
+    if r.best_weights is not None and r.best_weights.weights is not None:
+        set_weights_by_path(r.model, r.best_weights.weights)  # test at the best validation epoch (Kim 2014 §3.1)
+
+
+def _record_phase(r: _Run, i: int, phase, done: int) -> None:
+    """A multi-phase run's record of phase i (its trainable parameters after freezing) and its log line."""
+    r.epoch_log.phase = i + 1
+    t = params.table(r.model)
+    r.phase_records.append(
+        {
+            "phase": i + 1,
+            "name": phase.name,
+            "first_epoch": done + 1,
+            "epochs": phase.epochs,
+            "params_trainable": t.trainable,
+            "params_non_trainable": t.non_trainable,
+            "optimizer": to_plain(phase.optimizer or r.cfg.train.optimizer),
+        }
+    )
+    r.log(f"  {phase.name}: epochs {done + 1}-{done + phase.epochs}, {t.trainable:,} trainable parameters")
+
+
+def _fit_one_phase(r: _Run, i: int, done: int, epochs: int) -> None:
+    """model.fit for one phase, from epoch `done`, with cnnlab's callbacks around the config's."""
+    r.model._initial_epoch = None  # Keras keeps a restored epoch on the model; each phase sets its own
+    # weights, optimizer state and epoch at an epoch's end (every BACKUP_SECONDS at most), each backup whole or
+    # absent and the one before it kept (cnnlab.backup): a kill during a write falls back to it
+    backup = EpochBackup(r.state.phase_dir(i), backup_seconds())
+    fit_args, fit_kwargs, stream_callbacks = r.streams.fit_args(done, epochs)
+    r.model.fit(
+        *fit_args,
+        **fit_kwargs,
+        initial_epoch=done,
+        epochs=done + epochs,
+        callbacks=[
+            *stream_callbacks,
+            r.epoch_log,
+            *([r.best_weights] if r.best_weights else []),
+            *r.callbacks,
+            backup,
+            keras.callbacks.TerminateOnNaN(),
+        ],
+        verbose=r.verbose,
+    )
+
+
+def _evaluate(r: _Run) -> None:
+    t_eval = time.perf_counter()
+    r.test = r.model.evaluate(
+        r.splits.x_test, r.splits.y_test, batch_size=r.cfg.train.batch_size, verbose=0, return_dict=True
+    )
+    r.timing["evaluate_seconds"] = time.perf_counter() - t_eval
+
+
+def _write_results(r: _Run) -> RunResult:
+    """The trained model (cache), curves.png, the phases' table, metrics.json; then the folder is renamed
+    complete and the resume state cleared."""
+    cfg = r.cfg
+    model_file = save_model(r.model, cfg.name, r.run_dir.run_id)
+    rows = r.epoch_log.rows
+    history = {k: [row[k] for row in rows] for k in rows[0]} if rows else {}
+    boundaries = [p["first_epoch"] - 1 for p in r.phase_records[1:]]
+    title = f"{cfg.name} ({r.exp.profile} profile)"
+    r.run_dir.write("curves.png", plots.curves(history, title, boundaries, [to_plain(x) for x in cfg.reference]))
+    if r.phase_records:
+        r.run_dir.write(
             "params.md",
-            params.to_markdown(table, f"{cfg.name}: parameters") + "\n" + params.phases_markdown(phase_records),
+            params.to_markdown(r.table, f"{cfg.name}: parameters") + "\n" + params.phases_markdown(r.phase_records),
         )
-    metrics = {
+    metrics = _metrics(r, history, model_file)
+    metrics = portable(metrics, {"data dir": r.data_dir, "cache": cache_dir(), "results": r.results_root})
+    r.run_dir.write_json("metrics.json", metrics)
+    final = r.run_dir.finish()
+    r.state.clear()
+    r.log(f"results: {final}")
+    return RunResult(final, metrics)
+
+
+def _metrics(r: _Run, history: dict, model_file: Path | None) -> dict:
+    """metrics.json: what ran (settings, code, machine), what it measured, how long each part took."""
+    cfg, tr, bw = r.cfg, r.cfg.train, r.best_weights
+    stopped_at = nan_epoch(r.epoch_log.rows)
+    names, epochs_run = tr.metric_names(), len(r.epoch_log.rows)
+    return {
         "experiment": cfg.name,
         "description": cfg.description,
-        "run_id": run_dir.run_id,
+        "run_id": r.run_dir.run_id,
         "status": "nan_loss" if stopped_at else "complete",
         "status_detail": f"training stopped: the loss became NaN/inf at epoch {stopped_at}" if stopped_at else None,
-        "profile": exp.profile,
-        "overrides": list(exp.overrides),
-        "config_hash": exp.config_hash(),
+        "profile": r.exp.profile,
+        "overrides": list(r.exp.overrides),
+        "config_hash": r.exp.config_hash(),
         # what repeats the same setting (seeds, cross-validation folds): compare averages over these
         "repeat": {"seed": cfg.seed, "fold": getattr(cfg.data.options, "fold", None)},
-        "resumed_from_epoch": resumed_from or None,
-        "determinism": determinism,
-        "distribution": distribution,
+        "resumed_from_epoch": r.resumed_from or None,
+        "determinism": r.determinism,
+        "distribution": r.distribution,
         "dtype_policy": keras.config.dtype_policy().name,
-        "precision": resolved_precision.record(),
-        "started_at": started,
+        "precision": r.precision.record(),
+        "started_at": r.started,
         "finished_at": _utc(),
-        "measured": measured_metrics(history, test, names, params.summary(table), directions),
-        "best_val": best_epoch(history, names, directions),
-        "directions": directions,  # which way each metric improves (cnnlab.direction): the report reads these
-        "test_weights": f"best validation epoch ({best_weights.monitor} = {best_weights.best:.4f} at epoch "
-        f"{best_weights.epoch})"
-        if best_weights and best_weights.weights is not None
+        "measured": measured_metrics(history, r.test, names, params.summary(r.table), r.directions),
+        "best_val": best_epoch(history, names, r.directions),
+        "directions": r.directions,  # which way each metric improves (cnnlab.direction): the report reads these
+        "test_weights": f"best validation epoch ({bw.monitor} = {bw.best:.4f} at epoch {bw.epoch})"
+        if bw and bw.weights is not None
         else "last epoch",
         "epochs_run": epochs_run,
-        "timing": {
-            "wall_seconds": time.perf_counter() - t_start,
-            "data_seconds": data_seconds,
-            "probe_seconds": probe_seconds,  # one evaluate() batch: checks loss vs labels, traces the test step
-            "fit_seconds": fit_seconds,
-            "evaluate_seconds": eval_seconds,
-            "epoch_seconds": history.get("epoch_seconds", []),
-            "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
-            "train_samples_per_second": streams.train_samples(epochs_run) / fit_seconds if fit_seconds else None,
-        },
+        "timing": _timing(r, history, epochs_run),
         "data": {
             "dataset": cfg.data.dataset,
-            "source": splits.source,
-            **{f"n_{k}": v for k, v in splits.sizes().items()},
-            "fingerprint": splits.fingerprint,
+            "source": r.splits.source,
+            **{f"n_{k}": v for k, v in r.splits.sizes().items()},
+            "fingerprint": r.splits.fingerprint,
         },  # of the data as loaded: reproduce's skip key
         "seed": cfg.seed,
         "batch_size": tr.batch_size,
-        "train_samples_seen": streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count, not n × epochs
+        "train_samples_seen": r.streams.train_samples(epochs_run),  # steps_per_epoch: the streams' count
         "references": to_plain(cfg.reference),
-        "environment": environment,
+        "environment": r.environment,
         "code": meta.code_files(),  # the source files this run executed: reproduce's skip key (meta.code_files)
-        "phases": phase_records,
+        "phases": r.phase_records,
         "model_file": str(model_file) if model_file else None,
         "pretrained": pretrained(cfg),
     }
-    metrics = portable(metrics, {"data dir": data_dir_path, "cache": cache_dir(), "results": results_root})
-    run_dir.write_json("metrics.json", metrics)
-    final = run_dir.finish()
-    state.clear()
-    log(f"results: {final}")
-    columns = history_columns(read_history(final / "history.csv"))
-    for ref in cfg.reference:
-        plain = to_plain(ref)
-        value = reference_value(plain, metrics["measured"], columns, metrics["directions"])
-        log(
-            f"  {metric_label(plain)}: measured {_fmt(value)}; reference {_fmt(ref.value)} ({ref.source}), accepted "
-            f"[{_fmt(ref.range[0])}, {_fmt(ref.range[1])}]: "
-            f"{verdict(value, ref.range, exp.profile, setting_overrides(exp.overrides), ref.substitution)}"
-        )
-    return RunResult(final, metrics)
+
+
+def _timing(r: _Run, history: dict, epochs_run: int) -> dict:
+    fit = r.timing["fit_seconds"]
+    return {
+        "wall_seconds": time.perf_counter() - r.t_start,
+        "data_seconds": r.timing["data_seconds"],
+        "probe_seconds": r.timing["probe_seconds"],  # one evaluate() batch: checks loss vs labels, traces the step
+        "fit_seconds": fit,
+        "evaluate_seconds": r.timing["evaluate_seconds"],
+        "epoch_seconds": history.get("epoch_seconds", []),
+        "mean_epoch_seconds": float(np.mean(history["epoch_seconds"])) if epochs_run else None,
+        "train_samples_per_second": r.streams.train_samples(epochs_run) / fit if fit else None,
+    }
 
 
 def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
@@ -655,9 +734,3 @@ def save_model(model, experiment: str, run_id: str) -> Path | None:
         )
         return None
     return path.resolve()
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:,.0f}" if float(v).is_integer() and abs(v) >= 100 else f"{v:.4f}"

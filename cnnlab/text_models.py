@@ -17,9 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from cnnlab.registry import MODELS
+
 KIM_VARIANTS = ("rand", "static", "non_static", "multichannel")
 
 
+@MODELS.register
 def dense_classifier(
     input_shape: tuple[int, ...],
     units: tuple[int, ...] = (16, 16),
@@ -77,6 +80,7 @@ def _zero_padding_row():
     return _ZERO_ROW()
 
 
+@MODELS.register
 def kim_cnn(
     input_shape: tuple[int, ...],
     data: Mapping[str, Any] | None = None,

@@ -9,59 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from cnnlab import digest
-from cnnlab.data import cats_dogs, imdb, kim, mnist
-from cnnlab.data.arrays import Arrays, Splits  # noqa: F401 - the registry's types, also data.Arrays
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """A registry entry: the loader, the dataclass of its `data.options`, and a one-line description."""
-
-    load: Callable[[Path | None, Any], Arrays]
-    options: type
-    description: str
-    has_validation: bool = False  # ships its own validation split (then data.validation_split must stay 0)
-    cross_validation: bool = False  # no test split: the reference scored it over k folds (data.options.fold/folds)
-    class_names: tuple[str, ...] | None = None  # label i's name, for pictures and captions ("cat", not 0)
-
-
-DATASETS: dict[str, Dataset] = {
-    "mnist": Dataset(
-        mnist.load,
-        mnist.Options,
-        "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1",
-        class_names=tuple(f"digit {d}" for d in range(10)),
-    ),
-    "cats_dogs": Dataset(
-        cats_dogs.load,
-        cats_dogs.Options,
-        "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 train / 1,000 validation / 1,000 test, uint8 RGB",
-        has_validation=True,
-        class_names=tuple(c.rstrip("s") for c in cats_dogs.CLASSES),
-    ),
-    "imdb": Dataset(
-        imdb.load,
-        imdb.Options,
-        "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
-        "integer sequences or multi-hot vectors over the 10,000 most frequent training words",
-        class_names=("negative", "positive"),
-    ),
-    # Kim (2014)'s seven sentence-classification sets: mr, sst1, sst2, subj, trec, cr, mpqa
-    **{
-        name: Dataset(
-            kim.loader(name), kim.OPTIONS[name], info.description, has_validation=info.has_dev, cross_validation=info.cv
-        )
-        for name, info in kim.SETS.items()
-    },
-}
+from cnnlab.data import cats_dogs, imdb, kim, mnist  # noqa: F401 - each registers its datasets where it defines them
+from cnnlab.data.arrays import Arrays, Dataset, Splits  # noqa: F401 - the registry's types, also data.Arrays
+from cnnlab.registry import DATASETS  # noqa: F401 - filled by the imports above
 
 
 def resolve_data_dir(cli_dir: str | None, config_dir: str | None, config_path: Path | None) -> Path | None:

@@ -8,8 +8,9 @@ describe how it was read and are left out of the data fingerprint.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,3 +51,16 @@ class Splits:
             "val": 0 if self.x_val is None else len(self.x_val),
             "test": len(self.x_test),
         }
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registry entry (cnnlab.registry.DATASETS, registered by the module that defines the loader): the loader,
+    the dataclass of its `data.options`, and a one-line description."""
+
+    load: Callable[[Path | None, Any], Arrays]
+    options: type
+    description: str
+    has_validation: bool = False  # ships its own validation split (then data.validation_split must stay 0)
+    cross_validation: bool = False  # no test split: the reference scored it over k folds (data.options.fold/folds)
+    class_names: tuple[str, ...] | None = None  # label i's name, for pictures and captions ("cat", not 0)

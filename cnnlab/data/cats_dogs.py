@@ -18,8 +18,9 @@ from typing import Literal
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays
+from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.errors import DataError
+from cnnlab.registry import DATASETS
 from cnnlab.store import cache_dir, read_npz, write_npz
 
 CLASSES = ("cats", "dogs")  # label 0, 1: alphabetical, as flow_from_directory assigns them
@@ -147,3 +148,15 @@ def load(data_dir: Path | None, options: Options):
     h, w = options.image_size
     source = f"{root} ({cached}, {h}×{w}, {options.interpolation}){note}"
     return Arrays(x_train, y_train, x_test, y_test, source, x_val, y_val)
+
+
+DATASETS.register(
+    "cats_dogs",
+    Dataset(
+        load,
+        Options,
+        "Kaggle Dogs vs. Cats in DLwP §5.2's layout: 2,000 train / 1,000 validation / 1,000 test, uint8 RGB",
+        has_validation=True,
+        class_names=tuple(c.rstrip("s") for c in CLASSES),
+    ),
+)

@@ -22,8 +22,9 @@ from typing import Literal
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays
+from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.errors import CnnlabError, DataError, one_line
+from cnnlab.registry import DATASETS
 from cnnlab.schema import join
 from cnnlab.store import cache_dir, read_npz, write_npz
 
@@ -455,3 +456,15 @@ def load(data_dir: Path | None, options: Options):
     extras = {} if words is None else {"vocabulary": list(RESERVED) + words[: options.num_words - INDEX_FROM]}
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     return Arrays(x_train, y_train, x_test, y_test, source, extras=extras)
+
+
+DATASETS.register(
+    "imdb",
+    Dataset(
+        load,
+        Options,
+        "IMDB movie reviews (Maas et al. 2011), 25,000 train / 25,000 test, "
+        "integer sequences or multi-hot vectors over the 10,000 most frequent training words",
+        class_names=("negative", "positive"),
+    ),
+)

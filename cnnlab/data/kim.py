@@ -21,9 +21,10 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays
+from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.data.text import clean_str, clean_str_sst, tokenize  # noqa: F401 - also kim.clean_str
 from cnnlab.errors import CnnlabError, DataError
+from cnnlab.registry import DATASETS
 from cnnlab.schema import join
 
 FOLDER = "kim"
@@ -236,15 +237,53 @@ class Options:
             ctx.error(join(path, key), message)
 
 
-# One subclass per dataset (MROptions, ..., MPQAOptions), so that the config loader's check knows which sets have
-# a test split of their own.
+# One subclass per dataset, so that the config loader's check knows which sets have a test split of their own.
+
+
+class MrOptions(Options):
+    """`data.options` for MR."""
+
+    DATASET = "mr"
+
+
+class Sst1Options(Options):
+    """`data.options` for SST-1."""
+
+    DATASET = "sst1"
+
+
+class Sst2Options(Options):
+    """`data.options` for SST-2."""
+
+    DATASET = "sst2"
+
+
+class SubjOptions(Options):
+    """`data.options` for Subj."""
+
+    DATASET = "subj"
+
+
+class TrecOptions(Options):
+    """`data.options` for TREC."""
+
+    DATASET = "trec"
+
+
+class CrOptions(Options):
+    """`data.options` for CR."""
+
+    DATASET = "cr"
+
+
+class MpqaOptions(Options):
+    """`data.options` for MPQA."""
+
+    DATASET = "mpqa"
+
+
 OPTIONS: dict[str, type[Options]] = {
-    name: type(
-        f"{info.title.replace('-', '').capitalize()}Options",
-        (Options,),
-        {"DATASET": name, "__doc__": f"`data.options` for {info.title}.", "__module__": __name__},
-    )
-    for name, info in SETS.items()
+    cls.DATASET: cls for cls in (MrOptions, Sst1Options, Sst2Options, SubjOptions, TrecOptions, CrOptions, MpqaOptions)
 }
 
 
@@ -464,3 +503,12 @@ def loader(name: str):
     load.__name__ = load.__qualname__ = f"load_{name}"
     load.__doc__ = f"{SETS[name].description}: `load_set('{name}', data_dir, options)`."
     return load
+
+
+for _name, _info in SETS.items():  # Kim (2014)'s seven sentence-classification sets
+    DATASETS.register(
+        _name,
+        Dataset(
+            loader(_name), OPTIONS[_name], _info.description, has_validation=_info.has_dev, cross_validation=_info.cv
+        ),
+    )

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.data.arrays import Arrays
+from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.errors import DataError, one_line
+from cnnlab.registry import DATASETS
 
 
 @dataclass(frozen=True)
@@ -181,3 +182,14 @@ def _labels(y: np.ndarray, options: Options) -> np.ndarray:
     if y.min() < 0 or y.max() > 9:
         raise DataError(f"MNIST labels must be digits 0-9, found {int(y.min())}..{int(y.max())}")
     return np.eye(10, dtype="float32")[y] if options.one_hot else y.astype("int64")
+
+
+DATASETS.register(
+    "mnist",
+    Dataset(
+        load,
+        Options,
+        "MNIST handwritten digits, 60,000 train / 10,000 test, 28×28×1",
+        class_names=tuple(f"digit {d}" for d in range(10)),
+    ),
+)
