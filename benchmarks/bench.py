@@ -148,8 +148,8 @@ def plain_fit(family: Family, splits, epochs: int, batch_size: int, seed: int, n
 def bench_family(name: str, family: Family, repeats: int, log=print) -> dict:
     """Alternate plain and cnnlab `repeats` times each after an untimed warm-up; the rows and medians."""
     from cnnlab import data as data_mod
-    from cnnlab import runner
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
+    from cnnlab.train import runner
 
     exp = load(family.experiment, list(family.overrides))
     cfg = exp.config
@@ -214,8 +214,8 @@ def main(argv=None) -> int:
 
     import keras
 
-    from cnnlab import meta
-    from cnnlab.results import atomic_write
+    from cnnlab.store import meta
+    from cnnlab.store.results import atomic_write
 
     results = [bench_family(name, FAMILIES[name], args.repeats) for name in args.families]
     env = meta.environment()

@@ -74,7 +74,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="results/bench_backends.md")
     args = p.parse_args(argv)
-    from cnnlab.results import atomic_write
+    from cnnlab.store.results import atomic_write
 
     installed = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
     rows = []

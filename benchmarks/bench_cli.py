@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default="results/bench_cli.md")
     args = p.parse_args(argv)
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     rows = []
     with tempfile.TemporaryDirectory() as cache:

@@ -54,8 +54,8 @@ def decode_times(data_dir: Path) -> dict:
 
 def augmentation_layers(exp_name: str = "cats_dogs_augmented"):
     """The config's Random* layers, built as the runner builds them."""
-    from cnnlab.config import load
-    from cnnlab.models import build_model
+    from cnnlab.config.experiment import load
+    from cnnlab.models.stack import build_model
 
     exp = load(exp_name)
     model = build_model(exp.config.model, exp.config.name)
@@ -134,8 +134,8 @@ def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cat
     import keras
     from bench import free_previous_model
 
-    from cnnlab.config import ClassSpec, load
-    from cnnlab.models import build_stack
+    from cnnlab.config.experiment import ClassSpec, load
+    from cnnlab.models.stack import build_stack
 
     exp = load(exp_name)
     specs = exp.config.model.layers
@@ -161,8 +161,8 @@ def training_ratio(x, y, epochs: int = 1, repeats: int = 3, exp_name: str = "cat
 
 def quick_profiles(names, data_dir: Path, cache: Path) -> list[dict]:
     """Wall seconds of each `--profile quick` run (a shared cache, so a second run of a name shows the rerun)."""
-    from cnnlab import runner
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
+    from cnnlab.train import runner
 
     out = []
     old = os.environ.get("CNNLAB_CACHE_DIR")
@@ -200,10 +200,10 @@ def main(argv=None) -> int:
 
     import keras
 
-    from cnnlab import meta
     from cnnlab.data import cats_dogs, resolve_data_dir
     from cnnlab.errors import CnnlabError
-    from cnnlab.results import atomic_write
+    from cnnlab.store import meta
+    from cnnlab.store.results import atomic_write
 
     data_dir = resolve_data_dir(None, None, None)
     if data_dir is None:

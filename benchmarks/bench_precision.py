@@ -1,7 +1,7 @@
 """`make bench-precision`: float32 against mixed_bfloat16 on this machine — the matmul peak of each dtype, and
 each family's training throughput in both precisions, in one run (results/bench_precision.md).
 
-Reference: issue 13 (bfloat16 where the hardware has it); cnnlab/precision.py (what `auto` picks here).
+Reference: issue 13 (bfloat16 where the hardware has it); cnnlab/train/precision.py (what `auto` picks here).
 Trap: on a CPU without `amx_bf16` or `avx512_bf16` bfloat16 is emulated: slower than float32, so this bench is
 what shows `auto` right to stay float32 there; the throughput of one family is only comparable within one run
 of the bench (the machines differ from day to day), so both precisions are measured side by side, alternating.
@@ -71,8 +71,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import keras
 
-    from cnnlab import meta, precision
-    from cnnlab.results import atomic_write
+    from cnnlab.store import meta
+    from cnnlab.store.results import atomic_write
+    from cnnlab.train import precision
 
     auto = precision.resolve("auto")
     flags = sorted(set(precision.CPU_BF16_FLAGS) & precision.cpu_flags())

@@ -23,7 +23,7 @@ TARGET_S = 15 * 60
 
 def dataset_of(ref: str) -> str:
     """The dataset a run reads (the table's grouping): its config's data.dataset."""
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
 
     return load(ref, profile="quick").config.data.dataset
 
@@ -39,8 +39,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/bench_suite.md")
     args = p.parse_args(argv)
 
-    from cnnlab import meta
-    from cnnlab.results import atomic_write
+    from cnnlab.store import meta
+    from cnnlab.store.results import atomic_write
 
     with tempfile.TemporaryDirectory(prefix="cnnlab-suite-") as tmp:
         env = dict(os.environ)

@@ -22,7 +22,7 @@ def _results_root(args) -> Path:
 
 def cmd_list(args) -> int:
     """Experiments with their one-line descriptions."""
-    from cnnlab.config import description_of, experiment_refs
+    from cnnlab.config.experiment import description_of, experiment_refs
 
     refs = list(experiment_refs().values())
     width = max(map(len, refs), default=0)
@@ -35,7 +35,7 @@ def cmd_check(args) -> int:
     """Validate configs (all, or the given ones) in both profiles: the schema, and every Keras class and argument
     name by its signature, without importing Keras; with --build, also build each model (without data) and
     check its phases' layer names, as `cnnlab run` does before training."""
-    from cnnlab.config import Ctx, experiment_refs, load, variant_refs
+    from cnnlab.config.experiment import Ctx, experiment_refs, load, variant_refs
 
     named = [a for a in args.experiments if "=" not in a]
     refs = [r for a in named for r in (variant_refs(a) if ":" not in a else [a])] or list(experiment_refs().values())
@@ -45,8 +45,8 @@ def cmd_check(args) -> int:
             exp = load(ref, overrides, profile)
             if not args.build:
                 continue
-            from cnnlab import phases
-            from cnnlab.models import build_model, needs_data
+            from cnnlab.models.stack import build_model, needs_data
+            from cnnlab.train import phases
 
             if needs_data(exp.config.model):  # built from the dataset's vocabulary: `cnnlab params` shows it
                 continue
@@ -58,9 +58,9 @@ def cmd_check(args) -> int:
 
 def cmd_params(args) -> int:
     """The parameter table of a config's model, built without data or training."""
-    from cnnlab import params
-    from cnnlab.config import Ctx, load
-    from cnnlab.models import build_model, needs_data
+    from cnnlab.config.experiment import Ctx, load
+    from cnnlab.models import params
+    from cnnlab.models.stack import build_model, needs_data
 
     exp = load(args.experiment, args.overrides, args.profile)
     data = None
@@ -78,14 +78,14 @@ def cmd_params(args) -> int:
 
 def cmd_run(args) -> int:
     """Train, evaluate and write results/<experiment>/<run>/."""
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
 
     if getattr(args, "precision", None):
         args.overrides = [*args.overrides, f"train.precision={args.precision}"]
     combos = sweep_overrides(args.sweep)
     exps = [load(args.experiment, [*args.overrides, *combo], args.profile) for combo in combos]  # all checked first
-    from cnnlab import runner
-    from cnnlab.compare import run_verdicts
+    from cnnlab.report.compare import run_verdicts
+    from cnnlab.train import runner
 
     for i, (exp, combo) in enumerate(zip(exps, combos), start=1):
         if len(combos) > 1:
@@ -94,7 +94,7 @@ def cmd_run(args) -> int:
         for line in run_verdicts(result.run_dir, result.metrics, exp.profile, exp.overrides):
             print(line, flush=True)
     if not args.no_summary:
-        from cnnlab.compare import write_summary
+        from cnnlab.report.compare import write_summary
 
         write_summary(_results_root(args))
     return 0
@@ -125,7 +125,7 @@ def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
 
 def cmd_compare(args) -> int:
     """Regenerate results/summary.csv and results/summary.md; with two result folders, set them side by side."""
-    from cnnlab.compare import compare_sets, write_summary
+    from cnnlab.report.compare import compare_sets, write_summary
 
     if args.sets:
         if len(args.sets) != 2:
@@ -134,7 +134,7 @@ def cmd_compare(args) -> int:
         curves = Path(args.out).with_name(Path(args.out).stem + "_curves") if args.out else None
         text = compare_sets(Path(args.sets[0]), Path(args.sets[1]), problems=problems, curves_dir=curves)
         if args.out:
-            from cnnlab.store import atomic_write
+            from cnnlab.store.files import atomic_write
 
             atomic_write(Path(args.out), text)
         print(text, end="")
@@ -156,7 +156,7 @@ def cmd_compare(args) -> int:
 def cmd_ab(args) -> int:
     """Seed-matched A/B of one metric between two result folders (an experiment and its variant): pairs,
     mean difference and its paired 95% interval."""
-    from cnnlab.ab import ab, markdown
+    from cnnlab.report.ab import ab, markdown
 
     root = _results_root(args)
     for name in (args.a, args.b):
@@ -173,7 +173,7 @@ def cmd_ab(args) -> int:
 
 def cmd_zoo(args) -> int:
     """Parameter table of the classic architectures (LeNet-5 to MobileNet) → results/zoo.md and zoo.csv."""
-    from cnnlab.zoo import report
+    from cnnlab.lectures.zoo import report
 
     out = report(_results_root(args) / "zoo.md")
     print(out.read_text(), end="")
@@ -183,7 +183,7 @@ def cmd_zoo(args) -> int:
 
 def cmd_explain(args) -> int:
     """Saliency, Grad-CAM, activations and filter patterns of a trained run → results/<exp>/<run>/explain/."""
-    from cnnlab.explain_run import run_explain
+    from cnnlab.lectures.explain_run import run_explain
 
     files = run_explain(
         args.run,
@@ -203,9 +203,9 @@ def cmd_explain(args) -> int:
 def cmd_vouch(args) -> int:
     """Measure that today's code computes what COMMIT's did (seeded quick probes, bit-identical) and let the
     finished runs of COMMIT's code count as today's for `reproduce` (results/code_equivalence.json)."""
-    from cnnlab import equivalence
-    from cnnlab.config import experiment_refs
-    from cnnlab.reproduce import select
+    from cnnlab.batch import equivalence
+    from cnnlab.batch.reproduce import select
+    from cnnlab.config.experiment import experiment_refs
 
     probes = args.probes or list(equivalence.DEFAULT_PROBES)
     probes = select(experiment_refs(), probes)  # globs expanded; an unknown name: one line with the nearest one
@@ -352,10 +352,10 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="default: KERAS_BACKEND's")
     sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_vouch)
-    from cnnlab.arith_report import add_parser
+    from cnnlab.lectures.arith_report import add_parser
 
     add_parser(sub)
-    from cnnlab.reproduce import add_parser as add_reproduce
+    from cnnlab.batch.reproduce import add_parser as add_reproduce
 
     add_reproduce(sub)
     return p

@@ -11,7 +11,7 @@ through those packages' re-exports, not this module alone. A second entry under 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from cnnlab.errors import CnnlabError, suggest
@@ -19,8 +19,9 @@ from cnnlab.errors import CnnlabError, suggest
 T = TypeVar("T")
 
 
-class Registry(Mapping[str, T], Generic[T]):
-    """Name → entry, read-only from outside except through `register`."""
+class Registry(MutableMapping[str, T], Generic[T]):
+    """Name → entry. `register` refuses a second entry under one name; item assignment and deletion replace
+    freely (a test's temporary dataset, monkeypatch.setitem)."""
 
     def __init__(self, kind: str, plural: str | None = None):
         self.kind, self.plural = kind, plural or f"{kind}s"
@@ -61,6 +62,12 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __getitem__(self, name: str) -> T:
         return self._entries[name]
+
+    def __setitem__(self, name: str, entry: T) -> None:
+        self._entries[name] = entry
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)

@@ -6,11 +6,11 @@ import math
 
 import pytest
 
-from cnnlab import ab
+from cnnlab.report import ab
 
 
 def test_t_quantiles():
-    assert ab.t975 is __import__("cnnlab.verdicts").verdicts.t975
+    assert ab.t975 is __import__("cnnlab.report.verdicts").report.verdicts.t975
     assert ab.t975(1) == 12.706 and ab.t975(2) == 4.303 and ab.t975(12) == 2.228 and ab.t975(100) == 1.96
 
 

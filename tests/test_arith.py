@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnnlab import arith, params
-from cnnlab.autodiff import vjp
-from cnnlab.config import experiment_names, load
-from cnnlab.models import build_model, needs_data
-from cnnlab.text_models import kim_cnn
+from cnnlab.config.experiment import experiment_names, load
+from cnnlab.lectures import arith
+from cnnlab.lectures.autodiff import vjp
+from cnnlab.models import params
+from cnnlab.models.stack import build_model, needs_data
+from cnnlab.models.text_models import kim_cnn
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.augment import RandomAffine, affine_transform_rows
+from cnnlab.models.augment import RandomAffine, affine_transform_rows
 
 
 def _image(h: int = 36, w: int = 36) -> np.ndarray:
@@ -119,8 +119,8 @@ def test_bad_arguments_name_the_argument_and_the_value(kwargs, says):
 
 
 def test_the_affine_variant_of_cats_dogs_augmented_keeps_the_books_parameter_count():
-    from cnnlab.config import load
-    from cnnlab.models import build_model
+    from cnnlab.config.experiment import load
+    from cnnlab.models.stack import build_model
 
     exp = load("cats_dogs_augmented:affine")
     model = build_model(exp.config.model, exp.config.name)

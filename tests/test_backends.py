@@ -48,7 +48,7 @@ def _python(code: str, env_extra: dict, timeout: int = 300) -> subprocess.Comple
 def test_importing_cnnlab_imports_no_framework():
     proc = _python(
         """
-        import cnnlab.cli, cnnlab.config, cnnlab.compare, cnnlab.results
+        import cnnlab.cli, cnnlab.config.experiment, cnnlab.report.compare, cnnlab.store.results
         heavy = [m for m in ("keras", "tensorflow", "jax", "torch") if m in sys.modules]
         assert not heavy, heavy
     """,

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab.backup import EpochBackup
+from cnnlab.train.backup import EpochBackup
 
 
 def _model(seed: int):
@@ -103,7 +103,7 @@ def test_weights_that_pass_the_checksum_but_fail_to_load_leave_no_half_loaded_mo
     for name in ("epoch00002", "epoch00003"):
         other.save_weights(str(folder / f"{name}.weights.h5"))
         rec = json.loads((folder / f"{name}.json").read_text())
-        from cnnlab.backup import _sha256
+        from cnnlab.train.backup import _sha256
 
         p = folder / f"{name}.weights.h5"
         (folder / f"{name}.json").write_text(json.dumps({**rec, "bytes": p.stat().st_size, "sha256": _sha256(p)}))
@@ -131,7 +131,7 @@ def test_a_save_cut_at_any_stage_leaves_the_previous_generation_whole(saved, mon
     with pytest.raises(KeyboardInterrupt):
         b.save(4)
     monkeypatch.setattr(model, "save_weights", real)
-    import cnnlab.backup as backup_mod
+    import cnnlab.train.backup as backup_mod
 
     def cut_record(path, data):  # killed after the weights were renamed, before the record
         raise KeyboardInterrupt

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 
-from cnnlab import store
+from cnnlab.store import files as store
 
 CUTS = ["empty", "half", "tail", "flipped byte", "garbage", "no checksum", "altered array", "other keys"]
 
@@ -132,7 +132,7 @@ def test_tokenised_reviews(tmp_path):
 def test_word_vector_lookups(tmp_path):
     from test_vectors import make
 
-    from cnnlab import vectors
+    from cnnlab.data import vectors
 
     source = make(tmp_path / "vecs.txt")
     words = ["good", "café", "absent"]
@@ -151,8 +151,8 @@ def test_word_vector_lookups(tmp_path):
 def test_extracted_features(tmp_path):
     from test_pretrained import _tiny_splits
 
-    from cnnlab import features
-    from cnnlab.config import ClassSpec, Ctx
+    from cnnlab.config.experiment import ClassSpec, Ctx
+    from cnnlab.train import features
 
     specs = (ClassSpec("AveragePooling2D", {"pool_size": 4}),)  # no weights: the same features every time
     splits = _tiny_splits()

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from cnnlab.config import experiment_names, load, split_key
+from cnnlab.config.experiment import experiment_names, load, split_key
 
 # (replace this text of configs/mnist.yaml, with this, and expect these fragments in the one-line error)
 BAD_CONFIGS = {

@@ -6,10 +6,12 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab import direction, runner, verdicts
-from cnnlab.config import load
+from cnnlab import direction
+from cnnlab.config.experiment import load
 from cnnlab.errors import ConfigError
-from cnnlab.keras2 import BinaryAccuracyKeras2
+from cnnlab.models.keras2 import BinaryAccuracyKeras2
+from cnnlab.report import verdicts
+from cnnlab.train import runner
 
 
 @pytest.mark.parametrize(

@@ -62,9 +62,9 @@ def test_mirrored_strategy_on_two_logical_cpus_under_tensorflow(data_dir, tmp_pa
 def test_data_parallel_under_torch_is_a_clear_error(monkeypatch):
     import keras
 
-    from cnnlab.config import Ctx
+    from cnnlab.config.experiment import Ctx
     from cnnlab.errors import ConfigError
-    from cnnlab.runner import distribution_scope
+    from cnnlab.train.runner import distribution_scope
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "torch")
     with pytest.raises(

@@ -1,4 +1,4 @@
-"""Code equivalence (cnnlab/equivalence.py, `cnnlab vouch`): which finished runs a measured equivalence carries
+"""Code equivalence (cnnlab/batch/equivalence.py, `cnnlab vouch`): which finished runs a measured equivalence carries
 over to today's code, and how the measurement decides."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import equivalence, reproduce
+from cnnlab.batch import equivalence, reproduce
+from cnnlab.batch.reproduce import Job
 from cnnlab.errors import CnnlabError
-from cnnlab.reproduce import Job
 
 TODAY = {"runner.py": "t-runner", "data/mnist.py": "t-mnist", "models.py": "t-models"}
 THEN = {"runner.py": "o-runner", "data/mnist.py": "t-mnist", "models.py": "o-models"}
@@ -36,6 +36,8 @@ def test_a_run_counts_when_its_numeric_files_are_one_vouched_tree():
     trees = [TODAY, THEN]
     # a run records only the files it loaded, and report/CLI files (NOT_NUMERIC) never count
     assert equivalence.covers({"runner.py": "o-runner", "data/mnist.py": "t-mnist", "cli.py": "any"}, trees)
+    # a run from before the layered package recorded its report files under their flat names: left out as well
+    assert equivalence.covers({"runner.py": "o-runner", "reproduce.py": "any", "batch/reproduce.py": "any"}, trees)
     assert not equivalence.covers({"runner.py": "o-runner", "models.py": "t-models"}, trees)  # a mix of two trees
     assert not equivalence.covers({"runner.py": "edited-after-the-process-started"}, trees)
     assert not equivalence.covers({"runner.py": "o-runner", "blocks.py": "b"}, trees)  # a file neither tree has
@@ -55,8 +57,8 @@ def _run(code, backend="tensorflow"):
 
 def test_the_skip_key_reuses_a_run_of_vouched_code_and_nothing_else():
     now = equivalence.numeric_tree()
-    then = {**now, "runner.py": "0" * 16}
-    code = {"runner.py": "0" * 16, "data/__init__.py": now["data/__init__.py"]}
+    then = {**now, "train/runner.py": "0" * 16}
+    code = {"train/runner.py": "0" * 16, "data/__init__.py": now["data/__init__.py"]}
     software = {"keras": "3.15.1", "backend": "tensorflow"}
     job = Job("mnist", "mnist", 1, (), "full", "h1")
 
@@ -65,10 +67,12 @@ def test_the_skip_key_reuses_a_run_of_vouched_code_and_nothing_else():
             "abc", software, fingerprint=lambda j: "d1", policy=lambda r: "float32", equivalences=records
         )
 
-    assert reproduce.stale(job, _run(code), today([])) == "code changed since (runner.py)"
+    assert reproduce.stale(job, _run(code), today([])) == "code changed since (train/runner.py)"
     assert reproduce.stale(job, _run(code), today([_record(then, now)])) is None
-    assert reproduce.stale(job, _run(code), today([_record(then, now, "jax")])) == "code changed since (runner.py)"
-    assert reproduce.stale(job, _run(code), today([_record(then, {**now, "models.py": "1" * 16})])) is not None
+    assert (
+        reproduce.stale(job, _run(code), today([_record(then, now, "jax")])) == "code changed since (train/runner.py)"
+    )
+    assert reproduce.stale(job, _run(code), today([_record(then, {**now, "models/stack.py": "1" * 16})])) is not None
     # the other checks still apply to a vouched run
     assert reproduce.stale(job, {**_run(code), "profile": "quick"}, today([_record(then, now)])) == "profile quick"
 

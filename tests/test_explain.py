@@ -6,9 +6,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from cnnlab import explain
-from cnnlab.config import load
-from cnnlab.models import build_model
+from cnnlab.config.experiment import load
+from cnnlab.lectures import explain
+from cnnlab.models.stack import build_model
 
 
 def _looks_at_one_region():
@@ -139,7 +139,7 @@ def test_explain_looks_inside_a_nested_vgg16():
 
 
 def test_filter_pattern_layers_are_spread():
-    from cnnlab.explain_run import pattern_layers
+    from cnnlab.lectures.explain_run import pattern_layers
 
     assert pattern_layers([1, 3, 5], 4) == [1, 3, 5]
     assert pattern_layers(list(range(13)), 4) == [0, 4, 8, 12]

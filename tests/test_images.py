@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import params
-from cnnlab.config import load
+from cnnlab.config.experiment import load
 from cnnlab.data import cats_dogs
 from cnnlab.errors import DataError
-from cnnlab.models import build_model
+from cnnlab.models import params
+from cnnlab.models.stack import build_model
 
 
 def make_folder(root, splits=("train", "validation", "test"), n=3):

@@ -248,14 +248,18 @@ def test_incomplete_folder_and_bad_encoding(tmp_path):
 
 
 def test_option_rules():
-    from cnnlab.config import Ctx
+    from cnnlab.config.experiment import load
 
     assert imdb.Options().problems() == []
     assert imdb.Options(maxlen=None, encoding="multi_hot").problems() == []
-    with pytest.raises(ConfigError, match=r"exp.yaml: data.options.maxlen: null .*only allowed with encoding"):
-        imdb.Options(maxlen=None).check(Ctx("exp.yaml"), "data.options")
+    ((key, message),) = imdb.Options(maxlen=None).problems()
+    assert key == "maxlen" and "only allowed with encoding" in message
+    assert [k for k, _ in imdb.Options(num_words=3).problems("imdb")] == ["num_words"]
+    # the config loader reports them at their key, naming the file and the override
+    with pytest.raises(ConfigError, match=r"imdb_conv1d\.yaml .*: data\.options\.maxlen: null .*only allowed with"):
+        load("imdb_conv1d", ["data.options.maxlen=null"])
     with pytest.raises(ConfigError, match="data.options.num_words: expected at least 4"):
-        imdb.Options(num_words=3).check(Ctx("exp.yaml"), "data.options")
+        load("imdb_conv1d", ["data.options.num_words=3"])
     with pytest.raises(CnnlabError, match="data.options.maxlen"):
         imdb.load(None, imdb.Options(maxlen=0))
 

@@ -107,9 +107,64 @@ def test_no_cycle_even_through_imports_inside_functions():
 
 def test_nothing_imports_the_command_line_but_its_entry_points():
     importers = {m for m, deps in _graph(lazy=True).items() if "cnnlab.cli" in deps}
-    assert importers == {"cnnlab.__main__", "cnnlab.worker"}  # the two ways a process starts the CLI
+    assert importers == {"cnnlab.__main__", "cnnlab.batch.worker"}  # the two ways a process starts the CLI
     assert not any("cnnlab.cli" in comp for comp in _cycles(_graph(lazy=True)))
 
 
 def test_the_cycle_detector_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+# The layers, lowest first (issue 14's rule, module by module: a package such as config/ holds its schema at the
+# bottom and its experiment loader above the datasets and builders it cross-checks). A module may import its own
+# layer and the layers below, never one above; a new module must be placed here.
+LAYERS = [
+    (
+        "base",
+        "errors paths digest direction registry quiet config.schema store.files store.meta store.results "
+        "report.plots report.tables train.precision lectures.autodiff lectures.arith data.arrays data.text data.sst "
+        "batch config lectures models report store train",  # the sub-packages' __init__: a docstring only
+    ),
+    (
+        "datasets and model parts",
+        "data data.* models.augment models.keras2 models.blocks models.text_models models.params",
+    ),
+    ("Keras names", "config.keras_specs"),
+    ("layer stacks", "models.stack"),
+    ("experiments", "config.experiment"),
+    ("training", "train.*"),
+    ("report and lectures", "report.* lectures.*"),
+    ("batch", "batch.*"),
+    ("entry points", "cli __main__ batch.worker"),
+]
+
+
+def _layer_of(module: str) -> int:
+    """The index in LAYERS of a module (without its 'cnnlab.'): an exact name wins over a pattern."""
+    import fnmatch
+
+    exact = [i for i, (_, names) in enumerate(LAYERS) if module in names.split()]
+    if exact:
+        return max(exact)
+    found = [i for i, (_, names) in enumerate(LAYERS) if any(fnmatch.fnmatch(module, n) for n in names.split())]
+    return min(found) if found else -1
+
+
+def test_every_import_points_down_the_layers():
+    graph = _graph(lazy=True)
+    modules = {m[len("cnnlab.") :] for m in graph if m != "cnnlab"}
+    assert [m for m in sorted(modules) if _layer_of(m) < 0] == []  # every module has its place
+    upward = sorted(
+        f"{a[7:]} ({LAYERS[_layer_of(a[7:])][0]}) -> {b[7:]} ({LAYERS[_layer_of(b[7:])][0]})"
+        for a, deps in graph.items()
+        if a[7:] in modules
+        for b in deps
+        if b[7:] in modules and _layer_of(b[7:]) > _layer_of(a[7:])
+    )
+    assert upward == []
+
+
+def test_the_layer_rule_catches_an_upward_import():
+    assert _layer_of("train.runner") > _layer_of("models.stack") > _layer_of("config.keras_specs")
+    assert _layer_of("batch.worker") == len(LAYERS) - 1 and _layer_of("batch.reproduce") == len(LAYERS) - 2
+    assert _layer_of("data.sst") == 0 and _layer_of("data.kim") == 1 and _layer_of("no.such") == -1

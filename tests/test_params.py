@@ -5,9 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from cnnlab import params
-from cnnlab.config import ClassSpec, load
-from cnnlab.models import build_model, build_stack, simple_convnet
+from cnnlab.config.experiment import ClassSpec, load
+from cnnlab.models import params
+from cnnlab.models.stack import build_model, build_stack, simple_convnet
 
 
 def table_of(name: str, *overrides: str) -> params.Table:

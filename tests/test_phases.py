@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 
-from cnnlab import params, phases
-from cnnlab.config import Phase, load
-from cnnlab.models import build_model
+from cnnlab.config.experiment import Phase, load
+from cnnlab.models import params
+from cnnlab.models.stack import build_model
+from cnnlab.train import phases
 from tests.test_images import make_folder
 
 

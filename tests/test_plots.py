@@ -7,7 +7,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.patches import Polygon, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from cnnlab import plots
+from cnnlab.report import plots
 
 HISTORY = {
     "epoch": [1, 2, 3],

@@ -43,7 +43,7 @@ def test_mixed_precision_is_used_recorded_and_reset(cli, data_dir, tmp_path):
 def test_unknown_precision_is_a_config_error(mnist_config):
     import pytest
 
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
     from cnnlab.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"train.mixed_precision: expected one of mixed_float16, mixed_bfloat16"):

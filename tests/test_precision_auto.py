@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cnnlab import precision
+from cnnlab.train import precision
 
 SLICE = ["data.train_subset=200", "data.test_subset=50", "train.epochs=1", "--verbose", "0", "--no-summary"]
 
@@ -70,13 +70,13 @@ def test_auto_is_recorded_with_its_reason_and_float32_forces(cli, data_dir, tmp_
     assert first["dtype_policy"] == "mixed_bfloat16"
     assert second["precision"]["policy"] == "float32" and second["dtype_policy"] == "float32"
     assert "train.precision=float32" in second["overrides"]
-    from cnnlab.compare import signature
+    from cnnlab.report.compare import signature
 
     assert signature(first) != signature(second)  # never one run set
 
 
 def test_the_earlier_key_is_still_read(write_config):
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
     from cnnlab.errors import ConfigError
     from tests.conftest import MNIST_YAML
 

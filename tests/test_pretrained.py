@@ -6,12 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab import features, params
-from cnnlab.blocks import MEAN_CAFFE_BGR, MEAN_TORCH, STD_TORCH, ImageNetPreprocessing
-from cnnlab.config import ClassSpec, Ctx, load
+from cnnlab.config.experiment import ClassSpec, Ctx, load
 from cnnlab.data import Splits
 from cnnlab.errors import ConfigError
-from cnnlab.models import build_model, build_stack
+from cnnlab.models import params
+from cnnlab.models.blocks import MEAN_CAFFE_BGR, MEAN_TORCH, STD_TORCH, ImageNetPreprocessing
+from cnnlab.models.stack import build_model, build_stack
+from cnnlab.train import features
 
 WEIGHTS = "weights/vgg16_imagenet_torchvision_notop.weights.h5"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from cnnlab.config.schema import Ctx
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.registry import Registry
-from cnnlab.schema import Ctx
 
 
 def test_register_as_decorator_or_with_an_entry_and_refuse_a_second_entry_under_one_name():
@@ -42,11 +42,20 @@ def test_lookup_names_the_nearest_entry_through_the_config_or_alone():
 
 
 def test_every_package_registers_its_own_entries():
-    from cnnlab import blocks, data, keras2, models
+    from cnnlab import data
+    from cnnlab.models import blocks, keras2
+    from cnnlab.models import stack as models
 
     # 3 datasets of the book + Kim's 7 sentence sets = 10
     assert data.DATASETS.names() == ["cats_dogs", "cr", "imdb", "mnist", "mpqa", "mr", "sst1", "sst2", "subj", "trec"]
-    assert data.DATASETS["sst2"].options.DATASET == "sst2" and data.DATASETS["mr"].cross_validation
+    assert data.DATASETS["sst2"].options is data.DATASETS["mr"].options and data.DATASETS["mr"].cross_validation
     assert models.MODELS.names() == ["dense_classifier", "kim_cnn", "simple_convnet"]
     assert blocks.LAYERS.names() == ["ImageNetPreprocessing", "RandomAffine"] and blocks.BLOCKS.names() == ["VGG16"]
     assert keras2.OPTIMIZERS.names() == ["RMSpropKeras2"] and keras2.METRICS.names() == ["BinaryAccuracyKeras2"]
+
+
+def test_a_test_may_put_an_entry_in_and_take_it_out_again():
+    reg = Registry("dataset")
+    reg.register("mnist", "MNIST")
+    reg["tiny"] = "TINY"  # replaces freely, as monkeypatch.setitem does
+    assert reg.lookup("tiny") == "TINY" and reg.pop("tiny") == "TINY" and reg.names() == ["mnist"]

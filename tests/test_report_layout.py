@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from cnnlab import compare, results
+from cnnlab.report import compare
+from cnnlab.store import results
 
 
 def test_rows_follow_the_lectures_not_the_alphabet():

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cnnlab import reproduce
+from cnnlab.batch import reproduce
+from cnnlab.batch.reproduce import Job, Outcome
 from cnnlab.errors import CnnlabError
-from cnnlab.reproduce import Job, Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 REFS = {
@@ -85,7 +85,7 @@ def commit(monkeypatch):
     class Commit:
         value = "c0ffee"
 
-    monkeypatch.setattr("cnnlab.meta.git_commit", lambda root: Commit.value)
+    monkeypatch.setattr("cnnlab.store.meta.git_commit", lambda root: Commit.value)
     return Commit
 
 
@@ -198,9 +198,9 @@ def test_plan_one_seed_is_the_configs_own_many_seeds_are_overrides(configs):
 
 
 def _numeric_code() -> dict:
-    from cnnlab import meta
+    from cnnlab.store import meta
 
-    return {rel: meta._digest(meta.PACKAGE / rel) for rel in ("runner.py", "data/__init__.py", "cli.py")}
+    return {rel: meta._digest(meta.PACKAGE / rel) for rel in ("train/runner.py", "data/__init__.py", "cli.py")}
 
 
 SOFTWARE = {"keras": "3.15.1", "backend": "jax"}
@@ -240,7 +240,7 @@ def _with(**changes) -> dict:
         (RUN, _today(commit="def-dirty"), None),  # the commit is not the key
         (RUN, _today(commit=None), None),  # nor is having git at all
         (_with(code__cli_py="0" * 16), _today(), None),  # the command line computes no number
-        (_with(code__runner_py="0" * 16), _today(), "code changed since (runner.py)"),
+        (_with(**{"code__train/runner.py": "0" * 16}), _today(), "code changed since (train/runner.py)"),
         (_with(code__no_such_module_py="0" * 16), _today(), "code changed since (no_such_module.py)"),  # gone
         (_with(status="failed"), _today(), "not complete"),
         (_with(profile="quick"), _today(), "profile quick"),
@@ -283,23 +283,23 @@ def test_is_complete_takes_the_newest_run_that_counts_and_loads_the_data_only_fo
 
 
 def test_not_numeric_names_existing_report_and_batch_files_only():
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     assert all((meta.PACKAGE / rel).is_file() for rel in meta.NOT_NUMERIC)  # no stale names
     for numeric in (
-        "runner.py",
-        "arith.py",  # params.csv receptive fields
-        "config.py",
-        "models.py",
+        "train/runner.py",
+        "lectures/arith.py",  # params.csv receptive fields
+        "config/experiment.py",
+        "models/stack.py",
         "data/__init__.py",
         "data/mnist.py",
-        "backup.py",
-        "keras2.py",
-        "precision.py",
-        "results.py",
+        "train/backup.py",
+        "models/keras2.py",
+        "train/precision.py",
+        "store/results.py",
         "direction.py",
-        "sampling.py",
-        "augment.py",
+        "train/sampling.py",
+        "models/augment.py",
     ):
         assert numeric not in meta.NOT_NUMERIC
 
@@ -347,12 +347,12 @@ def test_data_fingerprint_is_of_the_numbers_and_kept_until_a_data_file_changes(t
 
 
 def test_code_files_records_the_loaded_package_sources_only(monkeypatch):
-    import cnnlab.results  # noqa: F401  (loaded, so recorded)
-    from cnnlab import meta
+    import cnnlab.store.results  # noqa: F401  (loaded, so recorded)
+    from cnnlab.store import meta
 
     monkeypatch.setattr(meta, "_DIGESTS", {})
     files = meta.code_files()
-    assert files["meta.py"] == meta._digest(meta.PACKAGE / "meta.py") and "results.py" in files
+    assert files["store/meta.py"] == meta._digest(meta.PACKAGE / "store/meta.py") and "store/results.py" in files
     assert all(not k.startswith("/") and k.endswith(".py") for k in files)
     assert meta.code_changes(files) == []
     # a file edited after the process started may not be the code that runs: recorded so that it never matches
@@ -364,12 +364,12 @@ def test_code_files_records_the_loaded_package_sources_only(monkeypatch):
 
 
 def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     (job,) = reproduce.plan(["mnist"])
     run = tmp_path / "mnist" / "r1"
     run.mkdir(parents=True)
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
 
     resolved = load("mnist").resolved_yaml()
     assert "epochs: 5\n" in resolved
@@ -378,7 +378,7 @@ def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
         if "precision:" not in resolved
         else resolved
     )
-    code = {"meta.py": meta._digest(meta.PACKAGE / "meta.py")}
+    code = {"store/meta.py": meta._digest(meta.PACKAGE / "store/meta.py")}
     software = {"keras": "3", "backend": "jax"}
     # its recorded hash came from an older schema (say, before train.precision): the folder's config decides
     m = {
@@ -781,7 +781,7 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     assert metrics["config_hash"] == reproduce.plan(["mnist"])[0].config_hash
     assert metrics["data"]["n_test"] == 50 and metrics["epochs_run"] == 1
     assert "--no-summary" in metrics["environment"]["command"]
-    assert {"runner.py", "data/mnist.py", "models.py"} <= set(metrics["code"])
+    assert {"train/runner.py", "data/mnist.py", "models/stack.py"} <= set(metrics["code"])
     assert (results / "summary.md").is_file()
     # the same code, whatever the state of the git tree: the second batch skips it
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir, "--seeds", "1")

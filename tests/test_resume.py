@@ -133,8 +133,8 @@ def test_backups_are_written_at_most_every_n_seconds(tmp_path, monkeypatch):
     import keras
     import numpy as np
 
-    from cnnlab.backup import EpochBackup
-    from cnnlab.runner import backup_seconds
+    from cnnlab.train.backup import EpochBackup
+    from cnnlab.train.runner import backup_seconds
 
     class Keep(EpochBackup):  # the backup as it stands after training (it is deleted at the end)
         def on_train_end(self, logs=None):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.compare import write_summary
-from cnnlab.results import REQUIRED, RunDir, atomic_write, complete_runs
-from cnnlab.verdicts import verdict
+from cnnlab.report.compare import write_summary
+from cnnlab.report.verdicts import verdict
+from cnnlab.store.results import REQUIRED, RunDir, atomic_write, complete_runs
 
 SLICE = ["data.train_subset=300", "data.test_subset=100", "train.epochs=2", "train.batch_size=32"]
 
@@ -134,7 +134,7 @@ root, go = Path(sys.argv[1]), Path(sys.argv[2])
 time.strftime = lambda *a: "20260101-000000"   # every process in the same second: they must compete for ids
 while not go.exists():
     time.sleep(0.001)
-from cnnlab.results import RunDir
+from cnnlab.store.results import RunDir
 print(RunDir(root, "mnist", "full").run_id)
 """
 
@@ -195,7 +195,7 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
 
     target = tmp_path / "summary.md"
     atomic_write(target, "x")
-    from cnnlab import store
+    from cnnlab.store import files as store
 
     # what open() would give under this process's umask (0644 under the usual 022), not mkstemp's 0600
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~store._UMASK

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnlab.sampling import BatchStream, samples_per_epoch
+from cnnlab.train.sampling import BatchStream, samples_per_epoch
 
 
 def test_stream_reshuffles_every_pass_and_ends_a_pass_with_the_remainder():
@@ -85,7 +85,7 @@ def _fit(data, epochs_done, epochs):
 
 
 def test_fit_trains_on_the_stream_and_validates_on_each_epochs_own_batches():
-    from cnnlab.runner import FitData
+    from cnnlab.train.runner import FitData
 
     x, y = _tiny(40)
     splits = SimpleNamespace(x_train=x, y_train=y, x_val=x[:12] * 3, y_val=y[:12])
@@ -103,7 +103,7 @@ def test_fit_trains_on_the_stream_and_validates_on_each_epochs_own_batches():
 
 
 def test_a_resumed_phase_continues_the_same_stream():
-    from cnnlab.runner import FitData
+    from cnnlab.train.runner import FitData
 
     x, y = _tiny(40)
     splits = SimpleNamespace(x_train=x, y_train=y, x_val=x[:12] * 3, y_val=y[:12])

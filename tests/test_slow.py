@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cnnlab.results import complete_runs
+from cnnlab.store.results import complete_runs
 
 
 @pytest.mark.slow

@@ -72,24 +72,24 @@ def _sst_dir(tmp_path: Path) -> Path:
 
 def test_kim_sets_train_on_phrases_and_keep_dev_and_test_sentences(tmp_path):
     root = _sst_dir(tmp_path)
-    a = kim.load_set("sst1", root, kim.OPTIONS["sst1"](train_on="phrases"))
+    a = kim.load_set("sst1", root, kim.Options(train_on="phrases"))
     # tree 1: 5 phrases; tree 2: "bad film", "bad", "film" → 8, no duplicates
     assert len(a.x_train) == 8 and len(a.x_val) == 1 and len(a.x_test) == 1
     assert "8 labelled phrases of sst/train.txt" in a.source
-    s = kim.load_set("sst1", root, kim.OPTIONS["sst1"]())
+    s = kim.load_set("sst1", root, kim.Options())
     assert len(s.x_train) == 2
-    b = kim.load_set("sst2", root, kim.OPTIONS["sst2"](train_on="phrases"))
+    b = kim.load_set("sst2", root, kim.Options(train_on="phrases"))
     # the rock rules (3) and rules (4) → 1; bad film (0), bad (1) and film (0) → 0; the, rock, the rock (2) dropped
     assert sorted(b.y_train.tolist()) == [0, 0, 0, 1, 1]
 
 
 def test_phrases_only_for_the_treebank_sets(tmp_path):
     with pytest.raises(CnnlabError, match="data.options.train_on: 'mr' has no phrase-level training data"):
-        kim.load_set("mr", tmp_path, kim.OPTIONS["mr"](train_on="phrases"))
+        kim.load_set("mr", tmp_path, kim.Options(train_on="phrases"))
     with pytest.raises(DataError, match="sst/train.txt: missing"):
         root = _sst_dir(tmp_path)
         (root / "sst" / "train.txt").unlink()
-        kim.load_set("sst2", root, kim.OPTIONS["sst2"](train_on="phrases"))
+        kim.load_set("sst2", root, kim.Options(train_on="phrases"))
 
 
 def test_real_treebank_gives_harvardnlps_phrase_counts(data_dir):

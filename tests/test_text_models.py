@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cnnlab.config import load
-from cnnlab.models import build_model
+from cnnlab.config.experiment import load
+from cnnlab.models.stack import build_model
 
 
 def _count(ref: str) -> int:
@@ -74,7 +74,7 @@ def test_dropout_and_l2_layers_are_where_the_lecture_puts_them():
 
 
 def _kim(variant, vocab=50, dim=8, classes=2, **kw):
-    from cnnlab.text_models import kim_cnn
+    from cnnlab.models.text_models import kim_cnn
 
     rng = np.random.default_rng(0)
     data = {
@@ -140,7 +140,7 @@ def test_max_norm_is_applied_to_each_class_weight_vector():
 
 
 def test_kim_pretrained_variant_without_vectors_is_a_clear_error():
-    from cnnlab.text_models import kim_cnn
+    from cnnlab.models.text_models import kim_cnn
 
     with pytest.raises(ValueError, match="data.options.vectors"):
         kim_cnn((12,), data={"vocabulary": ["a"] * 5, "num_classes": 2, "embeddings": None}, variant="static")
@@ -172,7 +172,7 @@ def test_kims_initialisation_or_keras(variant):
     # zeros; init=keras: Glorot-uniform, whose bound for the 3 × 8-input filters of 100 maps is √(6/(24 + 300)) ≈ 0.136
     import numpy as np
 
-    from cnnlab.text_models import kim_cnn
+    from cnnlab.models.text_models import kim_cnn
 
     data = {"vocabulary": list(range(50)), "num_classes": 2, "embeddings": np.ones((50, 8), "float32")}
     kim = kim_cnn((20,), data=data, variant=variant, embedding_dim=8, init="kim")

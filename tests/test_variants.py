@@ -9,9 +9,9 @@ import pytest
 from conftest import MNIST_YAML
 
 from cnnlab.cli import sweep_overrides
-from cnnlab.compare import aggregate, run_set, write_summary
-from cnnlab.config import experiment_refs, load
+from cnnlab.config.experiment import experiment_refs, load
 from cnnlab.errors import CnnlabError, ConfigError
+from cnnlab.report.compare import aggregate, run_set, write_summary
 
 VARIANTS = (
     MNIST_YAML

@@ -12,7 +12,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from cnnlab import vectors, word2vec
+from cnnlab.data import vectors, word2vec
 from cnnlab.errors import DataError
 
 VECS = {  # values exact in float32 and in short decimal text

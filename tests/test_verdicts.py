@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from cnnlab import verdicts
-from cnnlab.config import Ctx, Reference, from_mapping
+from cnnlab.config.experiment import Ctx, Reference, from_mapping
 from cnnlab.errors import ConfigError
+from cnnlab.report import verdicts
 
 HISTORY = {
     "val_accuracy": [0.60, 0.70, 0.74, 0.72] + [0.71] * 10,
@@ -93,7 +93,7 @@ def test_verdict_names_a_declared_substitution(value, substitution, expected):
 
 
 def test_validation_on_the_test_set_is_for_curves_only(write_config):
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
     from tests.conftest import MNIST_YAML
 
     assert "validation: test" in MNIST_YAML  # notebook 5.1 fits all 60,000: the curves come from the test set
@@ -132,7 +132,7 @@ def test_split_hands_the_test_set_over_as_validation():
 def _resolved_run(results, run_id, overrides, accuracy):
     """A complete run folder as the runner writes it (resolved config.yaml, metrics.json, history.csv), without
     training: the run-set logic reads nothing else."""
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
 
     exp = load("mnist", overrides)
     run = results / "mnist" / run_id
@@ -160,8 +160,8 @@ def _resolved_run(results, run_id, overrides, accuracy):
 
 
 def test_run_sets_never_average_two_settings(tmp_path):
-    from cnnlab import compare
-    from cnnlab.compare import collect
+    from cnnlab.report import compare
+    from cnnlab.report.compare import collect
 
     results = tmp_path / "results"
     base = ["data.train_subset=200", "data.test_subset=100", "train.epochs=1"]

@@ -1,4 +1,4 @@
-"""The warm process of `cnnlab reproduce` (cnnlab/worker.py): the same numbers as a fresh process, failures and
+"""The warm process of `cnnlab reproduce` (cnnlab/batch/worker.py): the same numbers as a fresh process, failures and
 deaths are the job's, never the next job's."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cnnlab.results import complete_runs
-from cnnlab.warm import WarmProcess
+from cnnlab.batch.warm import WarmProcess
+from cnnlab.store.results import complete_runs
 
 SLICE = [
     "data.train_subset=128",
@@ -101,7 +101,7 @@ def test_a_worker_killed_during_a_job_fails_that_job_only(data_dir, tmp_path):
 
 
 def test_reproduce_runs_its_jobs_in_one_warm_process_unless_isolated(cli, data_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("cnnlab.meta.git_commit", lambda root: "c0ffee-dirty")
+    monkeypatch.setattr("cnnlab.store.meta.git_commit", lambda root: "c0ffee-dirty")
     for flag, expected in (([], [0, 1]), (["--isolate"], [None, None])):
         results = tmp_path / f"results{len(flag)}"
         code, out, err = cli(

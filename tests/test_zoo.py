@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from cnnlab import zoo
+from cnnlab.lectures import zoo
 
 
 def test_alexnet_single_tower_is_the_lectures_62_3_million():

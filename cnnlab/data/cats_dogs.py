@@ -21,7 +21,7 @@ import numpy as np
 from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.errors import DataError
 from cnnlab.registry import DATASETS
-from cnnlab.store import cache_dir, read_npz, write_npz
+from cnnlab.store.files import cache_dir, read_npz, write_npz
 
 CLASSES = ("cats", "dogs")  # label 0, 1: alphabetical, as flow_from_directory assigns them
 SPLITS = ("train", "validation", "test")

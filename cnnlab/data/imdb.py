@@ -25,8 +25,7 @@ import numpy as np
 from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.errors import CnnlabError, DataError, one_line
 from cnnlab.registry import DATASETS
-from cnnlab.schema import join
-from cnnlab.store import cache_dir, read_npz, write_npz
+from cnnlab.store.files import cache_dir, read_npz, write_npz
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3  # keras.datasets.imdb: padding, start_char, oov_char, index_from
 RESERVED = ("<pad>", "<start>", "<oov>")
@@ -61,7 +60,7 @@ class Options:
     encoding: Literal["sequences", "multi_hot"] = "sequences"  # multi_hot: float32 (n, num_words), maxlen ignored
     source: Literal["auto", "raw", "keras"] = "auto"  # auto: raw reviews if in the data dir, else Keras's imdb.npz
 
-    def problems(self) -> list[tuple[str, str]]:
+    def problems(self, dataset: str | None = None) -> list[tuple[str, str]]:  # dataset: one set, unused
         """(key, message) for each inconsistent option."""
         out = []
         if self.num_words < INDEX_FROM + 1:
@@ -83,12 +82,6 @@ class Options:
         if self.maxlen is not None and self.maxlen < 1:
             out.append(("maxlen", f"expected a positive length or null, received {self.maxlen}"))
         return out
-
-    def check(self, ctx, path: str) -> None:
-        """Called by the config loader: the cross-field rules as a one-line ConfigError."""
-
-        for key, message in self.problems():
-            ctx.error(join(path, key), message)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 
@@ -25,7 +25,6 @@ from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.data.text import clean_str, clean_str_sst, tokenize  # noqa: F401 - also kim.clean_str
 from cnnlab.errors import CnnlabError, DataError
 from cnnlab.registry import DATASETS
-from cnnlab.schema import join
 
 FOLDER = "kim"
 PAD_WORD, UNK_WORD = "<pad>", "<unk>"  # id 0 always; id 1 only when a word can be unknown
@@ -182,11 +181,9 @@ class Options:
     # cnnlab.data.sst) or on the training sentences alone; dev and test are sentences either way
     train_on: Literal["sentences", "phrases"] = "sentences"
 
-    DATASET: ClassVar[str | None] = None  # set by the per-dataset subclasses below
-
     def problems(self, dataset: str | None = None) -> list[tuple[str, str]]:
-        """(key, message) for each inconsistent option."""
-        dataset = dataset or self.DATASET
+        """(key, message) for each inconsistent option, for `dataset` (a name of SETS) when given: the config
+        loader asks with the experiment's data.dataset, since one Options class serves all seven sets."""
         out = []
         info = SETS.get(dataset) if dataset else None
         if self.folds < 2:
@@ -218,7 +215,7 @@ class Options:
         if self.min_count < 1:
             out.append(("min_count", f"expected 1 or more, received {self.min_count}"))
         if self.vectors is not None:
-            from cnnlab.vectors import NAMED, SUFFIXES
+            from cnnlab.data.vectors import NAMED, SUFFIXES
 
             if self.vectors not in NAMED and not self.vectors.lower().endswith(SUFFIXES):
                 out.append(
@@ -229,62 +226,6 @@ class Options:
                     )
                 )
         return out
-
-    def check(self, ctx, path: str) -> None:
-        """Called by the config loader: the cross-field rules as a one-line ConfigError."""
-
-        for key, message in self.problems():
-            ctx.error(join(path, key), message)
-
-
-# One subclass per dataset, so that the config loader's check knows which sets have a test split of their own.
-
-
-class MrOptions(Options):
-    """`data.options` for MR."""
-
-    DATASET = "mr"
-
-
-class Sst1Options(Options):
-    """`data.options` for SST-1."""
-
-    DATASET = "sst1"
-
-
-class Sst2Options(Options):
-    """`data.options` for SST-2."""
-
-    DATASET = "sst2"
-
-
-class SubjOptions(Options):
-    """`data.options` for Subj."""
-
-    DATASET = "subj"
-
-
-class TrecOptions(Options):
-    """`data.options` for TREC."""
-
-    DATASET = "trec"
-
-
-class CrOptions(Options):
-    """`data.options` for CR."""
-
-    DATASET = "cr"
-
-
-class MpqaOptions(Options):
-    """`data.options` for MPQA."""
-
-    DATASET = "mpqa"
-
-
-OPTIONS: dict[str, type[Options]] = {
-    cls.DATASET: cls for cls in (MrOptions, Sst1Options, Sst2Options, SubjOptions, TrecOptions, CrOptions, MpqaOptions)
-}
 
 
 def decode(raw: bytes) -> str:
@@ -456,7 +397,7 @@ def load_set(name: str, data_dir: Path | None, options: Options):
         vocab_note += " (file tokens, not cleaned)"
     embeddings, vectors_note = None, "none (CNN-rand: embeddings learned from random)"
     if options.vectors is not None:
-        from cnnlab import vectors
+        from cnnlab.data import vectors
 
         look = vectors.lookup(
             options.vectors, vocabulary[first:], data_dir=Path(data_dir), lowercase_fallback=options.vectors_lowercase
@@ -508,7 +449,5 @@ def loader(name: str):
 for _name, _info in SETS.items():  # Kim (2014)'s seven sentence-classification sets
     DATASETS.register(
         _name,
-        Dataset(
-            loader(_name), OPTIONS[_name], _info.description, has_validation=_info.has_dev, cross_validation=_info.cv
-        ),
+        Dataset(loader(_name), Options, _info.description, has_validation=_info.has_dev, cross_validation=_info.cv),
     )

@@ -2,7 +2,7 @@
 
 Reference: yoonkim/CNN_sentence process_data.py (`clean_str`, `clean_str_sst`); Kim (2014) §3.
 Trap: `clean_str` keeps only A-Za-z0-9(),!?'` and splits clitics off; the IMDB reviews' "<br />" must go before
-it (cnnlab/word2vec.py), or every review keeps "br" tokens.
+it (cnnlab/data/word2vec.py), or every review keeps "br" tokens.
 """
 
 from __future__ import annotations

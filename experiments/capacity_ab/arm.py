@@ -19,7 +19,7 @@ a = p.parse_args()
 import keras
 from keras import ops
 from cnnlab.data import imdb as I
-from cnnlab.keras2 import RMSpropKeras2
+from cnnlab.models.keras2 import RMSpropKeras2
 
 if a.data == "cnnlab":
     arr = I.load(os.environ["CNNLAB_DATA_DIR"], I.Options(num_words=10000, encoding="multi_hot", maxlen=None))

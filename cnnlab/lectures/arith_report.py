@@ -1,6 +1,6 @@
 """`cnnlab arith`: the calculators on the command line, and results/arith.md with every worked example.
 
-Reference: lectures 001, 002 and 004 (see cnnlab/arith.py for each formula's source).
+Reference: lectures 001, 002 and 004 (see cnnlab/lectures/arith.py for each formula's source).
 Trap: grids on the command line are rows separated by ';' and numbers by spaces or commas; a malformed grid
 is a one-line error, not a numpy traceback.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab import arith
 from cnnlab.errors import CnnlabError
+from cnnlab.lectures import arith
 
 
 def parse_grid(text: str, what: str) -> np.ndarray:
@@ -95,10 +95,11 @@ def size_grid_markdown() -> list[str]:
 
 def report(out: Path) -> Path:
     """Write results/arith.md (and the Sobel picture beside it) from the calculators."""
-    from cnnlab import params, plots
-    from cnnlab.config import Ctx, experiment_names, load
-    from cnnlab.models import build_model, needs_data
-    from cnnlab.store import atomic_write
+    from cnnlab.config.experiment import Ctx, experiment_names, load
+    from cnnlab.models import params
+    from cnnlab.models.stack import build_model, needs_data
+    from cnnlab.report import plots
+    from cnnlab.store.files import atomic_write
 
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = arith.maxpool_backprop(arith.LECTURE_001_GRID, 3, 1, arith.LECTURE_001_UPSTREAM)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from cnnlab.schema import to_plain
-from cnnlab.store import cache_dir, read_npz, write_npz
+from cnnlab.config.schema import to_plain
+from cnnlab.store.files import cache_dir, read_npz, write_npz
 
 
 def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
@@ -45,7 +45,7 @@ def cache_key(splits, specs, weights_dir: Path | None) -> str:
 
 def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, log=print):
     """`splits` with every x replaced by the stack's output; (new splits, True if read from the cache)."""
-    from cnnlab.models import build_stack
+    from cnnlab.models.stack import build_stack
 
     key = cache_key(splits, specs, weights_dir)
     cache = cache_dir("features", f"{key}.npz")

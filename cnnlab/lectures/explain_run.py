@@ -1,4 +1,5 @@
-"""`cnnlab explain <run or experiment>`: the pictures of cnnlab/explain.py for a trained run, in <run>/explain/.
+"""`cnnlab explain <run or experiment>`: the pictures of cnnlab/lectures/explain.py for a trained run, in
+<run>/explain/.
 
 Reference: lectures 001 (saliency), 003 (activations, filter patterns, Grad-CAM), 004 (first-layer filters).
 Trap: the trained model lives in the ignored cache (.cache/models/<experiment>/<run id>.keras, named by the
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab import explain, plots
 from cnnlab.errors import CnnlabError
-from cnnlab.results import complete_runs, read_metrics
-from cnnlab.store import atomic_write, cache_dir
+from cnnlab.lectures import explain
+from cnnlab.report import plots
+from cnnlab.store.files import atomic_write, cache_dir
+from cnnlab.store.results import complete_runs, read_metrics
 
 
 def find_run(ref: str, results_root: Path) -> Path:
@@ -112,7 +114,7 @@ def run_explain(
     """Write saliency, Grad-CAM, activation, filter-pattern and kernel pictures for one run; return the files."""
     import keras
 
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
 
     run = find_run(ref, results_root)
     model_file = _model_file(run)
@@ -121,8 +123,8 @@ def run_explain(
     exp = load(run / "config.yaml")
     # rebuilt from the run's resolved config, then its trained weights: keras.saving.load_model cannot
     # deserialize every preprocessing layer (Keras 3.15's RandomShear refuses its own saved config)
-    from cnnlab.config import Ctx
-    from cnnlab.models import build_model
+    from cnnlab.config.experiment import Ctx
+    from cnnlab.models.stack import build_model
 
     model = build_model(exp.config.model, exp.config.name, Ctx(str(run / "config.yaml")))
     try:

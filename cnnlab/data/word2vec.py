@@ -26,7 +26,7 @@ import numpy as np
 
 from cnnlab.data.text import clean_str
 from cnnlab.errors import DataError, one_line
-from cnnlab.store import cache_dir
+from cnnlab.store.files import cache_dir
 
 NAME = "word2vec-imdb-300"
 TARBALLS = ("aclImdb_v1_labelled.tar.gz", "aclImdb_v1.tar.gz")  # ../shared/data's copy, Stanford's original

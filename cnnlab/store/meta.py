@@ -94,7 +94,7 @@ def git_commit(root: Path) -> str | None:
         return None
 
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent  # cnnlab/
 
 
 def _digest(path: Path) -> str | None:
@@ -162,24 +162,24 @@ NOT_NUMERIC = frozenset(
     {
         "__init__.py",
         "__main__.py",
-        "ab.py",
-        "arith_report.py",
+        "batch/equivalence.py",
+        "batch/reproduce.py",
+        "batch/warm.py",
+        "batch/worker.py",
         "cli.py",
-        "compare.py",
-        "equivalence.py",
         "errors.py",
-        "explain.py",
-        "explain_run.py",
-        "meta.py",
+        "lectures/arith_report.py",
+        "lectures/explain.py",
+        "lectures/explain_run.py",
+        "lectures/zoo.py",
         "paths.py",
-        "plots.py",
         "quiet.py",
-        "reproduce.py",
-        "tables.py",
-        "verdicts.py",
-        "warm.py",
-        "worker.py",
-        "zoo.py",
+        "report/ab.py",
+        "report/compare.py",
+        "report/plots.py",
+        "report/tables.py",
+        "report/verdicts.py",
+        "store/meta.py",
     }
 )
 
@@ -204,7 +204,7 @@ def configured_backend() -> str:
         return "tensorflow"
 
 
-RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by cnnlab/worker.py for each job it runs
+RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by cnnlab/batch/worker.py for each job it runs
 
 
 def environment() -> dict:
@@ -224,8 +224,8 @@ def environment() -> dict:
         "device": device(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
-        "git_commit": git_commit(Path(__file__).resolve().parent.parent),
+        "git_commit": git_commit(PACKAGE.parent),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        # a run in `cnnlab reproduce`'s warm process (cnnlab/worker.py): how many runs that process made before
+        # a run in `cnnlab reproduce`'s warm process (cnnlab/batch/worker.py): how many runs that process made before
         **({"runs_before_in_process": int(os.environ[RUNS_BEFORE])} if os.environ.get(RUNS_BEFORE) else {}),
     }

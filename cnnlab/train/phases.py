@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from cnnlab.config.schema import join
 from cnnlab.errors import suggest
-from cnnlab.schema import join
 
 
 def walk(model, parents=()) -> Iterator[tuple[object, tuple]]:

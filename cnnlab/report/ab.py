@@ -12,10 +12,10 @@ import math
 import statistics
 from pathlib import Path
 
-from cnnlab import verdicts
-from cnnlab.compare import pick_run, run_set
-from cnnlab.results import history_columns, read_history
-from cnnlab.verdicts import t975
+from cnnlab.report import verdicts
+from cnnlab.report.compare import pick_run, run_set
+from cnnlab.report.verdicts import t975
+from cnnlab.store.results import history_columns, read_history
 
 
 def _values(root: Path, experiment: str, ref: dict) -> dict[tuple, float]:

@@ -12,17 +12,17 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from cnnlab.config.schema import ClassSpec, Ctx, convert, join
 from cnnlab.errors import one_line, suggest
-from cnnlab.schema import ClassSpec, Ctx, convert, join
 
 # Classes a config may not name, with the reason the error gives.
 REFUSED: dict[str, dict[str, str]] = {
     "layer": {
-        "Lambda": "it runs arbitrary Python that a YAML file cannot carry; write a builder in cnnlab/models.py",
+        "Lambda": "it runs arbitrary Python that a YAML file cannot carry; write a builder in cnnlab/models/stack.py",
         "Layer": "it is the abstract base class",
         "InputLayer": "set model.input_shape instead",
         "Input": "set model.input_shape instead",
-        "TFSMLayer": "it wraps a TensorFlow SavedModel; write a builder in cnnlab/models.py",
+        "TFSMLayer": "it wraps a TensorFlow SavedModel; write a builder in cnnlab/models/stack.py",
     },
     "callback": {
         "Callback": "it is the abstract base class",
@@ -63,11 +63,11 @@ def _own(kind: str) -> dict[str, type]:
     """cnnlab's own classes of `kind` a config may name beside Keras's (layers; the Keras 2.0.8 optimizer and
     metric of cnnlab.keras2)."""
     if kind == "layer":
-        from cnnlab.blocks import LAYERS
+        from cnnlab.models.blocks import LAYERS
 
         return LAYERS
     if kind in ("optimizer", "metric"):
-        from cnnlab import keras2
+        from cnnlab.models import keras2
 
         return keras2.OPTIMIZERS if kind == "optimizer" else keras2.METRICS
     return {}
@@ -95,7 +95,7 @@ def class_names(kind: str) -> list[str]:
     ]
     names += list(_own(kind))
     if kind == "layer":
-        from cnnlab.blocks import BLOCKS
+        from cnnlab.models.blocks import BLOCKS
 
         names += list(BLOCKS)
     return sorted(names)
@@ -113,7 +113,7 @@ def accepted_args(kind: str, cls: type) -> list[str]:
 # then imports neither Keras nor TensorFlow (0.3 s instead of 4-8 s). Values are Keras's to judge when the run
 # builds the objects (`make`), which reports them as the same one-line config errors.
 INDEX_VERSION = 3
-_OWN_SOURCES = ("keras_specs.py", "blocks.py", "keras2.py", "augment.py")
+_OWN_SOURCES = ("config/keras_specs.py", "models/blocks.py", "models/keras2.py", "models/augment.py")
 _INDEX: dict | None = None
 
 
@@ -183,7 +183,7 @@ def build_index() -> dict:
     """Read every config-nameable class's and builder's signature from Keras and cnnlab (imports Keras)."""
     import keras
 
-    from cnnlab.blocks import BLOCKS
+    from cnnlab.models.blocks import BLOCKS
 
     out = {
         "version": INDEX_VERSION,
@@ -247,8 +247,8 @@ def _named_family(arg: str) -> str | None:
 
 
 def _index_file():
-    from cnnlab import meta
-    from cnnlab.store import cache_dir
+    from cnnlab.store import meta
+    from cnnlab.store.files import cache_dir
 
     own = "".join(meta._digest(meta.PACKAGE / rel) or "-" for rel in _OWN_SOURCES)
     import hashlib
@@ -278,7 +278,7 @@ def index() -> dict:
         pass
     _INDEX = build_index()
     try:
-        from cnnlab.store import atomic_write
+        from cnnlab.store.files import atomic_write
 
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(_INDEX, sort_keys=True))
@@ -372,7 +372,7 @@ def make(kind: str, spec: ClassSpec, ctx: Ctx | None = None, path: str = "") -> 
     ctx = ctx or Ctx("<config>")
     _refuse(kind, spec, ctx, path)
     if kind == "layer":
-        from cnnlab.blocks import BLOCKS
+        from cnnlab.models.blocks import BLOCKS
 
         if spec.name in BLOCKS:  # built later, on the previous layer's output shape (models.build_stack)
             check_builder_params(BLOCKS[spec.name], spec.kwargs, ctx, join(path, spec.name))

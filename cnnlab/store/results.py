@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.errors import CnnlabError
-from cnnlab.store import CHECKSUM, atomic_write, cache_dir, read_npz, write_npz  # noqa: F401 - also results.*
+from cnnlab.store.files import CHECKSUM, atomic_write, cache_dir, read_npz, write_npz  # noqa: F401 - also results.*
 
 LATEST = "LATEST"
 REQUIRED = ("config.yaml", "history.csv", "metrics.json", "params.csv", "params.md", "curves.png")

@@ -24,7 +24,7 @@ import sys
 import traceback
 from contextlib import contextmanager
 
-from cnnlab.meta import RUNS_BEFORE  # set for each job: how many runs this process made before it
+from cnnlab.store.meta import RUNS_BEFORE  # set for each job: how many runs this process made before it
 
 
 @contextmanager

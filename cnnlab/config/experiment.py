@@ -19,21 +19,19 @@ from typing import Any, Literal
 
 import yaml
 
-from cnnlab.errors import ConfigError, suggest
-from cnnlab.schema import (  # noqa: F401 - the primitives, also for callers of config
+from cnnlab.config.schema import (
     _KERAS_CHECKS,
     ClassSpec,
     Ctx,
-    _type_hints,
-    convert,
     describe,
     from_mapping,
     join,
     keras_checks,
     to_plain,
 )
+from cnnlab.errors import ConfigError, suggest
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # cnnlab/
 PROFILES = ("full", "quick")
 
 
@@ -98,7 +96,7 @@ class DataConfig:
             if n is not None and n < 1:
                 ctx.error(join(path, key), f"expected a positive number of samples or null, received {n}")
         if self.features is not None:
-            from cnnlab import keras_specs
+            from cnnlab.config import keras_specs
 
             if not self.features:
                 ctx.error(join(path, "features"), "the stack is empty")
@@ -110,6 +108,9 @@ class DataConfig:
             if dataclasses.is_dataclass(self.options)
             else from_mapping(options_cls, dict(self.options), ctx, join(path, "options"))
         )
+        # a dataset's cross-field rules (Options.problems(dataset): one Options class may serve several sets)
+        for key, message in opts.problems(self.dataset) if hasattr(opts, "problems") else ():
+            ctx.error(join(join(path, "options"), key), message)
         object.__setattr__(self, "options", opts)  # frozen: set once, while being built
 
 
@@ -123,8 +124,8 @@ class ModelConfig:
     params: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab import keras_specs
-        from cnnlab.models import MODELS  # the builders' names and signatures: imports no Keras
+        from cnnlab.config import keras_specs
+        from cnnlab.models.stack import MODELS  # the builders' names and signatures: imports no Keras
 
         if any(d < 1 for d in self.input_shape):
             ctx.error(join(path, "input_shape"), f"dimensions must be positive, received {list(self.input_shape)}")
@@ -153,7 +154,7 @@ class Phase:
     freeze: tuple[str, ...] = ()
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab import keras_specs
+        from cnnlab.config import keras_specs
 
         if self.epochs < 1:
             ctx.error(join(path, "epochs"), f"expected a positive integer, received {self.epochs}")
@@ -203,7 +204,7 @@ class TrainConfig:
         return [Phase("phase 1", self.epochs, self.optimizer)] + list(self.phases)
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab import keras_specs
+        from cnnlab.config import keras_specs
 
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
@@ -241,7 +242,7 @@ class TrainConfig:
 
     def metric_names(self) -> list[str]:
         """The names Keras logs for the loss and each compiled metric ('loss', 'accuracy', ...)."""
-        from cnnlab import keras_specs
+        from cnnlab.config import keras_specs
 
         return ["loss"] + [keras_specs.metric_name(m) for m in self.metrics]
 

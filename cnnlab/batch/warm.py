@@ -1,8 +1,8 @@
-"""The parent's side of `cnnlab reproduce`'s warm process: start `python -m cnnlab.worker`, hand it one job at a
+"""The parent's side of `cnnlab reproduce`'s warm process: start `python -m cnnlab.batch.worker`, hand it one job at a
 time, read its exit status from the control descriptor, and replace it after a failed job.
 
-Reference: cnnlab/worker.py (the child's side, which runs `cnnlab.cli.main`); the protocol is described there.
-Trap: this module must not import the worker or the CLI: the batch (cnnlab.reproduce) sits below the command
+Reference: cnnlab/batch/worker.py (the child's side, which runs `cnnlab.cli.main`); the protocol is described there.
+Trap: this module must not import the worker or the CLI: the batch (cnnlab.batch.reproduce) sits below the command
 line, and the child is started by module name, so the import graph has no cycle through the CLI.
 """
 
@@ -27,7 +27,7 @@ class WarmProcess:
         read_fd, write_fd = os.pipe()
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "cnnlab.worker", str(write_fd)],
+                [sys.executable, "-m", "cnnlab.batch.worker", str(write_fd)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

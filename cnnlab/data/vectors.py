@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab.errors import DataError, one_line
-from cnnlab.store import cache_dir, read_npz, write_npz
+from cnnlab.store.files import cache_dir, read_npz, write_npz
 
 SUFFIXES = (".bin", ".bin.gz", ".txt", ".txt.gz", ".vec", ".vec.gz")
 GLOVE = "glove-6b-50d"
@@ -243,7 +243,7 @@ def read(
     if isinstance(path, str) and path in NAMED:
         if path == GLOVE:
             return read_glove_6b_50d(wanted)
-        from cnnlab import word2vec
+        from cnnlab.data import word2vec
 
         vocab, matrix = word2vec.load_or_train(data_dir)
         rows = {w: i for i, w in enumerate(vocab) if wanted is None or w in wanted}
@@ -282,7 +282,7 @@ def identity(source: str | Path, data_dir: Path | None) -> str:
     if source == GLOVE:
         return f"{GLOVE}|{glove_files()[2]}"
     if source == WORD2VEC_IMDB:
-        from cnnlab import word2vec
+        from cnnlab.data import word2vec
 
         return f"{WORD2VEC_IMDB}|{word2vec.cache_key(word2vec.find_tarball(data_dir))}"
     st = Path(source).stat()

@@ -15,7 +15,7 @@ from typing import Literal
 
 import keras
 
-from cnnlab.augment import RandomAffine  # noqa: F401 - a registered layer, also blocks.RandomAffine
+from cnnlab.models.augment import RandomAffine  # noqa: F401 - a registered layer, also blocks.RandomAffine
 from cnnlab.registry import BLOCKS, LAYERS
 
 MEAN_TORCH = (0.485, 0.456, 0.406)

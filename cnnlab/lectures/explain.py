@@ -6,7 +6,7 @@ filter patterns by gradient ascent with the normalised gradient, Grad-CAM of Sel
 (filters of the first layer).
 Trap: gradients are taken of the score *before* the final softmax/sigmoid: after the squashing a confident
 prediction has a vanishing gradient and the map goes blank. Everything runs through keras.ops and the backend's
-autodiff (cnnlab/autodiff.py), so it works under TensorFlow, JAX and PyTorch; the model must be a chain of
+autodiff (cnnlab/lectures/autodiff.py), so it works under TensorFlow, JAX and PyTorch; the model must be a chain of
 layers (Sequential), as every cnnlab stack is.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cnnlab.autodiff import vjp
 from cnnlab.errors import CnnlabError
+from cnnlab.lectures.autodiff import vjp
 
 SQUASHING = ("softmax", "sigmoid")
 SPATIAL = ("Conv1D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "SeparableConv2D", "DepthwiseConv2D")

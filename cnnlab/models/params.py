@@ -70,7 +70,7 @@ def table(model, what_if_units=()) -> Table:
     """The parameter table of a built `keras.Model`, with receptive field and formula per layer."""
     import keras
 
-    from cnnlab import arith
+    from cnnlab.lectures import arith
 
     fields = arith.receptive_fields(model) if isinstance(model, keras.Sequential) else {}
     rows = []

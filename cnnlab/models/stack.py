@@ -13,13 +13,13 @@ import typing
 from collections import Counter
 from collections.abc import Sequence
 
-from cnnlab.keras_specs import make
+from cnnlab.config.keras_specs import make
+from cnnlab.config.schema import ClassSpec, Ctx, join
+from cnnlab.models.text_models import dense_classifier, kim_cnn  # noqa: F401 - registered builders, also models.kim_cnn
 from cnnlab.registry import MODELS
-from cnnlab.schema import ClassSpec, Ctx, join
-from cnnlab.text_models import dense_classifier, kim_cnn  # noqa: F401 - registered builders, also models.kim_cnn
 
 if typing.TYPE_CHECKING:
-    from cnnlab.config import ModelConfig
+    from cnnlab.config.experiment import ModelConfig
 
 
 def keras2_name(class_name: str) -> str:
@@ -54,8 +54,8 @@ def build_stack(
     """
     import keras
 
-    from cnnlab.blocks import BLOCKS
     from cnnlab.errors import CnnlabError
+    from cnnlab.models.blocks import BLOCKS
 
     ctx = ctx or Ctx("<config>")
     model = keras.Sequential(name=name)

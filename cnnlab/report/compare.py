@@ -11,11 +11,11 @@ import re
 import time
 from pathlib import Path
 
-from cnnlab import tables, verdicts
-from cnnlab.config import PARAM_METRICS
-from cnnlab.results import complete_runs, history_columns, precision_of, read_history, read_metrics
-from cnnlab.store import atomic_write
-from cnnlab.verdicts import metric_label
+from cnnlab.config.experiment import PARAM_METRICS
+from cnnlab.report import tables, verdicts
+from cnnlab.report.verdicts import metric_label
+from cnnlab.store.files import atomic_write
+from cnnlab.store.results import complete_runs, history_columns, precision_of, read_history, read_metrics
 
 SUMMARY_FIELDS = [
     "experiment",
@@ -110,7 +110,7 @@ def setting_hash(run: Path) -> str | None:
     edited between them (Keras 3's RMSprop, then Keras 2.0.8's): they must not be averaged into one run set."""
     run = Path(run)
     if run not in _SETTING_HASHES:
-        from cnnlab.config import load, to_plain
+        from cnnlab.config.experiment import load, to_plain
         from cnnlab.errors import CnnlabError
 
         try:
@@ -126,7 +126,7 @@ def current_setting(ref: str | None, m: dict) -> str | None:
     """The setting digest that the run described by metrics `m` would have if started now: today's config `ref`
     (an experiment reference, kim_mr:static) with the run's own profile and overrides (None when they no longer
     load)."""
-    from cnnlab.config import load, to_plain
+    from cnnlab.config.experiment import load, to_plain
     from cnnlab.errors import CnnlabError
 
     if ref is None:
@@ -203,7 +203,7 @@ def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | N
 
 def experiment_configs() -> dict[str, dict]:
     """Results name → the plain config of every experiment and variant in configs/ (references, report)."""
-    from cnnlab.config import experiment_refs, load, to_plain
+    from cnnlab.config.experiment import experiment_refs, load, to_plain
     from cnnlab.errors import CnnlabError
 
     out = {}
@@ -232,7 +232,7 @@ def collect(root: Path):
         else set(configs),
         key=lecture_key,
     )
-    from cnnlab.config import experiment_refs
+    from cnnlab.config.experiment import experiment_refs
 
     refs_by_name = experiment_refs()
     rows, groups, sets = [], {}, {}
@@ -394,7 +394,7 @@ def group_section(
     """A comparison table and an overlay of validation curves for experiments the lectures set side by side:
     each curve the mean over the experiment's run set with a ± std band, its reference drawn on it, a run that
     is not the full profile marked in its label."""
-    from cnnlab import plots
+    from cnnlab.report import plots
 
     notes = [
         (c.get("report") or {}).get("group_note")
@@ -761,7 +761,7 @@ def compare_sets(
     Trap: with one run on a side there is no spread to compare with; such deltas are marked 'no spread', not
     passed as equal. A 5-epoch run against a 2-epoch quick run is not a difference of −0.14: it is two settings.
     """
-    from cnnlab import plots
+    from cnnlab.report import plots
 
     a, b = Path(a), Path(b)
     problems = problems if problems is not None else []

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab.store import atomic_write, cache_dir, read_npz, write_npz
+from cnnlab.store.files import atomic_write, cache_dir, read_npz, write_npz
 
 
 class ResumeState:

@@ -178,7 +178,7 @@ def maxpool_backprop(grid: np.ndarray, pool: int, stride: int, upstream: np.ndar
     """Forward maxima and backward routing of a 2-D max pooling, through Keras and directly."""
     import keras
 
-    from cnnlab.autodiff import vjp
+    from cnnlab.lectures.autodiff import vjp
 
     grid = np.asarray(grid, dtype="float32")
     layer = keras.layers.MaxPooling2D(pool_size=pool, strides=stride)

@@ -1,0 +1,5 @@
+"""Models: layer stacks with the lectures' names (`stack`), registered builders (`text_models`), pretrained blocks and
+cnnlab's layers (`blocks`, `augment`), Keras 2.0.8 semantics (`keras2`), parameter tables (`params`).
+
+Reference: issue 14 (a layered package); ARCHITECTURE.md.
+"""
