@@ -43,8 +43,13 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def strip_ansi(text: str) -> str:
+    """`text` without terminal colour codes (Keras colours its error messages)."""
+    return _ANSI.sub("", text)
+
+
 def one_line(exc: BaseException) -> str:
     """The informative first line of an exception's message (Keras wraps the real one in a preamble)."""
-    lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in strip_ansi(str(exc)).splitlines() if ln.strip()]
     lines = [ln for ln in lines if not ln.startswith("Exception encountered when calling")] or lines
     return lines[0] if lines else type(exc).__name__

@@ -19,6 +19,12 @@ def results_root(args=None) -> Path:
     return Path(given or os.environ.get("CNNLAB_RESULTS_DIR") or "results")
 
 
+def data_dir_from_env() -> Path | None:
+    """$CNNLAB_DATA_DIR as a path (None when unset or blank): the one reader of that variable."""
+    text = os.environ.get("CNNLAB_DATA_DIR", "").strip()
+    return Path(text) if text else None
+
+
 def env_seconds(name: str, default: float) -> float:
     """A number of seconds from environment variable `name` (negative: 0), else `default`; anything else is
     a one-line CnnlabError naming the variable."""

@@ -20,7 +20,6 @@ that changed (the default covers every dataset family and builder).
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -167,8 +166,9 @@ def covers(recorded: dict[str, str], trees: Iterable[dict[str, str]]) -> bool:
 
 def _history(path: Path) -> list[dict]:
     """history.csv's rows without the wall-time columns (epoch_seconds ...): the numbers a run computed."""
-    with open(path, newline="") as f:
-        return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in csv.DictReader(f)]
+    from cnnlab.store.results import read_history
+
+    return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in read_history(path)]
 
 
 def _record(run: Path) -> dict:
@@ -270,7 +270,7 @@ def vouch(
         "probes": results,
         "changed": changed,
         "machine": meta.cpu_name(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "date": meta.utc_now(),
         "from": before,
         "to": today,
     }

@@ -43,7 +43,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from cnnlab.batch.warm import WarmProcess
-from cnnlab.errors import CnnlabError, suggest
+from cnnlab.errors import CnnlabError, strip_ansi, suggest
+from cnnlab.store import meta
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 REPORT = "reproduce.json"
@@ -502,13 +503,10 @@ def child_command(job: Job, results_root: Path, data_dir: str | None = None) -> 
     return cmd + (["--data-dir", str(data_dir)] if data_dir else [])
 
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
 def error_line(stderr: str, returncode: int) -> str:
     """The one line that says why a child failed: its 'cnnlab: error:' message, else the last line of its
     traceback, else its last line, else the signal that killed it."""
-    lines = [ln.rstrip() for ln in _ANSI.sub("", stderr).splitlines() if ln.strip()]
+    lines = [ln.rstrip() for ln in strip_ansi(stderr).splitlines() if ln.strip()]
     mine = [ln.split("cnnlab: error:", 1)[1].strip() for ln in lines if "cnnlab: error:" in ln]
     if mine:
         return _short(mine[-1])
@@ -654,7 +652,7 @@ class Batch:
     devices: list[str] | None = None  # --devices as parsed ('0', 'cpu'); None: one job after another
     isolate: bool = False  # one fresh process per run; else one warm process per worker
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    started_at: str = field(default_factory=lambda: meta.utc_now())
     t0: float = field(default_factory=time.perf_counter)
 
     def record(self, status: str) -> dict:
@@ -683,7 +681,7 @@ class Batch:
             "force": self.force,
             "git_commit": self.commit,
             "started_at": self.started_at,
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status != "running" else None,
+            "finished_at": meta.utc_now() if status != "running" else None,
             "wall_seconds": round(time.perf_counter() - self.t0, 3),
             "counts": counts,
             "command": self.command,

@@ -8,7 +8,6 @@ set, so the reported test metric stays untouched by model selection.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import numpy as np
 from cnnlab import digest
 from cnnlab.data import cats_dogs, imdb, kim, mnist  # noqa: F401 - each registers its datasets where it defines them
 from cnnlab.data.arrays import Arrays, Dataset, Splits  # noqa: F401 - the registry's types, also data.Arrays
+from cnnlab.paths import data_dir_from_env
 from cnnlab.registry import DATASETS  # noqa: F401 - filled by the imports above
 
 
@@ -26,8 +26,7 @@ def resolve_data_dir(cli_dir: str | None, config_dir: str | None, config_path: P
     if config_dir:
         p = Path(config_dir)
         return p if p.is_absolute() or config_path is None else (config_path.parent / p)
-    env = os.environ.get("CNNLAB_DATA_DIR", "").strip()
-    return Path(env) if env else None
+    return data_dir_from_env()
 
 
 def _subset(x: np.ndarray, y: np.ndarray, n: int | None, rng) -> tuple[np.ndarray, np.ndarray]:

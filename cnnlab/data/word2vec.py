@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data.imdb import TARBALLS  # the IMDB tarballs the vectors are trained on: one list
 from cnnlab.data.text import clean_str
 from cnnlab.errors import DataError, one_line
+from cnnlab.paths import data_dir_from_env
 from cnnlab.store.files import cache_dir
 
 NAME = "word2vec-imdb-300"
-TARBALLS = ("aclImdb_v1_labelled.tar.gz", "aclImdb_v1.tar.gz")  # ../shared/data's copy, Stanford's original
 MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/[^/]+\.txt$")  # never unsup/: the same 50,000
 BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # The word2vec tool's defaults (CBOW), 300-d as GoogleNews; seed and workers as asked for on 2 CPU cores.
@@ -50,9 +51,7 @@ VERSION = "v1"  # bump when the tokeniser or the cache layout changes
 
 def find_tarball(data_dir: Path | None) -> Path:
     """The IMDB tarball in `data_dir` (else $CNNLAB_DATA_DIR); a one-line DataError saying what to put where."""
-    if data_dir is None:
-        env = os.environ.get("CNNLAB_DATA_DIR", "").strip()
-        data_dir = Path(env) if env else None
+    data_dir = data_dir if data_dir is not None else data_dir_from_env()
     if data_dir is None:
         raise DataError(
             f"word vectors '{NAME}' are trained on the IMDB reviews: pass --data-dir DIR or set "

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnlab.models.params import count_weights
+
 
 def lenet5(input_shape=(32, 32, 1), num_classes=10):
     """LeNet-5 (LeCun et al. 1998) with today's simplifications: full C3 connections, plain average pooling,
@@ -187,7 +189,7 @@ def _all_layers(model):
 
 
 def count(model) -> int:
-    return int(sum(math.prod(w.shape) for w in model.weights))
+    return count_weights(model.weights)
 
 
 def measure(name: str) -> dict:
@@ -235,7 +237,7 @@ def googlenet_blocks(model) -> list[dict]:
 
 
 def count_layer(layer) -> int:
-    return int(sum(math.prod(w.shape) for w in layer.weights))
+    return count_weights(layer.weights)
 
 
 def report(out: Path) -> Path:

@@ -54,7 +54,8 @@ class Table:
         return None if self.base_output is None else math.prod(d for d in self.base_output[1:])
 
 
-def _count(weights) -> int:
+def count_weights(weights) -> int:
+    """The number of parameters in `weights` (a model's, a layer's, or its trainable ones)."""
     return int(sum(math.prod(w.shape) for w in weights))
 
 
@@ -87,16 +88,16 @@ def table(model, what_if_units=()) -> Table:
                 layer.name,
                 type(layer).__name__,
                 _shape(layer),
-                _count(layer.weights),
-                _count(layer.trainable_weights),
+                count_weights(layer.weights),
+                count_weights(layer.trainable_weights),
                 field.text() if field else "–",
                 f[0] if f else None,
                 f[1] if f else None,
             )
         )
     rows = tuple(rows)
-    trainable = _count(model.trainable_weights)
-    total = _count(model.weights)
+    trainable = count_weights(model.trainable_weights)
+    total = count_weights(model.weights)
     base_len = next((i for i, r in enumerate(rows) if r.type in HEAD_START), len(rows))
     conv_like = {
         layer.name

@@ -16,6 +16,11 @@ from importlib import metadata
 from pathlib import Path
 
 
+def utc_now() -> str:
+    """Now in UTC as ISO 8601 to the second ('2026-12-02T05:36:28Z'): every recorded start and finish time."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)

@@ -245,10 +245,6 @@ def nan_epoch(rows: list[dict]) -> int | None:
     return next((int(r["epoch"]) for r in rows if not math.isfinite(float(r.get("loss", 0.0)))), None)
 
 
-def _utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def best_epoch(history: dict[str, list[float]], names: list[str], directions: dict | None = None) -> dict | None:
     """The epoch with the best validation value of the first metric, or of the loss if none; best in the
     metric's own direction (cnnlab.direction), the first such epoch."""
@@ -441,7 +437,7 @@ class _Run:
 def _set_up_backend(r: _Run) -> None:
     """The process-wide state a run sets afresh: seeds, determinism, the dtype policy; the record of the code and
     machine taken now, at the start (the commit of the code that runs, not of a later checkout)."""
-    r.started, r.environment = _utc(), meta.environment()
+    r.started, r.environment = meta.utc_now(), meta.environment()
     keras.utils.set_random_seed(r.cfg.seed)
     r.determinism = set_determinism(r.cfg.train.deterministic)
     r.precision = precision.resolve(r.cfg.train.precision)
@@ -655,7 +651,7 @@ def _metrics(r: _Run, history: dict, model_file: Path | None) -> dict:
         "dtype_policy": keras.config.dtype_policy().name,
         "precision": r.precision.record(),
         "started_at": r.started,
-        "finished_at": _utc(),
+        "finished_at": meta.utc_now(),
         "measured": measured_metrics(history, r.test, names, params.summary(r.table), r.directions),
         "best_val": best_epoch(history, names, r.directions),
         "directions": r.directions,  # which way each metric improves (cnnlab.direction): the report reads these
