@@ -166,3 +166,39 @@ def test_vouch_records_an_equivalence_only_when_every_probe_is_identical(repo, t
         equivalence.vouch("HEAD", ["mnist"], **kw)
     assert len(equivalence.load(results)) == 1
     assert equivalence.NotEquivalent.exit_code == 1  # a measurement, not a user mistake
+
+
+def test_the_dry_run_says_which_runs_count_through_an_equivalence(tmp_path):
+    (job,) = reproduce.plan(["mnist"])
+    now = equivalence.numeric_tree()
+    then = {**now, "train/runner.py": "0" * 16}
+    metrics = {
+        **_run({"train/runner.py": "0" * 16}, backend="tensorflow"),
+        "run_id": "20261202-000000_full",
+        "config_hash": job.config_hash,
+        "seed": job.seed,
+        "overrides": list(job.overrides),
+        "timing": {"wall_seconds": 60.0},
+    }
+    run = tmp_path / "mnist" / metrics["run_id"]
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    batch = reproduce.Batch([job], "full", None, ["mnist"], [], False, "abc")
+
+    def dry(records):
+        lines = []
+        software = {"keras": "3.15.1", "backend": "tensorflow"}
+        today = reproduce.Today(
+            "abc", software, fingerprint=lambda j: "d1", policy=lambda r: "float32", equivalences=records
+        )
+        reproduce.dry_run(batch, tmp_path, log=lines.append, today=today)
+        return lines[0]
+
+    assert dry([]) == (
+        "[1/1] mnist seed 1: would run (~0:01:00; code changed since (train/runner.py)): "
+        "cnnlab run mnist --profile full"
+    )
+    assert dry([_record(then, now)]) == (
+        "[1/1] mnist seed 1: skipped (complete: 20261202-000000_full; made by earlier code measured equivalent "
+        "(cnnlab vouch))"
+    )

@@ -217,6 +217,12 @@ class Today:
         self._prints: dict[tuple, str | None] = {}
         self._policies: dict[str, str | None] = {}  # requested → policy: nvidia-smi once, not once per run
         self._trees: dict[str | None, list] = {}  # backend → earlier numeric trees vouched equivalent to today's
+        self.carried: set[str] = set()  # run ids that count only through a vouched equivalence
+
+    def skip_note(self, run_id: str) -> str:
+        """'(complete: <id>)', saying when the run counts through a measured code equivalence."""
+        via = "; made by earlier code measured equivalent (cnnlab vouch)" if run_id in self.carried else ""
+        return f"(complete: {run_id}{via})"
 
     def vouched(self, code: dict, backend: str | None) -> bool:
         """Whether a run's code record is, by a chain of measured equivalences (cnnlab vouch), today's code."""
@@ -260,8 +266,11 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     code = metrics.get("code")
     if isinstance(code, dict) and code:
         changed = meta.code_changes(code)
-        if changed and not today.vouched(code, env.get("backend")):
-            return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
+        if changed:
+            if today.vouched(code, env.get("backend")):
+                today.carried.add(str(metrics.get("run_id")))
+            else:
+                return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
     else:
         commit = clean_commit(today.commit)
         if commit is None or env.get("git_commit") != commit:
@@ -810,6 +819,7 @@ class Progress:
     ):
         today = today or Today(batch.commit, data_dir=data_dir, results_root=root)
         self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
+        self.today = today
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
         self.skips = {
@@ -833,7 +843,7 @@ class Progress:
         if self.skips[i]:
             with self.lock:
                 self.batch.outcomes[i] = Outcome("skipped", run_id=self.skips[i])
-                self.log(f"{label}: skipped (complete: {self.skips[i]})")
+                self.log(f"{label}: skipped {self.today.skip_note(self.skips[i])}")
             return
         self.start(i, label)
         stem = self.log_dir / (
@@ -1069,7 +1079,7 @@ def dry_run(
         done = None if batch.force else is_complete(job, history, today)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
         if done:
-            log(f"[{i + 1}/{n}] {job_label(job)}: skipped (complete: {done})")
+            log(f"[{i + 1}/{n}] {job_label(job)}: skipped {today.skip_note(done)}")
             continue
         todo.append(job)
         seconds = previous_seconds(job, history)
