@@ -83,7 +83,7 @@ def test_autodiff_under_jax_without_tensorflow():
     proc = _python(
         """
         import numpy as np
-        from cnnlab import arith
+        from cnnlab.lectures import arith
         r = arith.maxpool_backprop(arith.LECTURE_001_GRID, 3, 1, arith.LECTURE_001_UPSTREAM)
         assert np.array_equal(r.autodiff, r.direct), r.autodiff
         assert r.autodiff[4, 1] == 8 and r.autodiff.sum() == 21

