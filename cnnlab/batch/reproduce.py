@@ -218,12 +218,6 @@ class Today:
         self._prints: dict[tuple, str | None] = {}
         self._policies: dict[str, str | None] = {}  # requested → policy: nvidia-smi once, not once per run
         self._trees: dict[str | None, list] = {}  # backend → earlier numeric trees vouched equivalent to today's
-        self.carried: set[str] = set()  # run ids that count only through a vouched equivalence
-
-    def skip_note(self, run_id: str) -> str:
-        """'(complete: <id>)', saying when the run counts through a measured code equivalence."""
-        via = "; made by earlier code measured equivalent (cnnlab vouch)" if run_id in self.carried else ""
-        return f"(complete: {run_id}{via})"
 
     def vouched(self, code: dict, backend: str | None) -> bool:
         """Whether a run's code record is, by a chain of measured equivalences (cnnlab vouch), today's code."""
@@ -263,11 +257,8 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     code = metrics.get("code")
     if isinstance(code, dict) and code:
         changed = meta.code_changes(code)
-        if changed:
-            if today.vouched(code, env.get("backend")):
-                today.carried.add(str(metrics.get("run_id")))
-            else:
-                return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
+        if changed and not today.vouched(code, env.get("backend")):
+            return f"code changed since ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''})"
     else:
         commit = clean_commit(today.commit)
         if commit is None or env.get("git_commit") != commit:
@@ -297,6 +288,14 @@ def is_complete(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str
     """The newest run id among `runs` (run id, metrics.json, oldest first) that counts as `job` done today
     (`stale`); None when the job must run."""
     return next((run_id for run_id, m in reversed(list(runs)) if stale(job, m, today) is None), None)
+
+
+def skip_note(run_id: str, runs: Iterable[tuple[str, dict]]) -> str:
+    """'(complete: <id>)' for the run that counts as the job done, saying when it counts through a measured code
+    equivalence: a complete run whose recorded numeric code differs from today's can only count that way."""
+    code = next((m.get("code") for rid, m in runs if rid == run_id), None)
+    carried = isinstance(code, dict) and bool(code) and bool(meta.code_changes(code))
+    return f"(complete: {run_id}{'; made by earlier code measured equivalent (cnnlab vouch)' if carried else ''})"
 
 
 def why_stale(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str:
@@ -654,7 +653,7 @@ class Batch:
     devices: list[str] | None = None  # --devices as parsed ('0', 'cpu'); None: one job after another
     isolate: bool = False  # one fresh process per run; else one warm process per worker
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    started_at: str = field(default_factory=lambda: meta.utc_now())
+    started_at: str = field(default_factory=meta.utc_now)
     t0: float = field(default_factory=time.perf_counter)
 
     def record(self, status: str) -> dict:
@@ -812,12 +811,12 @@ class Progress:
     ):
         today = today or Today(batch.commit, data_dir=data_dir, results_root=root)
         self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
-        self.today = today
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
         self.skips = {
             i: None if batch.force else is_complete(job, history[job.name], today) for i, job in enumerate(batch.jobs)
         }
+        self.notes = {i: skip_note(rid, history[batch.jobs[i].name]) for i, rid in self.skips.items() if rid}
         self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
         self.finished: list[float] = []
         self.running: dict[int, subprocess.Popen | None] = {}
@@ -836,7 +835,7 @@ class Progress:
         if self.skips[i]:
             with self.lock:
                 self.batch.outcomes[i] = Outcome("skipped", run_id=self.skips[i])
-                self.log(f"{label}: skipped {self.today.skip_note(self.skips[i])}")
+                self.log(f"{label}: skipped {self.notes[i]}")
             return
         self.start(i, label)
         stem = self.log_dir / (
@@ -1072,7 +1071,7 @@ def dry_run(
         done = None if batch.force else is_complete(job, history, today)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
         if done:
-            log(f"[{i + 1}/{n}] {job_label(job)}: skipped {today.skip_note(done)}")
+            log(f"[{i + 1}/{n}] {job_label(job)}: skipped {skip_note(done, history)}")
             continue
         todo.append(job)
         seconds = previous_seconds(job, history)
