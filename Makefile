@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare arith zoo explain lint test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare precision arith zoo explain lint test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ check: venv ## Validate every config (full and quick profiles) without touching 
 
 compare: venv ## Regenerate results/summary.{csv,md}; with A=dir B=dir, set two result sets side by side
 	$(BIN)/cnnlab compare $(A) $(B)
+
+precision: venv ## The precision study from the runs in results/: float32 against mixed_bfloat16 per family (Welch) → results/precision.md
+	$(BIN)/cnnlab precision
 
 arith: venv ## The lectures' calculators (output size, receptive field, max-pool backprop, ...) → results/arith.md
 	$(BIN)/cnnlab arith report

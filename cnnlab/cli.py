@@ -171,6 +171,17 @@ def cmd_ab(args) -> int:
     return 0
 
 
+def cmd_precision(args) -> int:
+    """The precision study: each family's headline metric in float32 and mixed_bfloat16 over its seeds, the
+    difference with its 95% Welch interval and the verdict → results/precision.md and precision.csv."""
+    from cnnlab.report import precision
+
+    csv, md = precision.write(_results_root(args))
+    print(md.read_text(encoding="utf-8"), end="")
+    print(f"written: {md}, {csv}")
+    return 0
+
+
 def cmd_zoo(args) -> int:
     """Parameter table of the classic architectures (LeNet-5 to MobileNet) → results/zoo.md and zoo.csv."""
     from cnnlab.lectures.zoo import report
@@ -323,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
         help="how an epoch series becomes one number (default: best for val_, last for train_)",
     )
     sp.set_defaults(func=cmd_ab)
+    sp = sub.add_parser("precision", help=cmd_precision.__doc__)
+    sp.set_defaults(func=cmd_precision)
     sp = sub.add_parser("explain", help=cmd_explain.__doc__)
     sp.add_argument("run", help="a run folder, or an experiment name (its newest complete run with a saved model)")
     sp.add_argument("--image", help="an image file to explain (default: a test image of the run's dataset)")

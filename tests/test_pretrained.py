@@ -98,6 +98,24 @@ def test_feature_cache_is_keyed_by_images_and_stack():
     assert not features.extract(_tiny_splits(seed=1), specs, Ctx("t"), None, log=lambda *a: None)[1]
 
 
+def test_feature_cache_is_keyed_by_the_dtype_policy():
+    """Features computed under mixed_bfloat16 are never read by a float32 run, nor the other way round; float32
+    keeps the key it had before the policy was part of it (the caches of earlier runs stay valid)."""
+    import keras
+
+    specs = (ClassSpec("ImageNetPreprocessing", {"mode": "torch"}), ClassSpec("VGG16"))
+    splits = _tiny_splits()
+    keys = {p: features.cache_key(splits, specs, None, p) for p in ("float32", "mixed_bfloat16", "mixed_float16")}
+    assert len(set(keys.values())) == 3 and keys["float32"] == features.cache_key(splits, specs, None)
+    try:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        assert not features.extract(splits, specs, Ctx("t"), None, log=lambda *a: None)[1]
+        assert features.extract(splits, specs, Ctx("t"), None, log=lambda *a: None)[1]  # its own cache
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert not features.extract(splits, specs, Ctx("t"), None, log=lambda *a: None)[1]  # float32: not those
+
+
 def test_stack_block_gets_the_previous_output_shape():
     model = build_stack((48, 48, 3), (ClassSpec("VGG16"), ClassSpec("GlobalAveragePooling2D")), "m")
     assert model.get_layer("vgg16").output.shape[1:] == (1, 1, 512) and model.output_shape == (None, 512)

@@ -845,3 +845,30 @@ def test_the_default_protocol_is_the_reference_s_own():
     assert [(j.seed, j.fold) for j in reproduce.plan(["kim_mr"], seeds=2)] == [(1, None), (2, None)]
     # SST-2 has its own test split: seeds, not folds
     assert [j.seed for j in reproduce.plan(["kim_sst2"], seeds=None)] == [1, 2, 3]
+
+
+def test_a_config_that_only_changed_its_precision_request_is_the_same_setting(tmp_path):
+    """mnist.yaml going from float32 to `auto`, or a run that asked for mixed_bfloat16 by name: the config hash
+    differs, the setting does not; the precision *policy* then decides (float32 here, so a float32 run counts
+    and a bfloat16 one does not)."""
+    from cnnlab.config.experiment import load
+
+    now = load("mnist", ["train.precision=auto"], "full", keras=False)
+    job = Job("mnist", "mnist", 1, (), "full", now.config_hash(), precision="auto", experiment=now)
+    for asked, policy, why in (
+        ("float32", "float32", None),
+        ("mixed_bfloat16", "mixed_bfloat16", "precision mixed_bfloat16, now float32"),
+    ):
+        ran = load("mnist", [f"train.precision={asked}"], "full", keras=False)
+        folder = tmp_path / asked
+        folder.mkdir()
+        (folder / "config.yaml").write_text(ran.resolved_yaml())
+        run = _with(config_hash=ran.config_hash(), precision={"requested": asked, "policy": policy}, _dir=str(folder))
+        assert ran.config_hash() != job.config_hash
+        assert reproduce.stale(job, run, _today(policy="float32")) == why
+    other = load("mnist", ["train.epochs=2"], "full", keras=False)  # a real difference stays one
+    folder = tmp_path / "other"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(other.resolved_yaml())
+    run = _with(config_hash=other.config_hash(), _dir=str(folder))
+    assert reproduce.stale(job, run, _today()) == "its config differs"

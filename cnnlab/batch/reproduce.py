@@ -252,7 +252,11 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
         return "not complete"
     if metrics.get("profile") != job.profile:
         return f"profile {metrics.get('profile')}"
-    if metrics.get("config_hash") != job.config_hash and rehashed(metrics) != job.config_hash:
+    if (
+        metrics.get("config_hash") != job.config_hash
+        and rehashed(metrics) != job.config_hash
+        and not same_but_precision(job, metrics)
+    ):
         return "its config differs"
     code = metrics.get("code")
     if isinstance(code, dict) and code:
@@ -418,6 +422,44 @@ def rehashed(metrics: dict) -> str | None:
 
 
 _REHASHED: dict[tuple[str, str], str | None] = {}  # (config.yaml, its text) → its hash by today's schema
+
+PRECISION_KEYS = ("precision", "mixed_precision")
+
+
+def precision_free_hash(plain: dict) -> str:
+    """Experiment.config_hash of a plain config without its precision request: a config whose `train.precision`
+    went from float32 to auto (or a run asked for mixed_bfloat16 by name) is the same setting wherever the
+    request resolves to the same policy, and the policy is compared on its own (`stale`)."""
+    import hashlib
+
+    import yaml
+
+    decisive = {k: plain[k] for k in ("name", "data", "model", "train", "seed")}
+    decisive["train"] = {k: v for k, v in decisive["train"].items() if k not in PRECISION_KEYS}
+    text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def same_but_precision(job: Job, metrics: dict) -> bool:
+    """Whether the run's own config.yaml (read by today's schema) is the job's config but for the precision
+    request; False where either cannot be read."""
+    from cnnlab.config.experiment import load, to_plain
+    from cnnlab.errors import CnnlabError
+
+    run = metrics.get("_dir")
+    if not run or job.experiment is None:
+        return False
+    path = Path(run) / "config.yaml"
+    try:
+        key = ("precision-free", str(path), path.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+    if key not in _REHASHED:
+        try:
+            _REHASHED[key] = precision_free_hash(to_plain(load(path, keras=False).config))
+        except (CnnlabError, OSError):
+            _REHASHED[key] = None
+    return _REHASHED[key] is not None and _REHASHED[key] == precision_free_hash(to_plain(job.experiment.config))
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:

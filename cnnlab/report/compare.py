@@ -139,12 +139,14 @@ def current_setting(ref: str | None, m: dict) -> str | None:
 
 
 def setting_digest(plain: dict) -> str:
-    """SHA-256 (16 hex digits) of a plain config's name, data, model and train, without the fold."""
+    """SHA-256 (16 hex digits) of a plain config's name, data, model and train, without the fold and without the
+    precision request (a run set is split by the precision *policy* its runs trained under: `signature`)."""
     import hashlib
 
     import yaml
 
     decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
+    decisive["train"] = {k: v for k, v in decisive["train"].items() if k not in ("precision", "mixed_precision")}
     options = dict(decisive["data"].get("options") or {})
     options.pop("fold", None)
     decisive["data"] = {**decisive["data"], "options": options}

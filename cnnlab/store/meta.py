@@ -182,6 +182,7 @@ NOT_NUMERIC = frozenset(
         "report/ab.py",
         "report/compare.py",
         "report/plots.py",
+        "report/precision.py",
         "report/tables.py",
         "report/verdicts.py",
         "store/meta.py",

@@ -3,8 +3,10 @@ split, its outputs cached on disk, so the model trains on features.
 
 Reference: lecture 003 "Feature extraction" (option 1: run the convolutional base over the dataset, record its
 output, use it as input to a dense model); DLwP §5.3.1, listings 5.17-5.19 (`extract_features`).
-Trap: the cache key covers the images' bytes, the stack's full spec and the weights file's bytes, so a new
-weights file, another preprocessing or another image size can never reuse stale features.
+Trap: the cache key covers the images' bytes, the stack's full spec, the weights file's bytes and the dtype
+policy the stack runs under, so a new weights file, another preprocessing, another image size or another
+precision can never reuse stale features (a float32 run reading features a mixed_bfloat16 run computed would
+record float32 for a base that ran in bfloat16).
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ def _weights_files(specs, weights_dir: Path | None) -> list[Path]:
     return out
 
 
-def cache_key(splits, specs, weights_dir: Path | None) -> str:
-
+def cache_key(splits, specs, weights_dir: Path | None, policy: str = "float32") -> str:
+    """The features' cache name: the stack's spec, the splits' arrays, the weights' bytes; and `policy` (the Keras
+    dtype policy the stack computes in) unless it is float32, so that float32 features keep their earlier name."""
     h = hashlib.sha1(yaml.safe_dump([to_plain(s) for s in specs]).encode())
+    if policy != "float32":
+        h.update(f"dtype policy {policy}".encode())
     for arr in (splits.x_train, splits.x_val, splits.x_test):
         if arr is not None:
             h.update(str(arr.shape).encode())
@@ -45,9 +50,11 @@ def cache_key(splits, specs, weights_dir: Path | None) -> str:
 
 def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, log=print):
     """`splits` with every x replaced by the stack's output; (new splits, True if read from the cache)."""
+    import keras
+
     from cnnlab.models.stack import build_stack
 
-    key = cache_key(splits, specs, weights_dir)
+    key = cache_key(splits, specs, weights_dir, keras.config.dtype_policy().name)
     cache = cache_dir("features", f"{key}.npz")
     feats = read_npz(cache)
     if feats is not None and "x_train" in feats:
@@ -66,7 +73,9 @@ def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, 
         x = getattr(splits, name)
         if x is not None:
             log(f"  extracting features of {name[2:]} ({len(x)} samples) with {model.layers[-1].name} ...")
-            feats[name] = model.predict(x, batch_size=batch_size, verbose=0)
+            # float32 on disk whatever the policy: under mixed_bfloat16 the base's output is bfloat16, which
+            # numpy's .npz (and the cache's digest) cannot hold; the head computes in the policy's dtype anyway
+            feats[name] = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float32")
     write_npz(cache, **feats)
     return _apply(splits, feats, "extracted"), False
 
