@@ -98,3 +98,14 @@ def test_precision_command_writes_both_files(cli, tmp_path):
     assert code == 0, err
     assert (tmp_path / "precision.csv").is_file() and (tmp_path / "precision.md").is_file()
     assert "| mnist (test_accuracy) | 0.9920 ± 0.0010 (3) | – |" in out and "too few runs" in out
+
+
+def test_a_precision_request_is_not_a_setting_but_its_policy_is():
+    from cnnlab.report.compare import setting_overrides, signature
+
+    overrides = ["seed=2", "train.precision=float32", "train.epochs=3", "data.options.fold=1"]
+    assert setting_overrides(overrides) == ("train.epochs=3",)
+    f32 = {"profile": "full", "overrides": ["train.precision=float32"], "precision": {"policy": "float32"}}
+    plain = {"profile": "full", "overrides": [], "precision": {"policy": "float32"}}
+    bf16 = {"profile": "full", "overrides": [], "precision": {"requested": "auto", "policy": "mixed_bfloat16"}}
+    assert signature(f32) == signature(plain) != signature(bf16)

@@ -76,9 +76,14 @@ def run_verdicts(run_dir: Path, metrics: dict, profile: str, overrides) -> list[
     return lines
 
 
+PRECISION_KEYS = ("train.precision", "train.mixed_precision")
+
+
 def setting_overrides(overrides) -> tuple[str, ...]:
-    """The overrides that change the setting: all but seed and fold, which repeat it."""
-    return tuple(sorted(o for o in overrides if _key(o) not in SWEEP_KEYS))
+    """The overrides that change the setting: all but seed and fold, which repeat it, and the precision request,
+    which is judged by the policy it became (`signature`): `train.precision=float32` on a float32 config changes
+    nothing, and a bfloat16 run is a run set of its own whether its config or its command line asked for it."""
+    return tuple(sorted(o for o in overrides if _key(o) not in (*SWEEP_KEYS, *PRECISION_KEYS)))
 
 
 def signature(m: dict) -> tuple:

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.report.compare import SWEEP_KEYS, _key, setting_digest
+from cnnlab.report.compare import setting_digest, setting_overrides
 from cnnlab.report.verdicts import t975
 from cnnlab.store.results import complete_runs, precision_of, read_metrics
 
@@ -71,7 +71,7 @@ def arms(root: Path, case: Case) -> dict[str, list[tuple[Path, dict]]]:
     runs = [*complete_runs(Path(root), exp.config.name), *complete_runs(Path(root) / STUDY_DIR, exp.config.name)]
     for run in sorted(runs, key=lambda r: r.name):  # oldest first: a newer run of a seed replaces it
         m = read_metrics(run)
-        extra = [o for o in m.get("overrides") or [] if _key(o) not in (*SWEEP_KEYS, "train.precision")]
+        extra = setting_overrides(m.get("overrides") or [])
         wanted_fold = case.fold if case.fold is not None else default_fold
         if m.get("profile") != "full" or extra or _fold(m, default_fold) != wanted_fold:
             continue
