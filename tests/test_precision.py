@@ -22,6 +22,7 @@ def test_mixed_precision_is_used_recorded_and_reset(cli, data_dir, tmp_path):
             results,
             "run",
             "mnist",
+            "train.precision=float32",  # the legacy key may only confirm or replace float32, not mnist.yaml's auto
             "train.mixed_precision=mixed_bfloat16",
             *SLICE,
             "--data-dir",
@@ -29,7 +30,9 @@ def test_mixed_precision_is_used_recorded_and_reset(cli, data_dir, tmp_path):
         )[0]
         == 0
     )
-    assert cli("--results-dir", results, "run", "mnist", *SLICE, "--data-dir", data_dir)[0] == 0
+    assert (
+        cli("--results-dir", results, "run", "mnist", "--precision", "float32", *SLICE, "--data-dir", data_dir)[0] == 0
+    )
     first, second = _metrics(results)
     assert first["dtype_policy"] == "mixed_bfloat16" and second["dtype_policy"] == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the next run in the process starts from float32

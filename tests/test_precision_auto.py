@@ -80,6 +80,7 @@ def test_the_earlier_key_is_still_read(write_config):
     from cnnlab.errors import ConfigError
     from tests.conftest import MNIST_YAML
 
+    # MNIST_YAML has no precision key, like a config from before train.precision
     exp = load(write_config(MNIST_YAML), ["train.mixed_precision=mixed_bfloat16"])
     assert exp.config.train.precision == "mixed_bfloat16"
     with pytest.raises(ConfigError, match="train.mixed_precision: contradicts precision: mixed_float16"):

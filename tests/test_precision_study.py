@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,32 @@ def test_a_precision_request_is_not_a_setting_but_its_policy_is():
     plain = {"profile": "full", "overrides": [], "precision": {"policy": "float32"}}
     bf16 = {"profile": "full", "overrides": [], "precision": {"requested": "auto", "policy": "mixed_bfloat16"}}
     assert signature(f32) == signature(plain) != signature(bf16)
+
+
+def test_every_experiment_is_governed_by_one_case():
+    from cnnlab.config.experiment import experiment_refs
+
+    assert P.governing("kim_trec:static_w2v").ref == "kim_mr:static"
+    assert P.governing("kim_sst2:multichannel").ref == "kim_mr:static"
+    assert P.governing("kim_sst2:non_static").ref == "kim_mr" and P.governing("kim_cr").ref == "kim_mr"
+    assert P.governing("vgg16_finetune").ref == "vgg16_features"
+    assert all(P.governing(ref) is not None for ref in experiment_refs().values())
+
+
+def test_the_configs_follow_the_committed_study():
+    """A full profile is `auto` exactly where results/precision.csv calls its family equivalent; every quick
+    profile is float32 (tests and smoke runs never depend on the machine's bfloat16)."""
+    import pandas as pd
+
+    from cnnlab.config.experiment import experiment_refs
+
+    study = pd.read_csv(Path(__file__).resolve().parents[1] / "results" / "precision.csv")
+    verdict = dict(zip(study.experiment, study.verdict))
+    wrong = []
+    for ref in experiment_refs().values():
+        expected = "auto" if verdict.get(P.governing(ref).ref) == "equivalent" else "float32"
+        full = load(ref, [], "full", keras=False).config.train.precision
+        quick = load(ref, [], "quick", keras=False).config.train.precision
+        if (full, quick) != (expected, "float32"):
+            wrong.append(f"{ref}: full {full}, quick {quick}; the study says {expected}")
+    assert not wrong, "\n".join(wrong)

@@ -112,6 +112,8 @@ def fake_runs(monkeypatch):
 
 
 def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "20240101-000000_full") -> Path:
+    from cnnlab.train.precision import expected_policy
+
     run = results / job.name / run_id
     run.mkdir(parents=True)
     (run / "metrics.json").write_text(
@@ -126,7 +128,8 @@ def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "2
                 "seed": job.seed,
                 "measured": {"test_accuracy": 0.9},
                 "timing": {"wall_seconds": 42.0},
-                "precision": {"requested": "float32", "policy": "float32"},
+                # what the job's precision becomes on this machine (mnist.yaml's auto: bfloat16 on AMX)
+                "precision": {"requested": job.precision, "policy": expected_policy(job.precision) or "float32"},
                 "data": {"fingerprint": f"fp-{job.name}"},
                 "environment": {"git_commit": git_commit, **reproduce.current_software()},
             }
