@@ -371,7 +371,25 @@ def parser() -> argparse.ArgumentParser:
     from cnnlab.batch.reproduce import add_parser as add_reproduce
 
     add_reproduce(sub)
+    sub.choices["reproduce"].set_defaults(func=cmd_reproduce)
     return p
+
+
+def cmd_reproduce(args) -> int:
+    """`cnnlab reproduce`: cnnlab.batch.reproduce's, with the Ray engine handed in when asked for (the batch layer
+    cannot import it: it runs the command line in its actors)."""
+    from cnnlab.batch import reproduce
+
+    engines = {}
+    if getattr(args, "engine", "local") == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise CnnlabError("reproduce --engine ray: Ray is not installed here; pip install 'ray==2.60.0'")
+        from cnnlab.batch import ray_engine
+
+        engines["ray"] = ray_engine.execute
+    return reproduce.cmd_reproduce(args, engines)
 
 
 class Terminated(KeyboardInterrupt):

@@ -866,6 +866,7 @@ class Progress:
         self.lock, self.cancel, self.current = threading.Lock(), threading.Event(), 0
         self.began: dict[int, tuple[float, float]] = {}  # job → (wall, perf_counter) when it started
         self.beats: dict[int, int] = {}  # job → epochs done at its last progress line
+        self.worker_done: Callable[[], None] | None = None  # called by each worker thread as it ends
 
     def label(self, i: int, worker: str | None) -> str:
         job = self.batch.jobs[i]
@@ -1024,15 +1025,16 @@ def worker_names(devices: Sequence[str]) -> list[str]:
     return [f"{n}#{names[: k + 1].count(n)}" if names.count(n) > 1 else n for k, n in enumerate(names)]
 
 
-def run_workers(state: Progress, devices: Sequence[str]) -> None:
-    """One worker thread per device, all taking jobs from one queue; Ctrl-C stops them all and is re-raised."""
+def run_workers(state: Progress, devices: Sequence[str], names: Sequence[str] | None = None) -> None:
+    """One worker thread per device, all taking jobs from one queue; Ctrl-C stops them all and is re-raised.
+    `names`: the workers' labels (default: 'gpu 1', 'cpu', ... from the devices)."""
     pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     for i in range(len(state.batch.jobs)):
         pending.put(i)
     futures = []
     with ThreadPoolExecutor(len(devices), thread_name_prefix="reproduce") as pool:
         try:
-            for name, device in zip(worker_names(devices), devices):
+            for name, device in zip(names or worker_names(devices), devices):
                 futures.append(pool.submit(worker, state, pending, name, device))
             while wait(futures, timeout=0.5).not_done:  # a timed wait: Ctrl-C is seen at once
                 pass
@@ -1045,12 +1047,16 @@ def run_workers(state: Progress, devices: Sequence[str]) -> None:
 
 def worker(state: Progress, pending: queue.SimpleQueue, name: str, device: str) -> None:
     """One device's loop: take the next job, skip or run it pinned to `device`, until none is left or Ctrl-C."""
-    while not state.cancel.is_set():
-        try:
-            i = pending.get_nowait()
-        except queue.Empty:
-            return
-        state.run(i, name, device)
+    try:
+        while not state.cancel.is_set():
+            try:
+                i = pending.get_nowait()
+            except queue.Empty:
+                return
+            state.run(i, name, device)
+    finally:
+        if state.worker_done is not None:
+            state.worker_done()  # e.g. the Ray engine releases this worker's actor and the CPUs it holds
 
 
 def interrupted(state: Progress) -> int:
@@ -1191,11 +1197,38 @@ def add_parser(sub) -> None:
         "process runs the jobs one after another, saving the ~5 s start-up of each run, and is "
         "replaced after a failed run)",
     )
+    sp.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="local: this process's loop (or one thread per --devices entry); ray: Ray actors, an embedded local "
+        "runtime sized to this machine or the cluster at --address / $RAY_ADDRESS, each run's results folder "
+        "returned to this process (pip install ray; see the README's Batches)",
+    )
+    sp.add_argument("--address", help="with --engine ray: a running Ray cluster's address (default: $RAY_ADDRESS)")
+    sp.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        metavar="K",
+        help="with --engine ray: K runs share each GPU (a 1/K fraction each; default 1)",
+    )
+    sp.add_argument(
+        "--slots",
+        type=int,
+        metavar="N",
+        help="with --engine ray: N runs at once (default: GPUs × runs-per-gpu, else 1, using every CPU)",
+    )
     sp.set_defaults(func=cmd_reproduce)
 
 
-def cmd_reproduce(args) -> int:
-    """Batch reproduction: select, plan (every config validated first), run or skip, report, summary."""
+def cmd_reproduce(args, engines: dict[str, Callable] | None = None) -> int:
+    """Batch reproduction: select, plan (every config validated first), run or skip, report, summary.
+    `engines`: another engine's execute by name (the command line hands in cnnlab.batch.ray_engine's)."""
+    engine = getattr(args, "engine", "local")
+    if engine != "local" and args.devices is not None:
+        raise CnnlabError(f"reproduce: --devices is the local engine's; with --engine {engine} use --slots")
+    if engine == "local" and any(getattr(args, k, None) for k in ("address", "runs_per_gpu", "slots")):
+        raise CnnlabError("reproduce: --address, --runs-per-gpu and --slots need --engine ray")
     from cnnlab.config.experiment import experiment_refs
     from cnnlab.paths import results_root as _results_root
 
@@ -1224,4 +1257,8 @@ def cmd_reproduce(args) -> int:
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     if args.dry_run:
         return dry_run(batch, root, data_dir=data_dir)
+    if engine != "local":
+        return (engines or {})[engine](
+            batch, root, data_dir, address=args.address, runs_per_gpu=args.runs_per_gpu, slots=args.slots
+        )
     return execute(batch, root, data_dir)

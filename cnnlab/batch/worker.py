@@ -22,29 +22,9 @@ import json
 import os
 import sys
 import traceback
-from contextlib import contextmanager
 
+from cnnlab.quiet import redirected
 from cnnlab.store.meta import RUNS_BEFORE  # set for each job: how many runs this process made before it
-
-
-@contextmanager
-def redirected(out: str, err: str):
-    """File descriptors 1 and 2 (and sys.stdout/stderr above them) into two files, restored afterwards."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(out, "ab") as fo, open(err, "ab") as fe:
-        os.dup2(fo.fileno(), 1)
-        os.dup2(fe.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
 
 
 def run_one(argv: list[str]) -> int:
