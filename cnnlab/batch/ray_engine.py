@@ -327,7 +327,9 @@ def execute(
 ) -> int:
     """reproduce's batch on Ray: the same plan, skips, progress lines, reproduce.json and summary as the local
     engine; 0, 1 when a run failed, 130 on Ctrl-C (running runs stopped, resumable on their node)."""
-    from cnnlab.batch.reproduce import run_workers
+    import threading
+
+    from cnnlab.batch.reproduce import _beat_until, heartbeat_seconds, run_workers
 
     resources = start(address)
     plan = plan_slots(resources, runs_per_gpu, slots)
@@ -340,10 +342,18 @@ def execute(
     batch.devices = [f"ray {k + 1}" for k in range(plan.count)]
     state = Progress(batch, Path(results_root), log, runner, data_dir, today)
     state.worker_done = runner.drop  # a slot with no job left frees its CPUs for a replacement actor elsewhere
+    if not (address or os.environ.get("RAY_ADDRESS")):  # every actor on this machine: its staging folder is here
+        from cnnlab.store.files import cache_dir
+
+        state.partial_roots.append(cache_dir("ray", "results").resolve())
+    beating = threading.Event()
+    if (seconds := heartbeat_seconds()) > 0:
+        threading.Thread(target=_beat_until, args=(state, beating, seconds), daemon=True).start()
     try:
         run_workers(state, batch.devices, names=batch.devices)
     except KeyboardInterrupt:
         return interrupted(state)
     finally:
+        beating.set()
         runner.close()
     return finish(state)

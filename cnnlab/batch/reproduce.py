@@ -867,6 +867,7 @@ class Progress:
         self.began: dict[int, tuple[float, float]] = {}  # job → (wall, perf_counter) when it started
         self.beats: dict[int, int] = {}  # job → epochs done at its last progress line
         self.worker_done: Callable[[], None] | None = None  # called by each worker thread as it ends
+        self.partial_roots: list[Path] = [root]  # where running jobs' .partial folders are (heartbeat lines)
 
     def label(self, i: int, worker: str | None) -> str:
         job = self.batch.jobs[i]
@@ -933,7 +934,7 @@ class Progress:
         for i in running:
             job = self.batch.jobs[i]
             wall, t0 = self.began[i]
-            done = epochs_done(self.root, job.name, wall)
+            done = max((epochs_done(r, job.name, wall) or 0 for r in self.partial_roots), default=0) or None
             if not done or done <= self.beats.get(i, 0):
                 continue
             with self.lock:
