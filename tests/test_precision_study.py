@@ -119,7 +119,8 @@ def test_every_experiment_is_governed_by_one_case():
     assert P.governing("kim_sst2:multichannel").ref == "kim_mr:static"
     assert P.governing("kim_sst2:non_static").ref == "kim_mr" and P.governing("kim_cr").ref == "kim_mr"
     assert P.governing("vgg16_finetune").ref == "vgg16_features"
-    assert all(P.governing(ref) is not None for ref in experiment_refs().values())
+    ungoverned = [ref for ref in experiment_refs().values() if P.governing(ref) is None]
+    assert ungoverned == ["imdb_conv1d_faithful", "imdb_conv1d_faithful:keras3_rmsprop"]  # float32, and why
 
 
 def test_the_configs_follow_the_committed_study():
@@ -133,7 +134,8 @@ def test_the_configs_follow_the_committed_study():
     verdict = dict(zip(study.experiment, study.verdict))
     wrong = []
     for ref in experiment_refs().values():
-        expected = "auto" if verdict.get(P.governing(ref).ref) == "equivalent" else "float32"
+        case = P.governing(ref)
+        expected = "auto" if case is not None and verdict.get(case.ref) == "equivalent" else "float32"
         full = load(ref, [], "full", keras=False).config.train.precision
         quick = load(ref, [], "quick", keras=False).config.train.precision
         if (full, quick) != (expected, "float32"):

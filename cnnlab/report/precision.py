@@ -42,7 +42,8 @@ class Case:
 
 STUDY = (
     Case("mnist", governs=("mnist*",)),
-    Case("imdb_conv1d", governs=("imdb_*",)),
+    # not imdb_conv1d_faithful: its Keras 2 accuracy rounds the raw linear output, a precision-sensitive step
+    Case("imdb_conv1d", governs=("imdb_conv1d", "imdb_conv1d:*", "imdb_capacity*")),
     Case("cats_dogs_scratch", governs=("cats_dogs_*",)),
     Case("vgg16_features", governs=("vgg16_*",)),
     Case("kim_mr", fold=0, governs=("kim_*",)),  # CNN-rand and CNN-non-static: the embeddings train
@@ -52,7 +53,8 @@ STUDY = (
 
 def governing(ref: str, study=STUDY) -> Case | None:
     """The case whose verdict decides `ref`'s full-profile precision: the last in `study` with a matching
-    pattern (Kim's static and multichannel variants are listed after the family's rand)."""
+    pattern (Kim's static and multichannel variants are listed after the family's rand); None: not studied,
+    float32."""
     from fnmatch import fnmatchcase
 
     found = [case for case in study if any(fnmatchcase(ref, p) for p in case.governs)]

@@ -168,6 +168,7 @@ NOT_NUMERIC = frozenset(
         "__init__.py",
         "__main__.py",
         "batch/equivalence.py",
+        "batch/ray_engine.py",
         "batch/reproduce.py",
         "batch/warm.py",
         "batch/worker.py",
