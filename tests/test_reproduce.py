@@ -869,6 +869,7 @@ def test_a_config_that_only_changed_its_precision_request_is_the_same_setting(tm
         run = _with(config_hash=ran.config_hash(), precision={"requested": asked, "policy": policy}, _dir=str(folder))
         assert ran.config_hash() != job.config_hash
         assert reproduce.stale(job, run, _today(policy="float32")) == why
+        assert reproduce.why_stale(job, [("r1", run)], _today(policy="float32")) == (why or "complete")
     other = load("mnist", ["train.epochs=2"], "full", keras=False)  # a real difference stays one
     folder = tmp_path / "other"
     folder.mkdir()

@@ -308,7 +308,7 @@ def why_stale(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str:
         m
         for _, m in runs
         if m.get("profile") == job.profile
-        and (m.get("config_hash") == job.config_hash or rehashed(m) == job.config_hash)
+        and (m.get("config_hash") == job.config_hash or rehashed(m) == job.config_hash or same_but_precision(job, m))
     ]
     return (stale(job, same[-1], today) or "complete") if same else NEVER_RUN
 
