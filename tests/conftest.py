@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from pathlib import Path
 
@@ -76,6 +77,16 @@ def mnist_config(write_config):
         return write_config(text)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _float32_after_each_test():
+    """A run sets Keras's global dtype policy to its own (mixed_bfloat16 where `auto` says so on an AMX
+    machine) and leaves it: the next test in this process starts from float32 again, as a new process does."""
+    yield
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.config.set_dtype_policy("float32")
 
 
 @pytest.fixture(autouse=True)

@@ -68,8 +68,13 @@ def test_activations_and_filter_pattern_on_the_mnist_model():
         "maxpooling2d_2": (5, 5, 64),
         "conv2d_3": (3, 3, 64),
     }
-    image, before, after = explain.filter_pattern(model, 2, filter_index=3, steps=5, pixel_scale=1.0)
-    assert image.shape == (28, 28, 1) and after > before  # gradient ascent raises the filter's mean activation
+    # a ReLU filter silent on the grey start image has no gradient to climb (which one is silent depends on the
+    # initial weights, so on the machine's kernels): the first filter alive there
+    for f in range(64):
+        image, before, after = explain.filter_pattern(model, 2, filter_index=f, steps=5, pixel_scale=1.0)
+        if before > 0:
+            break
+    assert image.shape == (28, 28, 1) and 0 < before < after  # gradient ascent raises the filter's mean activation
 
 
 def test_explain_a_real_run(cli, data_dir, tmp_path):

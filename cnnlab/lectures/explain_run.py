@@ -126,7 +126,12 @@ def run_explain(
     from cnnlab.config.experiment import Ctx
     from cnnlab.models.stack import build_model
 
-    model = build_model(exp.config.model, exp.config.name, Ctx(str(run / "config.yaml")))
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # gradients in full precision, whatever the run trained in (its
+    try:  # weights are float32 either way; TensorFlow's eager ReluGrad has no bfloat16 kernel on the CPU)
+        model = build_model(exp.config.model, exp.config.name, Ctx(str(run / "config.yaml")))
+    finally:
+        keras.config.set_dtype_policy(policy)
     try:
         model.load_weights(model_file)
     except (ValueError, OSError) as exc:
