@@ -719,6 +719,7 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         ("bench.md", "cnnlab vs plain Keras training time"),
         ("bench_images.md", "decoding, augmentation and quick-profile times of the image family"),
         ("bench_backends.md", "seconds per epoch under each Keras backend"),
+        ("precision.md", "the precision study: which families train to the same numbers in bfloat16 (auto)"),
         ("bench_precision.md", "float32 against mixed_bfloat16, and what train.precision: auto picks"),
     ):
         if (root / extra).is_file():
