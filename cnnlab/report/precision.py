@@ -107,10 +107,11 @@ class Arm:
     std: float
     seeds: tuple
     walls: tuple[tuple[str, float], ...]  # (device, wall seconds) of each run that recorded one
+    machines: tuple[str, ...] = ()  # every run's device (walls leaves resumed runs out)
 
     @property
     def devices(self) -> tuple[str, ...]:
-        return tuple(sorted({d for d, _ in self.walls}))
+        return tuple(sorted({*self.machines, *(d for d, _ in self.walls)}))
 
     def wall_on(self, devices) -> float | None:
         """The mean wall time of the runs made on `devices`."""
@@ -120,9 +121,10 @@ class Arm:
     @classmethod
     def of(cls, runs: list[tuple[Path, dict]], metric: str) -> Arm:
         values = [float(m["measured"][metric]) for _, m in runs]
-        walls = [
+        walls = [  # a resumed run's wall time covers only its last epochs: not a run's time
             ((m.get("environment") or {}).get("device") or "?", (m.get("timing") or {}).get("wall_seconds"))
             for _, m in runs
+            if not m.get("resumed_from_epoch")
         ]
         return cls(
             len(values),
@@ -130,6 +132,7 @@ class Arm:
             statistics.stdev(values) if len(values) > 1 else 0.0,
             tuple(sorted((m.get("seed") for _, m in runs), key=str)),
             tuple((d, float(w)) for d, w in walls if isinstance(w, (int, float))),
+            tuple((m.get("environment") or {}).get("device") or "?" for _, m in runs),
         )
 
 
@@ -211,7 +214,8 @@ def markdown(df) -> str:
         "takes `train.precision: auto` as its full profile's default (bfloat16 where the machine computes it "
         "natively, float32 elsewhere); every other stays float32, and every quick profile is float32 "
         "(tests/test_precision_study.py holds the configs to this table). Wall times include data loading and, "
-        "for vgg16_features, the first run's feature extraction (later runs read the cache).",
+        "for vgg16_features, the first run's feature extraction (later runs read the cache); a resumed run's is left "
+        "out, and most were measured beside other work on the same two cores: indicative only.",
         "",
         "| experiment (metric) | float32: mean ± std (n) | mixed_bfloat16: mean ± std (n) | bf16 − f32 [95% Welch] "
         "| seeds' spread | verdict | wall f32 → bf16 (same machine) | full profile of | takes |",
