@@ -26,9 +26,7 @@ from cnnlab.batch.reproduce import (
     Progress,
     _short,
     error_line,
-    finish,
     headline,
-    interrupted,
 )
 from cnnlab.errors import CnnlabError
 
@@ -327,9 +325,7 @@ def execute(
 ) -> int:
     """reproduce's batch on Ray: the same plan, skips, progress lines, reproduce.json and summary as the local
     engine; 0, 1 when a run failed, 130 on Ctrl-C (running runs stopped, resumable on their node)."""
-    import threading
-
-    from cnnlab.batch.reproduce import _beat_until, heartbeat_seconds, run_workers
+    from cnnlab.batch.reproduce import drive, run_workers
 
     resources = start(address)
     plan = plan_slots(resources, runs_per_gpu, slots)
@@ -346,14 +342,4 @@ def execute(
         from cnnlab.store.files import cache_dir
 
         state.partial_roots.append(cache_dir("ray", "results").resolve())
-    beating = threading.Event()
-    if (seconds := heartbeat_seconds()) > 0:
-        threading.Thread(target=_beat_until, args=(state, beating, seconds), daemon=True).start()
-    try:
-        run_workers(state, batch.devices, names=batch.devices)
-    except KeyboardInterrupt:
-        return interrupted(state)
-    finally:
-        beating.set()
-        runner.close()
-    return finish(state)
+    return drive(state, lambda: run_workers(state, batch.devices, names=batch.devices), runner.close)

@@ -399,9 +399,9 @@ def _write_fingerprints(stored: dict) -> None:
         pass  # a cache: the next batch computes it again
 
 
-def rehashed(metrics: dict) -> str | None:
-    """The config hash of a run's own config.yaml read by today's schema (so that a key added since, at its
-    default, leaves the run current), or None; `metrics` from existing_runs carries its folder."""
+def _run_experiment(metrics: dict):
+    """The run's own config.yaml loaded by today's schema (memoised by path and text), or None when it cannot
+    be read; `metrics` from existing_runs carries its folder."""
     from cnnlab.config.experiment import load
     from cnnlab.errors import CnnlabError
 
@@ -413,17 +413,22 @@ def rehashed(metrics: dict) -> str | None:
         key = (str(path), path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
-    if key not in _REHASHED:  # a batch asks once per job of the experiment and the dry run again for its reason
+    if key not in _RUN_EXPERIMENTS:  # a batch asks once per job of the experiment and the dry run again
         try:
-            _REHASHED[key] = load(path).config_hash()
+            _RUN_EXPERIMENTS[key] = load(path)
         except (CnnlabError, OSError):
-            _REHASHED[key] = None
-    return _REHASHED[key]
+            _RUN_EXPERIMENTS[key] = None
+    return _RUN_EXPERIMENTS[key]
 
 
-_REHASHED: dict[tuple[str, str], str | None] = {}  # (config.yaml, its text) → its hash by today's schema
+_RUN_EXPERIMENTS: dict[tuple[str, str], object] = {}  # (config.yaml, its text) → its Experiment, or None
 
-PRECISION_KEYS = ("precision", "mixed_precision")
+
+def rehashed(metrics: dict) -> str | None:
+    """The config hash of a run's own config.yaml read by today's schema (so that a key added since, at its
+    default, leaves the run current), or None."""
+    exp = _run_experiment(metrics)
+    return None if exp is None else exp.config_hash()
 
 
 def precision_free_hash(plain: dict) -> str:
@@ -434,8 +439,10 @@ def precision_free_hash(plain: dict) -> str:
 
     import yaml
 
+    from cnnlab.report.compare import without_precision
+
     decisive = {k: plain[k] for k in ("name", "data", "model", "train", "seed")}
-    decisive["train"] = {k: v for k, v in decisive["train"].items() if k not in PRECISION_KEYS}
+    decisive["train"] = without_precision(decisive["train"])
     text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -443,23 +450,12 @@ def precision_free_hash(plain: dict) -> str:
 def same_but_precision(job: Job, metrics: dict) -> bool:
     """Whether the run's own config.yaml (read by today's schema) is the job's config but for the precision
     request; False where either cannot be read."""
-    from cnnlab.config.experiment import load, to_plain
-    from cnnlab.errors import CnnlabError
+    from cnnlab.config.experiment import to_plain
 
-    run = metrics.get("_dir")
-    if not run or job.experiment is None:
+    exp = _run_experiment(metrics)
+    if exp is None or job.experiment is None:
         return False
-    path = Path(run) / "config.yaml"
-    try:
-        key = ("precision-free", str(path), path.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return False
-    if key not in _REHASHED:
-        try:
-            _REHASHED[key] = precision_free_hash(to_plain(load(path, keras=False).config))
-        except (CnnlabError, OSError):
-            _REHASHED[key] = None
-    return _REHASHED[key] is not None and _REHASHED[key] == precision_free_hash(to_plain(job.experiment.config))
+    return precision_free_hash(to_plain(exp.config)) == precision_free_hash(to_plain(job.experiment.config))
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
@@ -782,22 +778,30 @@ def execute(
         data_dir,
         today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root)),
     )
+
+    def in_order() -> None:
+        for i in range(len(batch.jobs)):
+            state.current = i
+            state.run(i)
+
+    work = (lambda: run_workers(state, batch.devices)) if batch.devices else in_order
+    return drive(state, work, state.close_processes)
+
+
+def drive(state: Progress, work: Callable[[], None], close: Callable[[], None]) -> int:
+    """Run an engine's `work` with the heartbeat lines beside it, then reproduce.json, the summary and the exit
+    status (`finish`), or on Ctrl-C the interrupted record (130); `close` ends the engine's processes either way."""
     beating = threading.Event()
     seconds = heartbeat_seconds()
     if seconds > 0:
         threading.Thread(target=_beat_until, args=(state, beating, seconds), daemon=True).start()
     try:
-        if batch.devices:
-            run_workers(state, batch.devices)
-        else:
-            for i in range(len(batch.jobs)):
-                state.current = i
-                state.run(i)
+        work()
     except KeyboardInterrupt:
         return interrupted(state)
     finally:
         beating.set()
-        state.close_processes()
+        close()
     return finish(state)
 
 

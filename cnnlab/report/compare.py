@@ -76,14 +76,21 @@ def run_verdicts(run_dir: Path, metrics: dict, profile: str, overrides) -> list[
     return lines
 
 
-PRECISION_KEYS = ("train.precision", "train.mixed_precision")
+PRECISION_KEYS = ("precision", "mixed_precision")  # train's keys that request a precision, not a setting
+
+
+def without_precision(train: dict) -> dict:
+    """A plain config's `train` without its precision request (a run set is split by the precision *policy*
+    its runs trained under: `signature`)."""
+    return {k: v for k, v in train.items() if k not in PRECISION_KEYS}
 
 
 def setting_overrides(overrides) -> tuple[str, ...]:
     """The overrides that change the setting: all but seed and fold, which repeat it, and the precision request,
     which is judged by the policy it became (`signature`): `train.precision=float32` on a float32 config changes
     nothing, and a bfloat16 run is a run set of its own whether its config or its command line asked for it."""
-    return tuple(sorted(o for o in overrides if _key(o) not in (*SWEEP_KEYS, *PRECISION_KEYS)))
+    dropped = (*SWEEP_KEYS, *(f"train.{k}" for k in PRECISION_KEYS))
+    return tuple(sorted(o for o in overrides if _key(o) not in dropped))
 
 
 def signature(m: dict) -> tuple:
@@ -151,7 +158,7 @@ def setting_digest(plain: dict) -> str:
     import yaml
 
     decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
-    decisive["train"] = {k: v for k, v in decisive["train"].items() if k not in ("precision", "mixed_precision")}
+    decisive["train"] = without_precision(decisive["train"])
     options = dict(decisive["data"].get("options") or {})
     options.pop("fold", None)
     decisive["data"] = {**decisive["data"], "options": options}

@@ -198,7 +198,7 @@ def table(root: Path, study=STUDY):
 
 
 def _num(x, fmt: str = ".4f") -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+    return "–" if _nan(x) else format(x, fmt)
 
 
 def markdown(df) -> str:
