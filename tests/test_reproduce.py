@@ -250,9 +250,16 @@ def _with(**changes) -> dict:
         (_with(config_hash="h2"), _today(), "its config differs"),
         (RUN, _today(keras="3.16.0"), "Keras 3.15.1, now 3.16.0"),
         (RUN, _today(backend="torch"), "backend jax, now torch"),
-        (RUN, _today(policy="mixed_bfloat16"), "precision float32, now mixed_bfloat16"),  # 'auto' on an AMX machine
+        # 'auto' on an AMX machine takes the float32 run another machine made (the study found them equivalent)
+        (RUN, _today(policy="mixed_bfloat16"), None),
         (RUN, _today(policy=None), None),  # a GPU whose capability is unknown
-        (_with(precision={}, dtype_policy="mixed_bfloat16"), _today(), "precision mixed_bfloat16, now float32"),
+        (_with(precision={}, dtype_policy="mixed_bfloat16"), _today(), None),  # and the reverse, on an older record
+        # but never a policy auto cannot choose
+        (
+            _with(precision={"requested": "mixed_float16", "policy": "mixed_float16"}),
+            _today(),
+            "precision mixed_float16, now float32",
+        ),
         (RUN, _today(data="d2"), "the data differ"),
         (RUN, _today(data=None), "the data cannot be loaded now"),
         (_with(data={"dataset": "mnist"}), _today(), "no data fingerprint recorded"),
@@ -274,6 +281,35 @@ def test_skip_key_table(run, today, why):
     job = Job("mnist", "mnist", 1, (), "full", "h1", precision="auto")
     assert reproduce.stale(job, run, today) == why
     assert reproduce.is_complete(job, [("r1", run)], today) == ("r1" if why is None else None)
+
+
+@pytest.mark.parametrize("asked", ["float32", "mixed_bfloat16"])
+def test_an_explicit_precision_request_needs_its_own_policy(asked):
+    """`train.precision=float32` (the precision study's float32 arm, a bit-for-bit comparison) is not `auto`: a
+    run in the other policy does not count, in either direction; the dry run and the skip line say which it took."""
+    other = "mixed_bfloat16" if asked == "float32" else "float32"
+    job = Job("mnist", "mnist", 1, (), "full", "h1", precision=asked)
+    run = _with(precision={"requested": other, "policy": other})
+    assert reproduce.stale(job, run, _today(policy=asked)) == f"precision {other}, now {asked}"
+    assert reproduce.stale(job, _with(precision={"requested": asked, "policy": asked}), _today(policy=asked)) is None
+    auto = Job("mnist", "mnist", 1, (), "full", "h1", precision="auto")
+    assert reproduce.skip_note("r1", [("r1", run)], auto, _today(policy=asked)) == (
+        f"(complete: r1; {other}, which auto also takes)"
+    )
+    assert reproduce.skip_note("r1", [("r1", run)], auto, _today(policy=other)) == "(complete: r1)"
+
+
+def test_auto_choices_are_what_auto_can_resolve_to():
+    """AUTO_CHOICES (the batch's list, kept without importing the training package) against train.precision's
+    resolve over every kind of machine: CPU flags both ways, GPUs old and new."""
+    from cnnlab.train.precision import resolve
+
+    got = {
+        resolve("auto", flags=flags, gpus=gpus).policy
+        for flags in ([], ["amx_bf16"], ["avx512_bf16"])
+        for gpus in ([], [(7, 5)], [(8, 0)], [(9, 0), (7, 0)])
+    }
+    assert got == set(reproduce.AUTO_CHOICES)
 
 
 def test_is_complete_takes_the_newest_run_that_counts_and_loads_the_data_only_for_a_match():
@@ -852,15 +888,16 @@ def test_the_default_protocol_is_the_reference_s_own():
 
 def test_a_config_that_only_changed_its_precision_request_is_the_same_setting(tmp_path):
     """mnist.yaml going from float32 to `auto`, or a run that asked for mixed_bfloat16 by name: the config hash
-    differs, the setting does not; the precision *policy* then decides (float32 here, so a float32 run counts
-    and a bfloat16 one does not)."""
+    differs, the setting does not; the precision *policy* then decides (a float32 or bfloat16 run counts for
+    `auto`, a float16 one does not)."""
     from cnnlab.config.experiment import load
 
     now = load("mnist", ["train.precision=auto"], "full", keras=False)
     job = Job("mnist", "mnist", 1, (), "full", now.config_hash(), precision="auto", experiment=now)
     for asked, policy, why in (
         ("float32", "float32", None),
-        ("mixed_bfloat16", "mixed_bfloat16", "precision mixed_bfloat16, now float32"),
+        ("mixed_bfloat16", "mixed_bfloat16", None),  # a policy auto can choose (AUTO_CHOICES)
+        ("mixed_float16", "mixed_float16", "precision mixed_float16, now float32"),
     ):
         ran = load("mnist", [f"train.precision={asked}"], "full", keras=False)
         folder = tmp_path / asked

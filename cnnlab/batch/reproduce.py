@@ -46,6 +46,7 @@ from cnnlab.batch import equivalence
 from cnnlab.batch.warm import WarmProcess
 from cnnlab.errors import CnnlabError, strip_ansi, suggest
 from cnnlab.store import meta
+from cnnlab.store.results import precision_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 REPORT = "reproduce.json"
@@ -270,9 +271,9 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     for key in ("keras", "backend"):
         if env.get(key) != today.software[key]:
             return f"{'Keras' if key == 'keras' else 'backend'} {env.get(key)}, now {today.software[key]}"
-    recorded = (metrics.get("precision") or {}).get("policy") or metrics.get("dtype_policy") or "float32"
+    recorded = precision_of(metrics)
     expected = today.precision(job)
-    if expected is not None and recorded != expected:
+    if expected is not None and recorded != expected and not (job.precision == "auto" and recorded in AUTO_CHOICES):
         return f"precision {recorded}, now {expected}"
     printed = (metrics.get("data") or {}).get("fingerprint")
     if not printed:
@@ -281,6 +282,13 @@ def stale(job: Job, metrics: dict, today: Today) -> str | None:
     if now != printed:
         return "the data differ" if now else "the data cannot be loaded now"
     return None
+
+
+# What `train.precision: auto` can become (train.precision.resolve). A config says auto only where the precision
+# study (cnnlab precision) measured the two equivalent, so a finished run in either counts as an auto job done:
+# a reproduction made in float32 on a machine without native bfloat16 is not redone on the next machine, which
+# has it (nor the reverse). An explicit request (train.precision=float32) still needs its own policy.
+AUTO_CHOICES = ("float32", "mixed_bfloat16")
 
 
 def current_software() -> dict:
@@ -294,12 +302,19 @@ def is_complete(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str
     return next((run_id for run_id, m in reversed(list(runs)) if stale(job, m, today) is None), None)
 
 
-def skip_note(run_id: str, runs: Iterable[tuple[str, dict]]) -> str:
+def skip_note(run_id: str, runs: Iterable[tuple[str, dict]], job: Job | None = None, today: Today | None = None) -> str:
     """'(complete: <id>)' for the run that counts as the job done, saying when it counts through a measured code
-    equivalence: a complete run whose recorded numeric code differs from today's can only count that way."""
-    code = next((m.get("code") for rid, m in runs if rid == run_id), None)
+    equivalence: a complete run whose recorded numeric code differs from today's can only count that way; and
+    when an `auto` job counts a run made in auto's other policy (AUTO_CHOICES)."""
+    m = next((m for rid, m in runs if rid == run_id), {})
+    code = m.get("code")
     carried = isinstance(code, dict) and bool(code) and bool(meta.code_changes(code))
-    return f"(complete: {run_id}{'; made by earlier code measured equivalent (cnnlab vouch)' if carried else ''})"
+    notes = ["made by earlier code measured equivalent (cnnlab vouch)"] if carried else []
+    if job is not None and today is not None and job.precision == "auto":
+        expected = today.precision(job)
+        if expected is not None and precision_of(m) != expected:
+            notes.append(f"{precision_of(m)}, which auto also takes")
+    return f"(complete: {run_id}{''.join('; ' + n for n in notes)})"
 
 
 def why_stale(job: Job, runs: Iterable[tuple[str, dict]], today: Today) -> str:
@@ -862,7 +877,9 @@ class Progress:
         self.skips = {
             i: None if batch.force else is_complete(job, history[job.name], today) for i, job in enumerate(batch.jobs)
         }
-        self.notes = {i: skip_note(rid, history[batch.jobs[i].name]) for i, rid in self.skips.items() if rid}
+        self.notes = {
+            i: skip_note(rid, history[batch.jobs[i].name], batch.jobs[i], today) for i, rid in self.skips.items() if rid
+        }
         self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
         self.finished: list[float] = []
         self.running: dict[int, subprocess.Popen | None] = {}
@@ -1124,7 +1141,7 @@ def dry_run(
         done = None if batch.force else is_complete(job, history, today)
         extra = f" {' '.join(job.overrides)}" if job.overrides else ""
         if done:
-            log(f"[{i + 1}/{n}] {job_label(job)}: skipped {skip_note(done, history)}")
+            log(f"[{i + 1}/{n}] {job_label(job)}: skipped {skip_note(done, history, job, today)}")
             continue
         todo.append(job)
         seconds = previous_seconds(job, history)
