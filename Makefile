@@ -8,7 +8,6 @@ PROFILE  ?= full
 EXPS     ?=
 SEEDS    ?=
 FORCE    ?=
-ENGINE   ?=
 # Offline copies of the datasets: ../shared/data when it sits beside the checkout (override: DATA_DIR=/path).
 DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 ifneq ($(strip $(DATA_DIR)),)
@@ -40,12 +39,8 @@ venv-dev: $(VENV)/.installed-dev ## Add the test dependencies (pytest, jax)
 run: venv ## Train one experiment: make run EXP=mnist ARGS="train.epochs=1" (or ARGS="--profile quick")
 	$(BIN)/cnnlab run $(EXP) $(ARGS)
 
-$(VENV)/.installed-ray: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -c requirements.lock -e '.[ray]'
-	touch $@
-
-reproduce: venv $(if $(filter ray,$(ENGINE)),$(VENV)/.installed-ray) ## Every experiment (or EXPS="mnist kim_*") the reference's protocol (3 seeds, Kim's CV sets over 10 folds) or SEEDS=N, PROFILE=quick|full; FORCE=1 reruns complete ones; ENGINE=ray: on Ray actors (installs ray)
-	$(BIN)/cnnlab reproduce $(foreach e,$(EXPS),'$(e)') --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FORCE),--force) $(if $(ENGINE),--engine $(ENGINE)) $(ARGS)
+reproduce: venv ## Every experiment (or EXPS="mnist kim_*") the reference's protocol (3 seeds, Kim's CV sets over 10 folds) or SEEDS=N, PROFILE=quick|full; FORCE=1 reruns complete ones; on Ray (a local runtime; ARGS="--address HOST:6379" for a cluster)
+	$(BIN)/cnnlab reproduce $(foreach e,$(EXPS),'$(e)') --profile $(PROFILE) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(FORCE),--force) $(ARGS)
 
 params: venv ## Print an experiment's parameter table without training: make params EXP=mnist_no_pooling
 	$(BIN)/cnnlab params $(EXP) $(ARGS)

@@ -376,20 +376,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def cmd_reproduce(args) -> int:
-    """`cnnlab reproduce`: cnnlab.batch.reproduce's, with the Ray engine handed in when asked for (the batch layer
-    cannot import it: it runs the command line in its actors)."""
-    from cnnlab.batch import reproduce
+    """`cnnlab reproduce`: cnnlab.batch.reproduce's, on cnnlab.batch.ray_engine's Ray engine (handed in here: the
+    batch layer cannot import the engine, whose actors run the experiments)."""
+    from cnnlab.batch import ray_engine, reproduce
 
-    engines = {}
-    if getattr(args, "engine", "local") == "ray":
-        import importlib.util
-
-        if importlib.util.find_spec("ray") is None:
-            raise CnnlabError("reproduce --engine ray: Ray is not installed here; pip install 'ray==2.60.0'")
-        from cnnlab.batch import ray_engine
-
-        engines["ray"] = ray_engine.execute
-    return reproduce.cmd_reproduce(args, engines)
+    return reproduce.cmd_reproduce(args, ray_engine.RayEngine)
 
 
 class Terminated(KeyboardInterrupt):

@@ -1,6 +1,6 @@
 """The package's import graph: no cycle at all, not even through the imports inside functions (which run later,
-but still tie two modules together), and nothing below the command line imports it (the batch, the worker's
-parent side and the calculators take their paths from cnnlab.paths)."""
+but still tie two modules together), and nothing below the command line imports it (the batch, its Ray
+engine and the calculators take their paths from cnnlab.paths)."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def test_no_cycle_even_through_imports_inside_functions():
 
 def test_nothing_imports_the_command_line_but_its_entry_points():
     importers = {m for m, deps in _graph(lazy=True).items() if "cnnlab.cli" in deps}
-    assert importers == {"cnnlab.__main__", "cnnlab.batch.worker"}  # the two ways a process starts the CLI
+    assert importers == {"cnnlab.__main__"}  # `python -m cnnlab`; reproduce's Ray actors run cnnlab.train directly
     assert not any("cnnlab.cli" in comp for comp in _cycles(_graph(lazy=True)))
 
 
@@ -135,7 +135,7 @@ LAYERS = [
     ("training", "train.*"),
     ("report and lectures", "report.* lectures.*"),
     ("batch", "batch.*"),
-    ("entry points", "cli __main__ batch.worker"),
+    ("entry points", "cli __main__"),
 ]
 
 
@@ -166,5 +166,5 @@ def test_every_import_points_down_the_layers():
 
 def test_the_layer_rule_catches_an_upward_import():
     assert _layer_of("train.runner") > _layer_of("models.stack") > _layer_of("config.keras_specs")
-    assert _layer_of("batch.worker") == len(LAYERS) - 1 and _layer_of("batch.reproduce") == len(LAYERS) - 2
+    assert _layer_of("cli") == len(LAYERS) - 1 and _layer_of("batch.ray_engine") == len(LAYERS) - 2
     assert _layer_of("data.sst") == 0 and _layer_of("data.kim") == 1 and _layer_of("no.such") == -1

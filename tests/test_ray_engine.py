@@ -1,16 +1,25 @@
-"""`cnnlab reproduce --engine ray` (cnnlab.batch.ray_engine): what travels back from a node and how it lands, the
-slots Ray is asked for, a local batch bit-identical to the local engine's, and a two-node cluster on this machine
+"""`cnnlab reproduce`'s engine (cnnlab.batch.ray_engine): what travels back from a node and how it lands, the slots
+Ray is asked for, a warm actor's run bit-identical to a fresh process's, failures and a killed actor that are
+their run's and never the next run's, Ctrl-C, GPUs named by --devices, and a two-node cluster on this machine
 losing a node mid-batch (ray.cluster_utils)."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from cnnlab.batch import ray_engine as RE
+from cnnlab.batch import reproduce
+from cnnlab.errors import CnnlabError
+from cnnlab.store.results import complete_runs
 
 QUICK = ["--profile", "quick", "data.train_subset=200", "data.test_subset=100", "train.epochs=1"]
 
@@ -37,65 +46,176 @@ def test_a_delivered_run_appears_whole_under_a_free_id(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "resources, per_gpu, slots, want",
+    "resources, per_gpu, slots, devices, want",
     [
-        ({"CPU": 2}, None, None, RE.Slots(1, 2.0, 0.0)),  # one run at a time, on every CPU
-        ({"CPU": 16}, None, 4, RE.Slots(4, 4.0, 0.0)),
-        ({"CPU": 16, "GPU": 1}, 8, None, RE.Slots(8, 2.0, 0.125)),  # eight runs packed on one GPU
-        ({"CPU": 16, "GPU": 2}, None, None, RE.Slots(2, 8.0, 1.0)),
+        ({"CPU": 2}, None, None, None, [(2.0, 0.0)]),  # one run at a time, on every CPU
+        ({"CPU": 16}, None, 4, None, [(4.0, 0.0)] * 4),
+        ({"CPU": 2}, None, 4, None, [(0.5, 0.0)] * 4),  # more slots than CPUs: a share each
+        ({"CPU": 16, "GPU": 1}, 8, None, None, [(2.0, 0.125)] * 8),  # eight runs packed on one GPU
+        ({"CPU": 16, "GPU": 2}, None, None, None, [(8.0, 1.0)] * 2),
+        ({"CPU": 8, "GPU": 2}, 2, None, ["0", "3", "cpu"], [(1.0, 0.5)] * 4 + [(1.0, 0.0)]),
+        ({"CPU": 2}, None, None, ["cpu", "cpu"], [(1.0, 0.0)] * 2),
     ],
 )
-def test_slots(resources, per_gpu, slots, want):
-    assert RE.plan_slots(resources, per_gpu, slots) == want
+def test_slots(resources, per_gpu, slots, devices, want):
+    got = RE.plan_slots(resources, per_gpu, slots, devices)
+    assert [(s.num_cpus, s.num_gpus) for s in got] == want
+    assert [s.label for s in got] == [f"ray {k + 1}" for k in range(len(want))]
 
 
-def test_engine_flags_are_checked_before_anything_runs(cli, tmp_path):
-    code, _, err = cli("--results-dir", tmp_path, "reproduce", "mnist", "--slots", "2")
-    assert code == 2 and "need --engine ray" in err
-    code, _, err = cli("--results-dir", tmp_path, "reproduce", "mnist", "--engine", "ray", "--devices", "cpu")
-    assert code == 2 and "--devices is the local engine's" in err
+def test_a_runs_failure_is_a_value_with_its_one_line_reason(tmp_path, monkeypatch, capsys):
+    """What the actor answers instead of the driver scraping stderr: a user error's status and line, a bug's
+    exception line (its traceback on the run's stderr), 130 when stopped."""
+    from cnnlab.config import experiment
+
+    job = {"ref": "mnist", "overrides": [], "profile": "quick"}
+    for raised, want in (
+        (
+            CnnlabError("configs/mnist.yaml: train.epochz: unknown key"),
+            (2, "configs/mnist.yaml: train.epochz: unknown key"),
+        ),
+        (ValueError("NaN loss at epoch 3"), (1, "ValueError: NaN loss at epoch 3")),
+        (KeyboardInterrupt(), (130, "interrupted")),
+    ):
+
+        def boom(*a, _e=raised, **k):
+            raise _e
+
+        monkeypatch.setattr(experiment, "load", boom)
+        assert RE.run_here(job, tmp_path) == want
+    assert "Traceback" in capsys.readouterr().err
+    assert RE.short("a\n  b " + "x" * 400).startswith("a b x") and len(RE.short("x" * 400)) == 300
 
 
 @pytest.fixture
 def ray_local():
     ray = pytest.importorskip("ray")
     yield ray
-    ray.shutdown()
+    if ray.is_initialized():
+        ray.shutdown()
 
 
-def _history(run):
-    rows = (run / "history.csv").read_text().splitlines()
-    head = rows[0].split(",")
-    keep = [k for k, h in enumerate(head) if not h.endswith("_seconds")]
-    return [[r.split(",")[k] for k in keep] for r in rows]
+def _history(run: Path) -> list[list[str]]:
+    with open(run / "history.csv") as f:
+        return [[v for k, v in row.items() if not k.endswith("_seconds")] for row in csv.DictReader(f)]
 
 
-def test_a_local_ray_batch_equals_the_local_engine_bit_for_bit(ray_local, cli, data_dir, tmp_path):
-    local, remote = tmp_path / "local", tmp_path / "ray"
-    args = ["reproduce", "mnist", "mnist_dense", *QUICK, "--data-dir", data_dir]
-    assert cli("--results-dir", local, *args)[0] == 0
-    code, out, err = cli("--results-dir", remote, *args, "--engine", "ray")
-    assert code == 0, err
-    assert "ray: " in out and "[ray 1] mnist seed 1: done in" in out
-    for name in ("mnist", "mnist_dense"):
-        (a,) = [p for p in (local / name).iterdir() if p.is_dir()]
-        (b,) = [p for p in (remote / name).iterdir() if p.is_dir()]
-        assert _history(a) == _history(b)
-        ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
-        assert ma["measured"] == mb["measured"] and ma["config_hash"] == mb["config_hash"]
-    report = json.loads((remote / "reproduce.json").read_text())
-    assert [r["status"] for r in report["runs"]] == ["complete", "complete"]
-    # finished runs count for the next batch, whichever engine made them
-    code, out, _ = cli("--results-dir", remote, *args)
-    assert code == 0 and out.count("skipped (complete") == 2
+def _runs(results: Path, name: str) -> dict[int, Path]:
+    return {json.loads((r / "metrics.json").read_text())["seed"]: r for r in complete_runs(results, name)}
 
 
-def test_a_node_lost_mid_batch_fails_its_run_and_the_rest_complete(data_dir, tmp_path, capsys):
-    pytest.importorskip("ray")
+def test_a_warm_actors_run_equals_a_fresh_process_bit_for_bit(ray_local, cli, data_dir, tmp_path):
+    """Seed 2 runs second in its slot's actor (after seed 1: a used process) and must equal `cnnlab run`'s fresh
+    process; the next batch skips both; --isolate gives each run its own actor."""
+    fresh, warm, isolated = tmp_path / "fresh", tmp_path / "warm", tmp_path / "isolated"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(fresh), "run", "mnist", *QUICK, "seed=2"]
+    done = subprocess.run([*cmd, "--data-dir", str(data_dir), "--no-summary"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    args = ["reproduce", "mnist", *QUICK, "--seeds", "2", "--data-dir", data_dir]
+    code, out, err = cli("--results-dir", warm, *args)
+    assert code == 0, out + err
+    assert out.startswith("engine: ray ") and "seed 2: done in" in out
+    (a,), b = complete_runs(fresh, "mnist"), _runs(warm, "mnist")[2]
+    assert _history(a) == _history(b)
+    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
+    assert ma["measured"] == mb["measured"] and ma["config_hash"] == mb["config_hash"]
+    assert mb["environment"]["runs_before_in_process"] == 1 and "runs_before_in_process" not in ma["environment"]
+    assert mb["environment"]["command"].startswith("cnnlab run mnist ") and "seed=2" in mb["environment"]["command"]
+    report = json.loads((warm / "reproduce.json").read_text())
+    assert [r["status"] for r in report["runs"]] == ["complete", "complete"] and report["process"].startswith(
+        "one warm"
+    )
+    code, out, _ = cli("--results-dir", warm, *args)
+    assert code == 0 and out.count("skipped (complete") == 2 and "engine:" not in out  # no engine started
+    code, out, err = cli("--results-dir", isolated, *args, "--isolate")
+    assert code == 0, out + err
+    before = sorted(
+        json.loads((r / "metrics.json").read_text())["environment"]["runs_before_in_process"]
+        for r in complete_runs(isolated, "mnist")
+    )
+    assert before == [0, 0]
+    assert json.loads((isolated / "reproduce.json").read_text())["process"] == "one fresh process per run"
+
+
+def _wait_all(engine: RE.RayEngine, n: int, limit: float = 300) -> list:
+    got, t0 = [], time.perf_counter()
+    while len(got) < n and time.perf_counter() - t0 < limit:
+        got += engine.wait(0.5)
+    return got
+
+
+def test_a_failed_or_killed_run_is_its_own_and_the_next_gets_a_fresh_actor(ray_local, data_dir, tmp_path):
+    import ray
+
+    engine = RE.RayEngine(data_dir=str(data_dir), results_root=tmp_path)
+    try:
+        (slot,) = engine.slots
+        bad = reproduce.Job("mnist", "mnist", 1, ("train.epochz=1",), "quick")
+        engine.submit(slot, bad, tmp_path / "logs" / "bad")
+        ((_, failed),) = _wait_all(engine, 1)
+        assert failed.status == "failed" and failed.exit_code == 2 and "train.epochz" in failed.reason
+        assert "cnnlab: error:" in (tmp_path / "logs" / "bad.err").read_text()
+        assert slot not in engine.actors  # replaced: the next run gets a fresh actor
+
+        good = reproduce.Job("mnist", "mnist", 1, tuple(QUICK[2:]), "quick")
+        engine.submit(slot, good, tmp_path / "logs" / "killed")
+        time.sleep(3)  # the actor is inside the run (TensorFlow importing, or training)
+        ray.kill(engine.actors[slot], no_restart=True)
+        ((_, lost),) = _wait_all(engine, 1)
+        assert lost.status == "failed" and lost.reason.startswith(RE.LOST)
+
+        engine.submit(slot, good, tmp_path / "logs" / "after")
+        ((_, after),) = _wait_all(engine, 1)
+        assert after.status == "complete", after
+        (run,) = complete_runs(tmp_path, "mnist")
+        assert json.loads((run / "metrics.json").read_text())["environment"]["runs_before_in_process"] == 0
+    finally:
+        engine.close()
+
+
+def test_cancel_stops_a_running_run_and_leaves_it_resumable(ray_local, data_dir, tmp_path):
+    """Ctrl-C's path: ray.cancel raises KeyboardInterrupt inside the run, which stops at once and keeps its
+    .partial folder in the node's staging folder; nothing reaches results/."""
+    engine = RE.RayEngine(data_dir=str(data_dir), results_root=tmp_path / "results")
+    try:
+        (slot,) = engine.slots
+        job = reproduce.Job("mnist", "mnist", 1, ("data.train_subset=2000", "train.epochs=50"), "quick")
+        engine.submit(slot, job, tmp_path / "logs" / "long")
+        (staging,) = engine.partial_roots
+        t0 = time.perf_counter()
+        while not list(staging.glob("mnist/.*.partial/history.csv")) and time.perf_counter() - t0 < 180:
+            time.sleep(0.2)  # until its first epoch is written
+        assert list(staging.glob("mnist/.*.partial/history.csv")), "the run never finished an epoch"
+        t1 = time.perf_counter()
+        engine.cancel(30)
+        assert time.perf_counter() - t1 < 30 and not engine.running
+        assert list(staging.glob("mnist/.*.partial")) and not (tmp_path / "results" / "mnist").exists()
+    finally:
+        engine.close()
+
+
+def test_devices_name_the_gpus_the_local_runtime_hands_out(ray_local, monkeypatch):
+    """--devices 1,cpu on a machine with GPUs: Ray starts knowing only GPU 1 (CUDA_VISIBLE_DEVICES), one slot for
+    it and one CPU slot; an actor asking for a GPU is given GPU 1. (Ray's GPUs are logical resources: this runs
+    on a CPU-only machine too.)"""
+    import ray
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    engine = RE.RayEngine(devices=["1", "cpu"])
+    try:
+        assert [(s.num_gpus > 0) for s in engine.plan.values()] == [True, False] and "1 GPUs" in engine.description
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "1"
+        on_gpu = ray.remote(num_gpus=1)(lambda: (RE.device_label(), os.environ.get("CUDA_VISIBLE_DEVICES")))
+        assert ray.get(on_gpu.remote()) == ("gpu 1", "1")
+        assert ray.get(ray.remote(lambda: RE.device_label()).remote()) == "cpu"
+    finally:
+        engine.close()
+
+
+def test_a_node_lost_mid_batch_fails_its_run_and_the_rest_complete(ray_local, data_dir, tmp_path):
     import ray
     from ray.cluster_utils import Cluster
-
-    from cnnlab.batch import reproduce
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     doomed = cluster.add_node(num_cpus=1, resources={"second_node": 1})
@@ -104,29 +224,30 @@ def test_a_node_lost_mid_batch_fails_its_run_and_the_rest_complete(data_dir, tmp
         jobs = reproduce.plan(["mnist"], QUICK[2:], 3, "quick")  # three seeds: each some seconds in a fresh actor
         batch = reproduce.Batch(jobs, "quick", 3, ["mnist"], QUICK[2:], False, None, "test", None, False)
         lines = []
-        done = threading.Event()
+        both_busy = threading.Event()
 
         def log(line):
             lines.append(line)
-            if "started" in line and sum("started" in x for x in lines) == 2:
-                done.set()  # both slots busy: one of them on the node about to go
+            if sum("started" in x for x in lines) == 2:
+                both_busy.set()  # both slots busy: one of them on the node about to go
 
+        engine = RE.RayEngine(data_dir=str(data_dir), address=cluster.address, slots=2, results_root=tmp_path)
         result = {}
         t = threading.Thread(
             target=lambda: result.setdefault(
-                "code", RE.execute(batch, tmp_path, str(data_dir), log=log, address=cluster.address, slots=2)
+                "code", reproduce.execute(batch, tmp_path, lambda: engine, str(data_dir), log=log)
             )
         )
         t.start()
-        assert done.wait(120)
+        assert both_busy.wait(120)
         time.sleep(1.5)  # both actors placed, one per node (1 CPU each); neither run can be over yet
         cluster.remove_node(doomed)
-        t.join(600)
+        t.join(300)
         assert not t.is_alive()
         statuses = [batch.outcomes[i].status for i in range(len(jobs))]
         assert statuses.count("failed") == 1 and statuses.count("complete") == 2, lines
         failed = next(o for o in batch.outcomes.values() if o.status == "failed")
-        assert "Ray worker was lost" in failed.reason
+        assert failed.reason.startswith(RE.LOST)
         assert result["code"] == 1
         assert len([p for p in (tmp_path / "mnist").iterdir() if p.is_dir()]) == 2
     finally:

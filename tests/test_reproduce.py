@@ -6,10 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -89,12 +86,57 @@ def commit(monkeypatch):
     return Commit
 
 
+class FakeEngine:
+    """A stand-in for cnnlab.batch.ray_engine.RayEngine (a test double for the batch's loop, not for Ray, which
+    tests/test_ray_engine.py runs for real): `run_job(job, results_root, log_stem, data_dir)` runs at submit, in
+    this process; its outcome is reported at the next wait. `slots` slots; what the command line asked for in
+    `asked`."""
+
+    description = ""  # no 'engine:' line: the tests read the batch's lines by position
+
+    def __init__(self, run_job, **asked):
+        self.run_job, self.asked = run_job, asked
+        count = asked.get("slots") or len(asked.get("devices") or []) or 1
+        self.slots = [f"ray {k + 1}" for k in range(count)]
+        self.done, self.submitted, self.cancelled, self.closed, self.released = [], [], False, False, []
+
+    def submit(self, slot, job, log_stem):
+        self.submitted.append((slot, job.seed))
+        self.done.append((slot, self.run_job(job, self.asked["results_root"], log_stem, self.asked["data_dir"])))
+
+    def wait(self, timeout):
+        done, self.done = self.done, []
+        return done
+
+    def release(self, slot):
+        self.released.append(slot)
+
+    def cancel(self, grace):
+        self.cancelled = True
+
+    def close(self):
+        self.closed = True
+
+
+def use_engine(monkeypatch, run_job) -> list[FakeEngine]:
+    """Make the command line's engine a FakeEngine running `run_job`; the engines made, for the test to read."""
+    made = []
+
+    def factory(**asked):
+        made.append(FakeEngine(run_job, **asked))
+        return made[-1]
+
+    monkeypatch.setattr("cnnlab.batch.ray_engine.RayEngine", factory)
+    return made
+
+
 @pytest.fixture
 def fake_runs(monkeypatch):
-    """Replace run_job: records each job, returns 'complete' (or what `plan[name, seed]` says)."""
+    """The engine's runs replaced: each job recorded, 'complete' returned (or what `script[name, seed]` says: an
+    Outcome, or 'interrupt' for a Ctrl-C while it runs)."""
     calls, script = [], {}
 
-    def run_job(job, results_root, log_stem, data_dir=None, **process):
+    def run_job(job, results_root, log_stem, data_dir=None):
         calls.append(job)
         outcome = script.get((job.name, job.seed), "complete")
         if outcome == "interrupt":
@@ -105,10 +147,10 @@ def fake_runs(monkeypatch):
             "complete", 1.5, run_id=f"fake_{job.name}_{job.seed}", exit_code=0, headline="test_accuracy 0.5000"
         )
 
-    monkeypatch.setattr(reproduce, "run_job", run_job)
+    engines = use_engine(monkeypatch, run_job)
     # the data as they load now: what fake_complete_run records (the real fingerprint: the end-to-end test)
     monkeypatch.setattr(reproduce, "data_fingerprint", lambda job, data_dir, memo: f"fp-{job.name}")
-    return calls, script
+    return calls, script, engines
 
 
 def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "20240101-000000_full") -> Path:
@@ -437,7 +479,7 @@ def test_a_run_from_before_a_new_schema_key_is_still_complete(tmp_path):
 
 def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
-    calls, _ = fake_runs
+    calls, _, _ = fake_runs
     (job,) = reproduce.plan(["mnist"])
     fake_complete_run(results, job, "c0ffee")
 
@@ -486,66 +528,47 @@ def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_m
 # ------------------------------------------------------------------------------------------------ failures
 
 
-def test_error_line_is_the_childs_one_line_reason():
-    assert (
-        reproduce.error_line("W0 noise\ncnnlab: error: configs/x.yaml: train.epochs: bad\n", 2)
-        == "configs/x.yaml: train.epochs: bad"
-    )
-    tb = (
-        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    boom()\n'
-        "ValueError: NaN loss at epoch 3\n"
-    )
-    assert reproduce.error_line("some warning\n" + tb, 1) == "ValueError: NaN loss at epoch 3"
-    assert reproduce.error_line("", -signal.SIGKILL) == "killed by SIGKILL (out of memory?)"
-    assert reproduce.error_line("", 3) == "exit status 3 with nothing on stderr"
-
-
-# A stand-in for `python -m cnnlab run`: seed 1 fails like a config error, seed 2 crashes with a traceback,
-# seed 3 writes a complete run folder.
-FAKE_CHILD = r"""
-import json, pathlib, sys
-root, name, seed = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-print("training", name, seed)
-if seed == 1:
-    sys.stderr.write("some backend noise\ncnnlab: error: data/mnist: no such file\n"); sys.exit(2)
-if seed == 2:
-    raise MemoryError("out of memory in the child")
-run = root / name / f"20250101-00000{seed}_full"
-run.mkdir(parents=True)
-(run / "metrics.json").write_text(json.dumps({"status": "complete", "profile": "full", "seed": seed,
-    "measured": {"test_accuracy": 0.75, "test_loss": float("nan")}, "timing": {"wall_seconds": 0.1}}))
-(root / name / "20250101-000009_full").mkdir()  # another process's run appearing meanwhile
-((root / name / "20250101-000009_full") / "metrics.json").write_text("{}")
-print(f"results: {run}")
-"""
-
-
-def test_a_failing_run_does_not_stop_the_batch(rcli, configs, commit, tmp_path, monkeypatch):
+def test_a_failing_run_does_not_stop_the_batch(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
-    monkeypatch.setattr(
-        reproduce,
-        "child_command",
-        lambda job, root, data_dir=None: [sys.executable, "-c", FAKE_CHILD, str(root), job.name, str(job.seed)],
-    )
+    calls, script, _ = fake_runs
+    script[("mnist_dense", 1)] = Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file", log="l1")
+    script[("mnist_dense", 2)] = Outcome("failed", 0.4, exit_code=1, reason="MemoryError: out of memory")
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3")
     assert code == 1, out + err
     lines = out.splitlines()
     assert lines[1] == "[1/3] mnist_dense seed 1: FAILED (exit 2): data/mnist: no such file"
-    assert lines[3] == "[2/3] mnist_dense seed 2: FAILED (exit 1): MemoryError: out of memory in the child"
-    assert lines[4].startswith("[3/3] mnist_dense seed 3: started (elapsed 0:00:0")
-    assert lines[4].endswith("left)")  # the estimate: the mean of the two finished runs
-    assert lines[5].startswith("[3/3] mnist_dense seed 3: done in ")
-    assert lines[5].endswith(": test_accuracy 0.7500 (NaN in test_loss)")
+    assert lines[3] == "[2/3] mnist_dense seed 2: FAILED (exit 1): MemoryError: out of memory"
+    # the estimate: the mean of the two finished runs, 0.3 s
+    assert lines[4].startswith("[3/3] mnist_dense seed 3: started (elapsed 0:00:0") and "about 0:00:00 left" in lines[4]
+    assert lines[5] == "[3/3] mnist_dense seed 3: done in 1.5 s: test_accuracy 0.5000"
     assert "2 failed:" in out and "mnist_dense  1     2     data/mnist: no such file" in out
     report = json.loads((results / "reproduce.json").read_text())
     assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 1}
     failed = [r for r in report["runs"] if r["status"] == "failed"]
     assert [(r["seed"], r["exit_code"], r["reason"]) for r in failed] == [
         (1, 2, "data/mnist: no such file"),
-        (2, 1, "MemoryError: out of memory in the child"),
+        (2, 1, "MemoryError: out of memory"),
     ]
-    assert Path(failed[0]["log"] + ".out").read_text() == "training mnist_dense 1\n"
-    assert report["runs"][2]["run_id"] == "20250101-000003_full" and report["runs"][2]["seconds"] > 0
+    assert failed[0]["log"] == "l1" and report["runs"][2]["run_id"] == "fake_mnist_dense_3"
+    assert [c.seed for c in calls] == [1, 2, 3]
+
+
+def test_retry_failed_runs_what_the_last_batch_says_failed(rcli, configs, fake_runs, commit, tmp_path):
+    results = tmp_path / "results"
+    calls, script, _ = fake_runs
+    code, _, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3", "--retry-failed")
+    assert code == 2 and "--retry-failed" in err and "no earlier batch" in err and not calls
+    script[("mnist_dense", 2)] = Outcome("failed", 0.4, exit_code=1, reason="killed")
+    assert rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3")[0] == 1
+    calls.clear()
+    script.clear()
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3", "--retry-failed")
+    assert code == 0 and [c.seed for c in calls] == [2] and out.startswith("[1/1] mnist_dense seed 2: started")
+    report = json.loads((results / "reproduce.json").read_text())
+    assert "--retry-failed" in report["command"] and report["counts"] == {"complete": 1}
+    (results / "reproduce.json").write_text("{not json")
+    code, _, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--retry-failed")
+    assert code == 2 and "cannot read the last batch" in err and err.count("\n") == 1
 
 
 def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fake_runs, commit, tmp_path):
@@ -553,6 +576,8 @@ def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fak
     fake_runs[1][("mnist_narrow", 1)] = "interrupt"
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist*", "mnist_dense", "--seeds", "1")
     assert code == 130
+    (engine,) = fake_runs[2]
+    assert engine.cancelled and engine.closed  # the engine was told to stop its runs, then released
     report = json.loads((results / "reproduce.json").read_text())
     assert report["status"] == "interrupted"
     assert [(r["experiment"], r["status"]) for r in report["runs"]] == [
@@ -560,24 +585,10 @@ def test_ctrl_c_records_the_rest_as_interrupted_and_exits_130(rcli, configs, fak
         ("mnist_narrow", "interrupted"),
         ("mnist_dense", "interrupted"),
     ]
-    assert not (results / "summary.md").exists()
+    assert "interrupted at [2/3]" in out and not (results / "summary.md").exists()
 
 
-def test_ctrl_c_stops_the_running_child(tmp_path, ctrl_c):
-    job = Job("mnist", "mnist", 1, ())
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    child = "import time\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n    raise SystemExit(130)"
-    t0 = time.perf_counter()
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            reproduce.run_job(job, tmp_path / "results", tmp_path / "logs" / "x", command=[sys.executable, "-c", child])
-    finally:
-        timer.cancel()
-    assert time.perf_counter() - t0 < 30
-
-
-# ------------------------------------------------------------------------------------------------ devices
+# ------------------------------------------------------------------------------------------------ devices, slots
 
 
 @pytest.mark.parametrize(
@@ -595,186 +606,86 @@ def test_devices_empty_or_malformed_is_one_line_before_anything_runs(rcli, confi
     code, out, err = rcli(
         "--results-dir", tmp_path / "results", "reproduce", "mnist", "--devices", text, "--seeds", "1"
     )
-    assert code == 2 and out == "" and not fake_runs[0]
+    assert code == 2 and out == "" and not fake_runs[0] and not fake_runs[2]
     assert err.startswith(f"cnnlab: error: reproduce: --devices '{text}': {says}") and "expected GPU ids" in err
     assert err.count("\n") == 1 and not (tmp_path / "results").exists()
 
 
-def test_devices_parse_and_pin():
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--slots", "0"], "--slots 0: expected a whole number >= 1"),
+        (["--runs-per-gpu", "-2"], "--runs-per-gpu -2: expected a whole number >= 1"),
+        (["--devices", "0", "--address", "10.0.0.1:6379"], "a cluster (--address) has its own"),
+    ],
+)
+def test_engine_flags_are_checked_before_anything_runs(rcli, configs, fake_runs, tmp_path, args, says):
+    code, out, err = rcli("--results-dir", tmp_path / "results", "reproduce", "mnist", *args)
+    assert code == 2 and out == "" and says in err and err.count("\n") == 1 and not fake_runs[2]
+
+
+def test_devices_parse():
     assert reproduce.parse_devices("0,1, 2,3") == ["0", "1", "2", "3"]
     assert reproduce.parse_devices("CPU,cpu") == ["cpu", "cpu"] and reproduce.parse_devices("01") == ["1"]
-    assert reproduce.device_env("1") == {"CUDA_VISIBLE_DEVICES": "1"}
-    assert reproduce.device_env("cpu") == {"CUDA_VISIBLE_DEVICES": ""}
-    assert reproduce.worker_names(["0", "1"]) == ["gpu 0", "gpu 1"]
-    assert reproduce.worker_names(["cpu", "0", "cpu"]) == ["cpu#1", "gpu 0", "cpu#2"]
 
 
-@pytest.fixture
-def pinned_runs(monkeypatch):
-    """Replace run_job with a stand-in that records (seed, CUDA_VISIBLE_DEVICES, thread) of each job; `plan[seed]`
-    is a callable run first (wait at a barrier, raise) or an Outcome to return."""
-    calls, script = [], {}
-
-    def run_job(job, results_root, log_stem, data_dir=None, env=None, started=None, process=None):
-        calls.append((job.seed, env["CUDA_VISIBLE_DEVICES"], threading.get_ident()))
-        todo = script.get(job.seed)
-        if isinstance(todo, Outcome):
-            return todo
-        if todo is not None:
-            todo()
-        return Outcome("complete", 0.1, run_id=f"fake_{job.seed}", exit_code=0, headline="test_accuracy 0.5000")
-
-    monkeypatch.setattr(reproduce, "run_job", run_job)
-    # the data as they load now: what fake_complete_run records (the real fingerprint: the end-to-end test)
-    monkeypatch.setattr(reproduce, "data_fingerprint", lambda job, data_dir, memo: f"fp-{job.name}")
-    return calls, script
-
-
-def test_two_workers_run_jobs_concurrently_each_pinned_to_its_device(rcli, configs, pinned_runs, commit, tmp_path):
+def test_the_flags_reach_the_engine_and_several_slots_share_the_jobs(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
-    calls, script = pinned_runs
-    overlap = threading.Barrier(2, timeout=20)  # seeds 1 and 2 meet here only if two jobs run at once
-    script.update({1: overlap.wait, 2: overlap.wait})
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "4", "--devices", "0,1")
-    assert code == 0, out + err
-    assert not overlap.broken and sorted(seed for seed, _, _ in calls) == [1, 2, 3, 4]
-    assert {cuda for _, cuda, _ in calls} == {"0", "1"} and len({t for _, _, t in calls}) == 2
-    assert {c[1] for c in calls if c[0] in (1, 2)} == {"0", "1"}  # the two that overlapped: one on each GPU
+    calls, script, engines = fake_runs
+    script[("mnist_dense", 1)] = Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file")
+    code, out, err = rcli(
+        "--results-dir", results, "reproduce", "mnist_dense", "--seeds", "5", "--devices", "0,cpu", "--isolate"
+    )
+    assert code == 1, out + err
+    (engine,) = engines
+    assert engine.asked["devices"] == ["0", "cpu"] and engine.asked["isolate"] is True
+    assert engine.asked["results_root"] == results and engine.closed
+    # the loop fills both slots, then gives each freed slot the next job in plan order
+    assert engine.submitted == [("ray 1", 1), ("ray 2", 2), ("ray 1", 3), ("ray 2", 4), ("ray 1", 5)]
+    assert sorted(engine.released) == ["ray 1", "ray 2"]  # each slot let go once, when no job was left for it
+    assert "[1/5] [ray 1] mnist_dense seed 1: FAILED (exit 2): data/mnist: no such file" in out
+    assert "[2/5] [ray 2] mnist_dense seed 2: done in 1.5 s: test_accuracy 0.5000" in out
     report = json.loads((results / "reproduce.json").read_text())
-    assert report["status"] == "complete" and report["devices"] == ["0", "1"]
-    assert "--devices 0,1" in report["command"]
-    by_seed = {seed: cuda for seed, cuda, _ in calls}
-    assert [r["device"] for r in report["runs"]] == [f"gpu {by_seed[r['seed']]}" for r in report["runs"]]
-    started = sorted(ln for ln in out.splitlines() if ": started (" in ln)
-    assert len(started) == 4 and all(
-        re.match(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: started", ln) for ln in started
-    )
-    assert any(
-        re.fullmatch(r"\[\d/4\] \[gpu [01]\] mnist_dense seed \d: done in 0.1 s: test_accuracy 0.5000", ln)
-        for ln in out.splitlines()
-    )
+    assert report["devices"] == ["0", "cpu"] and report["slots"] == ["ray 1", "ray 2"]
+    assert [r["device"] for r in report["runs"]] == ["ray 1", "ray 2", "ray 1", "ray 2", "ray 1"]
+    assert "--devices 0,cpu" in report["command"] and report["process"] == "one fresh process per run"
 
 
-def test_without_devices_jobs_run_in_order_in_the_inherited_environment(rcli, configs, fake_runs, commit, tmp_path):
+def test_one_slot_prints_no_slot_names(rcli, configs, fake_runs, commit, tmp_path):
     results = tmp_path / "results"
     code, out, _ = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2")
-    assert code == 0 and [c.seed for c in fake_runs[0]] == [1, 2] and "[gpu" not in out
+    assert code == 0 and [c.seed for c in fake_runs[0]] == [1, 2] and "[ray" not in out
     report = json.loads((results / "reproduce.json").read_text())
     assert "devices" not in report and all("device" not in r for r in report["runs"])
 
 
-def test_a_failing_job_on_one_worker_does_not_stop_the_other(rcli, configs, pinned_runs, commit, tmp_path):
+def test_a_heartbeat_line_comes_from_the_loop_itself(rcli, configs, commit, tmp_path, monkeypatch):
+    """No thread: the loop looks at the engine every POLL_SECONDS and writes the running job's epoch line once
+    its .partial history has grown."""
     results = tmp_path / "results"
-    calls, script = pinned_runs
-    overlap = threading.Barrier(2, timeout=20)  # after seed 1 failed, both workers are still taking jobs
+    monkeypatch.setenv("CNNLAB_HEARTBEAT_SECONDS", "0.05")
+    monkeypatch.setattr(reproduce, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(reproduce, "data_fingerprint", lambda job, data_dir, memo: f"fp-{job.name}")
 
-    def broken():
-        raise OSError("no such interpreter")
+    class Slow(FakeEngine):
+        polls = 0
 
-    script.update(
-        {
-            1: Outcome("failed", 0.2, exit_code=2, reason="data/mnist: no such file"),
-            2: overlap.wait,
-            3: overlap.wait,
-            4: broken,
-        }
-    )
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "5", "--devices", "cpu,cpu")
-    assert code == 1, out + err
-    assert not overlap.broken and {cuda for _, cuda, _ in calls} == {""}
-    assert len({t for seed, _, t in calls if seed in (2, 3)}) == 2
-    report = json.loads((results / "reproduce.json").read_text())
-    assert report["status"] == "failed" and report["counts"] == {"failed": 2, "complete": 3}
-    assert [(r["seed"], r["status"], r.get("reason")) for r in report["runs"] if r["status"] == "failed"] == [
-        (1, "failed", "data/mnist: no such file"),
-        (4, "failed", "OSError: no such interpreter"),
-    ]
-    assert {r["device"] for r in report["runs"]} <= {"cpu#1", "cpu#2"}
-    assert re.search(r"\[1/5\] \[cpu#[12]\] mnist_dense seed 1: FAILED \(exit 2\): data/mnist: no such file", out)
-    assert re.search(r"seed 4: FAILED \(no exit status\): OSError: no such interpreter", out)
-    assert "2 failed:" in out and "mnist_dense  1     2     data/mnist: no such file" in out
+        def submit(self, slot, job, log_stem):
+            partial = results / job.name / ".20250101-000000_full.partial"
+            partial.mkdir(parents=True)
+            (partial / "history.csv").write_text("epoch,loss\n1,0.5\n")
 
+        def wait(self, timeout):
+            time.sleep(timeout)
+            self.polls += 1
+            return [("ray 1", Outcome("complete", 2.0, run_id="r", headline="h"))] if self.polls > 20 else []
 
-# A stand-in for `python -m cnnlab run` pinned to a device: says it started, waits until `wait_for` children
-# have (or sleeps for a Ctrl-C), then writes a complete run that records its CUDA_VISIBLE_DEVICES.
-PINNED_CHILD = r"""
-import json, os, pathlib, sys, time
-root, name, seed, flags, wait_for = pathlib.Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), \
-    pathlib.Path(sys.argv[4]), int(sys.argv[5])
-flags.mkdir(parents=True, exist_ok=True)
-(flags / f"{seed}.started").write_text(str(os.getpid()))
-t0 = time.time()
-try:
-    while len(list(flags.glob("*.started"))) < wait_for and time.time() - t0 < 60:
-        time.sleep(0.05)
-except KeyboardInterrupt:
-    raise SystemExit(130)
-run = root / name / f"20250101-00000{seed}_full"
-run.mkdir(parents=True)
-(run / "metrics.json").write_text(json.dumps({"status": "complete", "profile": "full", "seed": seed,
-    "measured": {"test_accuracy": 0.75}, "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
-    "overlapped": len(list(flags.glob("*.started"))) >= wait_for}))
-print(f"results: {run}")
-"""
-
-
-def pinned_child(monkeypatch, flags: Path, wait_for: int) -> None:
-    monkeypatch.setattr(
-        reproduce,
-        "child_command",
-        lambda job, root, data_dir=None: [
-            sys.executable,
-            "-c",
-            PINNED_CHILD,
-            str(root),
-            job.name,
-            str(job.seed),
-            str(flags),
-            str(wait_for),
-        ],
-    )
-
-
-def test_each_child_process_gets_its_devices_environment(rcli, configs, commit, tmp_path, monkeypatch):
-    results = tmp_path / "results"
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # what the batch itself was given: not inherited
-    pinned_child(monkeypatch, tmp_path / "flags", wait_for=2)
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "2", "--devices", "3,cpu")
-    assert code == 0, out + err
-    report = json.loads((results / "reproduce.json").read_text())
-    seen = {}
-    for r in report["runs"]:
-        metrics = json.loads((results / "mnist_dense" / r["run_id"] / "metrics.json").read_text())
-        assert metrics["overlapped"], "the two children did not run at the same time"
-        seen[r["device"]] = metrics["cuda"]
-    assert seen == {"gpu 3": "3", "cpu": ""}
-
-
-def test_ctrl_c_stops_every_worker_and_marks_the_rest_interrupted(rcli, configs, commit, tmp_path, monkeypatch, ctrl_c):
-    results, flags = tmp_path / "results", tmp_path / "flags"
-    pinned_child(monkeypatch, flags, wait_for=99)  # they wait (60 s at most) for a Ctrl-C
-
-    def ctrl_c_once_both_run():
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 30:
-            if len(list(flags.glob("*.started"))) == 2:
-                os.kill(os.getpid(), signal.SIGINT)
-                return
-            time.sleep(0.05)
-
-    t0 = time.perf_counter()
-    threading.Thread(target=ctrl_c_once_both_run, daemon=True).start()
-    code, out, err = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "3", "--devices", "0,1")
-    assert code == 130, out + err
-    assert time.perf_counter() - t0 < 40
-    report = json.loads((results / "reproduce.json").read_text())
-    assert report["status"] == "interrupted" and report["counts"] == {"interrupted": 3}
-    assert sorted(r.get("device", "-") for r in report["runs"]) == ["-", "gpu 0", "gpu 1"]
-    assert "interrupted: 2 running stopped, the rest not run" in out and out.count(": stopped (Ctrl-C)") == 2
-    for pid in (int(f.read_text()) for f in flags.glob("*.started")):
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)  # every child has ended (and was reaped)
-    assert not (results / "summary.md").exists()
+    made = []
+    monkeypatch.setattr("cnnlab.batch.ray_engine.RayEngine", lambda **kw: made.append(Slow(None, **kw)) or made[-1])
+    code, out, _ = rcli("--results-dir", results, "reproduce", "mnist_dense", "--seeds", "1")
+    assert code == 0, out
+    beats = [ln for ln in out.splitlines() if ": epoch " in ln]
+    assert len(beats) == 1 and beats[0].startswith("[1/1] mnist_dense seed 1: epoch 1/")
 
 
 # ------------------------------------------------------------------------------------------------ dry run
@@ -811,8 +722,9 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     seconds = time.perf_counter() - t0
     assert code == 0, out + err
     lines = out.splitlines()
-    assert lines[0] == "[1/1] mnist seed 1: started (elapsed 0:00:00, time left unknown)"
-    assert lines[1].startswith("[1/1] mnist seed 1: done in ") and ": test_accuracy 0." in lines[1]
+    assert lines[0].startswith("engine: ray ") and "a local runtime" in lines[0] and "1 slot(s)" in lines[0]
+    assert lines[1].startswith("[1/1] mnist seed 1: started (elapsed 0:00:0") and "time left unknown" in lines[1]
+    assert lines[2].startswith("[1/1] mnist seed 1: done in ") and ": test_accuracy 0." in lines[2]
     report = json.loads((results / "reproduce.json").read_text())
     (run,) = report["runs"]
     assert report["status"] == "complete" and run["status"] == "complete"
@@ -822,7 +734,8 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     assert "--no-summary" in metrics["environment"]["command"]
     assert {"train/runner.py", "data/mnist.py", "models/stack.py"} <= set(metrics["code"])
     assert (results / "summary.md").is_file()
-    # the same code, whatever the state of the git tree: the second batch skips it
+    assert metrics["environment"]["runs_before_in_process"] == 0  # its slot's warm actor ran it
+    # the same code, whatever the state of the git tree: the second batch skips it (and starts no engine)
     code, out, err = rcli("--results-dir", results, "reproduce", "mnist", "--data-dir", data_dir, "--seeds", "1")
     assert code == 0 and out.splitlines()[0] == f"[1/1] mnist seed 1: skipped (complete: {run['run_id']})", out + err
     print(f"end-to-end reproduce of the tiny mnist: {seconds:.1f} s (child {run['seconds']:.1f} s)")

@@ -1,4 +1,5 @@
-"""Batches: plan, skip key and execution (`reproduce`), the warm worker process, measured code equivalences.
+"""Batches: plan, skip key and the scheduling loop (`reproduce`), the Ray engine its runs execute on, measured code
+equivalences.
 
 Reference: issue 14 (a layered package); ARCHITECTURE.md.
 """

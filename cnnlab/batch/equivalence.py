@@ -35,7 +35,7 @@ from pathlib import Path
 from cnnlab.errors import CnnlabError
 from cnnlab.store import meta
 from cnnlab.store.files import atomic_write
-from cnnlab.store.meta import NOT_NUMERIC
+from cnnlab.store.meta import NOT_NUMERIC, RETIRED
 from cnnlab.store.results import read_history
 
 RECORDS = "code_equivalence.json"
@@ -76,7 +76,7 @@ FLAT_NOT_NUMERIC = frozenset(
 
 
 def _numeric(rel: str) -> bool:
-    return rel.endswith(".py") and rel not in NOT_NUMERIC and rel not in FLAT_NOT_NUMERIC
+    return rel.endswith(".py") and rel not in NOT_NUMERIC and rel not in RETIRED and rel not in FLAT_NOT_NUMERIC
 
 
 def numeric_tree(package: Path = PACKAGE) -> dict[str, str]:

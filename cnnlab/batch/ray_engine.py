@@ -1,11 +1,12 @@
-"""`cnnlab reproduce --engine ray`: the batch's runs on Ray — an embedded local Ray runtime sized to this machine by
-default, or a running cluster (`--address` / `RAY_ADDRESS`) unchanged — with warm actors (TensorFlow or JAX
-imported once per slot), fractional GPUs (`--runs-per-gpu K` packs K runs on one GPU), and each run's results
-folder coming back to the driver as a value, so that a cluster needs no shared file system.
+"""Where `cnnlab reproduce` runs execute: Ray — an embedded local Ray runtime sized to this machine by default, or a
+running cluster (`--address` / `RAY_ADDRESS`) unchanged — with warm actors (TensorFlow or JAX imported once per
+slot), fractional GPUs (`--runs-per-gpu K` packs K runs on one GPU), and each run's results folder coming back to
+the driver as a value, so that a cluster needs no shared file system.
 
 Reference: issue 16 (batches on an existing engine); Ray's actors (`ray.remote` classes; `max_restarts=0` and
-`max_task_retries=0`: a run on a lost node is reported failed, never silently retried) and `ray.cluster_utils`.
-cnnlab keeps what is its own: the plan, the skip key, reproduce.json, the summary (cnnlab.batch.reproduce).
+`max_task_retries=0`: a run on a lost node is reported failed, never silently retried), `ray.wait`, `max_concurrency`
+and `ray.cluster_utils`. cnnlab keeps what is its own: the plan, the skip key, the scheduling loop, reproduce.json
+and the summary (cnnlab.batch.reproduce); this module is the `Engine` that loop drives.
 Trap: an actor's runs write into *its node's* staging folder (the node's cnnlab cache, `ray/results/`), where a
 stopped run's `.partial` folder and backup stay, so the same job resumes there next time; only a complete run's
 small files (text and PNG, not checkpoints or caches) travel back, and the driver writes them into results/ under
@@ -16,18 +17,11 @@ from __future__ import annotations
 
 import gc
 import os
-import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from cnnlab.batch.reproduce import (
-    Job,
-    Outcome,
-    Progress,
-    _short,
-    error_line,
-    headline,
-)
+from cnnlab.batch.reproduce import Job, Outcome, headline
 from cnnlab.errors import CnnlabError
 
 SMALL_SUFFIXES = (".csv", ".json", ".md", ".yaml", ".png", ".txt")
@@ -67,7 +61,7 @@ def deliver(results_root: Path, name: str, run_id: str, files: dict[str, bytes])
 
 class RunActorBody:
     """What one Ray actor is: a warm process running `cnnlab run` jobs in itself, one after another, into its
-    node's staging folder (cnnlab.batch.worker's loop, without the pipe protocol)."""
+    node's staging folder. It takes two calls at once (max_concurrency=2): a run, and `interrupt` for it."""
 
     def __init__(self, env: dict[str, str] | None = None):
         from cnnlab import quiet
@@ -76,6 +70,7 @@ class RunActorBody:
         os.environ.update(env or {})
         quiet.install()
         self.done = 0
+        self.running_thread: int | None = None  # the thread in a run now
         self.staging = cache_dir("ray", "results").resolve()
         self.staging.mkdir(parents=True, exist_ok=True)
 
@@ -100,14 +95,20 @@ class RunActorBody:
         out.write_bytes(b"")
         err.write_bytes(b"")
         os.environ[RUNS_BEFORE] = str(self.done)
-        sys.argv = ["cnnlab", "run", job["ref"], *job["overrides"], "--profile", job["profile"]]  # its command
+        sys.argv = ["cnnlab", "run", job["ref"], *job["overrides"], "--profile", job["profile"], "--no-summary"]
         with redirected(str(out), str(err)):
-            code = run_here(job, self.staging)
+            self.running_thread = threading.get_ident()
+            try:
+                code, reason = run_here(job, self.staging)
+            finally:
+                self.running_thread = None
             keras.backend.clear_session(free_memory=True)
             gc.collect()
         self.done += 1
         answer = {
             "exit": code,
+            "reason": reason,
+            "device": device_label(),
             "stdout": out.read_text(errors="replace")[-20000:],
             "stderr": err.read_text(errors="replace")[-20000:],
             "node": os.uname().nodename,
@@ -119,10 +120,23 @@ class RunActorBody:
             shutil.rmtree(run, ignore_errors=True)  # delivered: the node keeps no second copy
         return answer
 
+    def interrupt(self) -> bool:
+        """Ctrl-C for the run in progress: KeyboardInterrupt raised in its thread, as a terminal's Ctrl-C would
+        raise it (at its next Python bytecode: within one training batch), so the run stops the way `cnnlab
+        run` does, keeping its .partial folder and backup. (ray.cancel only flags a running actor task.)"""
+        import ctypes
 
-def run_here(job: dict, results_root: Path) -> int:
+        ident = self.running_thread
+        if ident is None:
+            return False
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(KeyboardInterrupt))
+        return True
+
+
+def run_here(job: dict, results_root: Path) -> tuple[int, str | None]:
     """`cnnlab run REF OVERRIDES --profile P --no-summary` in this process, with the command line's exit
-    statuses: 0, a user error's one line and its status (2), 130 when stopped, 1 and a traceback for a bug."""
+    statuses and why it failed, as values: (0, None); a user error's status (2) and its one line; (130, ...) when
+    stopped; (1, the exception's last line) and a traceback on stderr for a bug."""
     import sys
     import traceback
 
@@ -135,211 +149,215 @@ def run_here(job: dict, results_root: Path) -> int:
         result = runner.run(exp, Path(results_root), data_dir=job.get("data_dir"), verbose=0)
         for line in run_verdicts(result.run_dir, result.metrics, exp.profile, exp.overrides):
             print(line, flush=True)
-        return 0
+        return 0, None
     except CnnlabError as err:
         print(f"cnnlab: error: {err}", file=sys.stderr)
-        return err.exit_code
+        return err.exit_code, short(str(err))
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
-        return 130
-    except Exception:  # noqa: BLE001  (reported as a crashed child's: its traceback on its stderr)
+        return 130, "interrupted"
+    except Exception as exc:  # noqa: BLE001  (a bug: its traceback on the run's stderr, its last line the reason)
         traceback.print_exc()
-        return 1
+        return 1, short(f"{type(exc).__name__}: {exc}")
 
 
-class ActorStopper:
-    """The `subprocess.Popen` face that reproduce.stop() expects, for a job running on an actor: SIGINT cancels
-    the task (KeyboardInterrupt inside the run: its .partial folder and backup stay), terminate/kill end the
-    actor, wait waits for the task."""
-
-    def __init__(self, actor, ref):
-        self.actor, self.ref = actor, ref
-
-    def send_signal(self, sig) -> None:
-        import ray
-
-        if sig == signal.SIGINT:
-            ray.cancel(self.ref)
-
-    def terminate(self) -> None:
-        import ray
-
-        ray.kill(self.actor, no_restart=True)
-
-    kill = terminate
-
-    def wait(self, timeout: float | None = None):
-        import subprocess
-
-        import ray
-
-        ready, _ = ray.wait([self.ref], timeout=timeout)
-        if not ready:
-            raise subprocess.TimeoutExpired("ray task", timeout)
-        return 0
+def short(text: str, limit: int = 300) -> str:
+    """One line of at most `limit` characters (a reason in reproduce.json and the failure table)."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@dataclass
-class Slots:
-    """What each slot (one actor, one run at a time) asks Ray for, and how many there are."""
+def device_label() -> str:
+    """What this actor computes on: 'gpu 3' (the GPU Ray gave it, as CUDA_VISIBLE_DEVICES names it) or 'cpu'."""
+    import ray
 
-    count: int
+    try:
+        ids = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
+    except Exception:  # noqa: BLE001 — outside an actor (tests): no accelerator
+        ids = []
+    return f"gpu {','.join(map(str, ids))}" if ids else "cpu"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One run at a time: what its actor asks Ray for."""
+
+    label: str
     num_cpus: float
     num_gpus: float
 
 
-def plan_slots(resources: dict, runs_per_gpu: int | None, slots: int | None) -> Slots:
-    """GPUs: `runs_per_gpu` runs share each GPU (a 1/K fraction each), the CPUs split between all runs; CPUs
-    only: one run on all of them, or `slots` runs splitting them."""
-    gpus, cpus = float(resources.get("GPU", 0)), float(resources.get("CPU", 1))
-    if gpus >= 1:
-        k = max(1, runs_per_gpu or 1)
-        count = slots or int(gpus) * k
-        return Slots(count, max(1.0, cpus // count), 1.0 / k)
-    count = max(1, slots or 1)
-    return Slots(count, max(1.0, cpus // count), 0.0)
+def plan_slots(
+    resources: dict, runs_per_gpu: int | None = None, slots: int | None = None, devices: list[str] | None = None
+) -> list[Slot]:
+    """The batch's slots on `resources` (Ray's cluster_resources()). GPUs: `runs_per_gpu` runs share each GPU (a
+    1/K fraction each); `devices` (the local runtime's GPUs and 'cpu' entries): one slot per entry, K per GPU;
+    CPUs only: one run on all of them, or `slots` runs splitting them. The CPUs are split between the slots
+    (a fraction each when there are more slots than CPUs)."""
+    gpus, cpus = int(resources.get("GPU", 0)), float(resources.get("CPU", 1))
+    k = max(1, runs_per_gpu or 1)
+    if devices:
+        kinds = [1.0 / k for d in devices if d != "cpu" for _ in range(k)] + [0.0 for d in devices if d == "cpu"]
+    elif gpus >= 1:
+        kinds = [1.0 / k] * (slots or gpus * k)
+    else:
+        kinds = [0.0] * max(1, slots or 1)
+    count = len(kinds)
+    share = cpus / count if count > cpus else float(cpus // count)
+    return [Slot(f"ray {n + 1}", share, g) for n, g in enumerate(kinds)]
 
 
-class RayRunner:
-    """reproduce's runner (the signature of run_job) on Ray: one actor per worker thread, replaced after a failed
-    run or a lost node, a fresh one per run with --isolate."""
+LOST = "its Ray worker was lost (a node removed or killed, or out of memory?)"
 
-    def __init__(self, slots: Slots, isolate: bool, env: dict[str, str] | None = None):
-        import threading
 
+class RayEngine:
+    """reproduce's Engine on Ray: one actor per slot (started on first use, replaced after a failed run or a lost
+    node, a fresh one per run with --isolate), each run a task whose answer carries the run's files."""
+
+    def __init__(
+        self,
+        devices: list[str] | None = None,
+        isolate: bool = False,
+        data_dir: str | None = None,
+        address: str | None = None,
+        runs_per_gpu: int | None = None,
+        slots: int | None = None,
+        results_root: Path = Path("results"),
+    ):
         import ray
 
-        self.slots, self.isolate, self.env = slots, isolate, env or {}
-        self.cls = ray.remote(max_restarts=0, max_task_retries=0)(RunActorBody)
-        self.actors: dict[int, object] = {}
-        self.lock = threading.Lock()
+        from cnnlab.store.files import cache_dir
 
-    def actor(self):
-        import threading
+        self.results_root, self.isolate = Path(results_root), isolate
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        self.started_here = not ray.is_initialized()
+        resources = start(address, devices)
+        self.plan = {s.label: s for s in plan_slots(resources, runs_per_gpu, slots, devices)}
+        self.slots = list(self.plan)
+        self.cls = ray.remote(max_restarts=0, max_task_retries=0, max_concurrency=2)(RunActorBody)
+        self.env = {"CNNLAB_DATA_DIR": str(data_dir)} if data_dir else {}
+        self.actors: dict[str, object] = {}
+        self.running: dict[object, tuple[str, Job, Path, float]] = {}  # task → (slot, job, log stem, start)
+        first = next(iter(self.plan.values()))
+        self.description = (
+            f"ray {ray.__version__}: {'the cluster at ' + address if address else 'a local runtime'}, "
+            f"{resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; {len(self.slots)} slot(s) of "
+            f"{first.num_cpus:g} CPU" + (f" and {first.num_gpus:g} GPU" if first.num_gpus else "")
+        )
+        # every actor of a local runtime is on this machine: the heartbeat reads its staging folder here
+        self.partial_roots = [] if address else [cache_dir("ray", "results").resolve()]
 
-        key = threading.get_ident()
-        with self.lock:
-            if key not in self.actors:
-                self.actors[key] = self.cls.options(num_cpus=self.slots.num_cpus, num_gpus=self.slots.num_gpus).remote(
-                    self.env
-                )
-            return self.actors[key]
+    def _actor(self, slot: str):
+        if slot not in self.actors:
+            spec = self.plan[slot]
+            self.actors[slot] = self.cls.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus).remote(self.env)
+        return self.actors[slot]
 
-    def drop(self) -> None:
-        import threading
-
+    def _drop(self, slot: str) -> None:
         import ray
 
-        with self.lock:
-            actor = self.actors.pop(threading.get_ident(), None)
+        actor = self.actors.pop(slot, None)
         if actor is not None:
             ray.kill(actor, no_restart=True)
 
-    def close(self) -> None:
+    def submit(self, slot: str, job: Job, log_stem: Path) -> None:
+        import time
+
+        spec = {"ref": job.ref, "name": job.name, "overrides": list(job.overrides), "profile": job.profile}
+        spec["data_dir"] = self.env.get("CNNLAB_DATA_DIR")
+        task = self._actor(slot).run.remote(spec, log_stem.name)
+        self.running[task] = (slot, job, log_stem, time.perf_counter())
+
+    def wait(self, timeout: float) -> list[tuple[str, Outcome]]:
         import ray
 
-        with self.lock:
-            actors, self.actors = list(self.actors.values()), {}
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
+        if not self.running:
+            return []
+        ready, _ = ray.wait(list(self.running), num_returns=1, timeout=timeout)
+        if ready:  # and whatever else has ended meanwhile
+            ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=0)
+        return [self._outcome(task) for task in ready]
 
-    def __call__(self, job: Job, results_root: Path, log_stem: Path, data_dir=None, env=None, started=None, **_):
+    def _outcome(self, task) -> tuple[str, Outcome]:
         import time
 
         import ray
 
-        spec = {
-            "ref": job.ref,
-            "name": job.name,
-            "overrides": list(job.overrides),
-            "profile": job.profile,
-            "data_dir": data_dir,
-        }
-        actor = self.actor()
-        t0 = time.perf_counter()
-        ref = actor.run.remote(spec, log_stem.name)
-        if started is not None:
-            started(ActorStopper(actor, ref))
+        slot, job, stem, t0 = self.running.pop(task)
         try:
-            answer = ray.get(ref)
+            answer = ray.get(task)
         except ray.exceptions.TaskCancelledError:
-            self.drop()
-            raise KeyboardInterrupt from None
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as e:
-            self.drop()
-            return Outcome(
-                "failed",
-                time.perf_counter() - t0,
-                reason=_short(f"its Ray worker was lost (a node removed or killed?): {type(e).__name__}"),
-                log=str(log_stem),
+            self._drop(slot)
+            return slot, Outcome("interrupted", time.perf_counter() - t0, log=str(stem))
+        except ray.exceptions.RayError as e:  # the actor died, its node went away, or Ray killed it for memory
+            self._drop(slot)
+            return slot, Outcome(
+                "failed", time.perf_counter() - t0, reason=f"{LOST}: {type(e).__name__}", log=str(stem)
             )
         seconds = time.perf_counter() - t0
-        log_stem.parent.mkdir(parents=True, exist_ok=True)
-        log_stem.with_suffix(".out").write_text(answer["stdout"])
-        log_stem.with_suffix(".err").write_text(answer["stderr"])
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".out").write_text(answer["stdout"])
+        stem.with_suffix(".err").write_text(answer["stderr"])
         if self.isolate or answer["exit"] != 0:
-            self.drop()  # a failed run may leave state behind: the next run gets a fresh actor
+            self._drop(slot)  # a failed run may leave state behind: the next run gets a fresh actor
+        device = answer.get("device")
         if answer["exit"] != 0:
-            return Outcome(
-                "failed",
-                seconds,
-                exit_code=answer["exit"],
-                reason=error_line(answer["stderr"], answer["exit"]),
-                log=str(log_stem),
-            )
+            status = "interrupted" if answer["exit"] == 130 else "failed"
+            reason = answer.get("reason") or f"exit status {answer['exit']}"
+            return slot, Outcome(status, seconds, exit_code=answer["exit"], reason=reason, log=str(stem), device=device)
         if "run_id" not in answer:
-            return Outcome("failed", seconds, exit_code=0, reason=f"exited 0 but wrote no complete run of {job.name}")
-        run = deliver(Path(results_root), job.name, answer["run_id"], answer["files"])
-        return Outcome("complete", seconds, run_id=run.name, exit_code=0, headline=headline(answer["metrics"]))
+            reason = f"exited 0 but wrote no complete run of {job.name}"
+            return slot, Outcome("failed", seconds, exit_code=0, reason=reason, log=str(stem), device=device)
+        run = deliver(self.results_root, job.name, answer["run_id"], answer["files"])
+        headline_ = headline(answer["metrics"])
+        return slot, Outcome("complete", seconds, run_id=run.name, exit_code=0, headline=headline_, device=device)
+
+    def release(self, slot: str) -> None:
+        self._drop(slot)
+
+    def cancel(self, grace: float) -> None:
+        """Ctrl-C: interrupt every running run (a KeyboardInterrupt inside it: its .partial folder and backup
+        stay on the node), wait up to `grace` seconds, then end the actors still busy."""
+        import ray
+
+        tasks = list(self.running)
+        for task in tasks:
+            actor = self.actors.get(self.running[task][0])
+            if actor is not None:
+                actor.interrupt.remote()
+        if tasks:
+            try:
+                ray.wait(tasks, num_returns=len(tasks), timeout=grace)
+            except KeyboardInterrupt:  # a second Ctrl-C: no more waiting
+                pass
+        self.running.clear()
+
+    def close(self) -> None:
+        import ray
+
+        for slot in list(self.actors):
+            self._drop(slot)
+        if self.started_here and ray.is_initialized():
+            ray.shutdown()
 
 
-def start(address: str | None, num_cpus: int | None = None) -> dict:
-    """Join the cluster at `address` (or $RAY_ADDRESS), else start an embedded local runtime sized to this
-    machine; Ray's resources."""
+def start(address: str | None, devices: list[str] | None = None, num_cpus: int | None = None) -> dict:
+    """Join the cluster at `address`, else start an embedded local runtime sized to this machine (its GPUs, or
+    only those `devices` lists: CUDA_VISIBLE_DEVICES is set to them before Ray starts, so Ray hands out those);
+    Ray's resources."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
     try:
         if not ray.is_initialized():
-            ray.init(
-                address=address,
-                num_cpus=None if address else num_cpus,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+            local = {}
+            if not address:
+                local["num_cpus"] = num_cpus
+                if devices is not None:
+                    gpu_ids = [d for d in devices if d != "cpu"]
+                    os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
+                    local["num_gpus"] = len(gpu_ids)
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
     except (ConnectionError, RuntimeError, ValueError) as e:
-        raise CnnlabError(f"reproduce --engine ray: cannot reach a Ray cluster at {address!r}: {e}") from None
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray runtime"
+        raise CnnlabError(f"reproduce: cannot reach {where}: {short(str(e))}") from None
     return ray.cluster_resources()
-
-
-def execute(
-    batch,
-    results_root: Path,
-    data_dir: str | None = None,
-    log=print,
-    address: str | None = None,
-    runs_per_gpu: int | None = None,
-    slots: int | None = None,
-    today=None,
-) -> int:
-    """reproduce's batch on Ray: the same plan, skips, progress lines, reproduce.json and summary as the local
-    engine; 0, 1 when a run failed, 130 on Ctrl-C (running runs stopped, resumable on their node)."""
-    from cnnlab.batch.reproduce import drive, run_workers
-
-    resources = start(address)
-    plan = plan_slots(resources, runs_per_gpu, slots)
-    env = {"CNNLAB_DATA_DIR": str(data_dir)} if data_dir else {}
-    runner = RayRunner(plan, batch.isolate, env)
-    log(
-        f"ray: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; {plan.count} slot(s) of "
-        f"{plan.num_cpus:g} CPU" + (f" and {plan.num_gpus:g} GPU" if plan.num_gpus else "") + " each"
-    )
-    batch.devices = [f"ray {k + 1}" for k in range(plan.count)]
-    state = Progress(batch, Path(results_root), log, runner, data_dir, today)
-    state.worker_done = runner.drop  # a slot with no job left frees its CPUs for a replacement actor elsewhere
-    if not (address or os.environ.get("RAY_ADDRESS")):  # every actor on this machine: its staging folder is here
-        from cnnlab.store.files import cache_dir
-
-        state.partial_roots.append(cache_dir("ray", "results").resolve())
-    return drive(state, lambda: run_workers(state, batch.devices, names=batch.devices), runner.close)

@@ -1,27 +1,26 @@
-"""`cnnlab reproduce`: run every experiment (or a selection) under N seeds, in child processes, then the summary.
+"""`cnnlab reproduce`: run every experiment (or a selection) under N seeds on an engine's slots, then the summary.
 
-Reference: the project's issue "Batch reproduction you can trust".
-Processes: by default one warm child process (cnnlab/batch/worker.py) runs the jobs one after another and is replaced
-after a failed run; --isolate starts a fresh one per run. Either way a crash, an out-of-memory kill or a NaN in
-a run is that run's failure, never the batch's.
+Reference: the project's issues "Batch reproduction you can trust" and 16 (batches on an existing engine).
+What is cnnlab's own lives here: the plan, the skip key, the one scheduling loop (`schedule`: plan order, the next
+free slot, no threads), progress lines and the heartbeat, reproduce.json and the summary. Where the runs execute is
+the engine's (`Engine`; cnnlab.batch.ray_engine.RayEngine: Ray actors, an embedded local runtime or a cluster),
+handed in by the command line: a crash, an out-of-memory kill, a NaN or a lost node is that run's failure,
+never the batch's, and nothing is retried silently: `--retry-failed` runs again what the last batch's
+reproduce.json says failed (any later batch does too: a failed run is not complete).
 Trap: a run is skipped only when a complete run has the same config hash, profile and code (each cnnlab
 source file that computes numbers and that the run executed, metrics.json "code", has the same SHA-256 now;
 meta.NOT_NUMERIC lists the report and batch files an edit to which keeps runs current), under the same Keras
-version, backend and precision policy, on the same data (data.fingerprint of the arrays as loaded; `Today`,
-`stale`). A commit is not the key (every commit would make every finished run stale, a dirty tree all of them).
-Runs from before the code record count only under the same clean git commit. A code change measured not to
-move a number (`cnnlab vouch`, cnnlab/batch/equivalence.py: seeded quick probes bit-identical under both codes) keeps
-the runs of the earlier code current under the backend it was measured on.
+version, backend and precision policy (`auto` takes either policy it can become), on the same data
+(data.fingerprint of the arrays as loaded; `Today`, `stale`). A commit is not the key (every commit would make
+every finished run stale, a dirty tree all of them). Runs from before the code record count only under the
+same clean git commit. A code change measured not to move a number (`cnnlab vouch`, cnnlab/batch/equivalence.py:
+seeded quick probes bit-identical under both codes) keeps the runs of the earlier code current under the
+backend it was measured on.
 Repeats: by default each experiment is repeated the way its reference measured it — a cross-validated set
 (Kim's MR, Subj, CR, MPQA) over all its folds with the config's seed, anything else over 3 seeds (seed=1..3),
 the quick profile once. With --seeds 1 a run takes the config's own seed with no override; with --seeds N > 1
 run k gets the override seed=k, k = 1..N (the config hash decides whether an earlier run without the override
 already covers seed k).
-Devices: with --devices 0,1 (GPU ids, or 'cpu') one worker thread per listed device takes the next job from
-a shared queue and runs it as now, in its own child process, whose environment pins it to that device
-(CUDA_VISIBLE_DEVICES=<id>, or "" for cpu; TensorFlow, JAX and torch all honour it). Outcomes, progress lines
-and reproduce.json change under one lock; Ctrl-C reaches the main thread only, which stops every running
-child at once. Without --devices the jobs run one after another in the inherited environment.
 """
 
 from __future__ import annotations
@@ -30,21 +29,15 @@ import fnmatch
 import json
 import math
 import os
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from cnnlab.batch import equivalence
-from cnnlab.batch.warm import WarmProcess
-from cnnlab.errors import CnnlabError, strip_ansi, suggest
+from cnnlab.errors import CnnlabError, suggest
 from cnnlab.store import meta
 from cnnlab.store.results import precision_of
 
@@ -80,7 +73,7 @@ class Outcome:
     reason: str | None = None
     headline: str | None = None  # 'test_accuracy 0.8123'
     log: str | None = None  # the child's stdout/stderr files (stem), for a failure
-    device: str | None = None  # the worker that ran it ('gpu 1', 'cpu'), with --devices only
+    device: str | None = None  # what ran it: the actor's "gpu 3" or "cpu" (several slots), else none
 
 
 # --------------------------------------------------------------------------------------------------
@@ -533,157 +526,34 @@ def estimate_left(todo: Sequence[Job], known: dict[Job, float], finished: Sequen
 
 
 # --------------------------------------------------------------------------------------------------
-# One run, in a subprocess
+# The engine: where runs execute
 # --------------------------------------------------------------------------------------------------
 
 
-def child_command(job: Job, results_root: Path, data_dir: str | None = None) -> list[str]:
-    """`python -m cnnlab run` for one job: no summary (the batch writes it once), no Keras progress bars."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "cnnlab",
-        "--results-dir",
-        str(results_root),
-        "run",
-        job.ref,
-        *job.overrides,
-        "--profile",
-        job.profile,
-        "--no-summary",
-        "--verbose",
-        "0",
-    ]
-    return cmd + (["--data-dir", str(data_dir)] if data_dir else [])
+class Engine(Protocol):
+    """Where a batch's runs execute (cnnlab.batch.ray_engine.RayEngine: Ray actors, an embedded local runtime or a
+    cluster). The batch's loop (`schedule`) hands a free slot one job at a time and collects the outcomes; the
+    engine never decides what runs, in what order, or what counts as done."""
 
+    slots: list[str]  # one label per run the engine can hold at once ('ray 1', 'gpu 0#2')
 
-def error_line(stderr: str, returncode: int) -> str:
-    """The one line that says why a child failed: its 'cnnlab: error:' message, else the last line of its
-    traceback, else its last line, else the signal that killed it."""
-    lines = [ln.rstrip() for ln in strip_ansi(stderr).splitlines() if ln.strip()]
-    mine = [ln.split("cnnlab: error:", 1)[1].strip() for ln in lines if "cnnlab: error:" in ln]
-    if mine:
-        return _short(mine[-1])
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("Traceback (most recent call last)")]
-    if starts:
-        tail = [ln for ln in lines[starts[-1] + 1 :] if not ln[:1].isspace()]
-        if tail:
-            return _short(tail[-1])
-    if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        hint = " (out of memory?)" if -returncode == signal.SIGKILL else ""
-        return f"killed by {name}{hint}"
-    return _short(lines[-1]) if lines else f"exit status {returncode} with nothing on stderr"
+    def submit(self, slot: str, job: Job, log_stem: Path) -> None:
+        """Start `job` on `slot` (free); its stdout and stderr end up in `log_stem`.{out,err}."""
 
+    def wait(self, timeout: float) -> list[tuple[str, Outcome]]:
+        """The slots whose runs ended within `timeout` seconds, with their outcomes (a complete run's folder is
+        already in results/): a crash, NaN, out-of-memory or lost node is an Outcome('failed'), never an error."""
 
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    def release(self, slot: str) -> None:
+        """`slot` has no job left in this batch: free what it holds (a cluster may need its CPUs or GPU for
+        another slot's replacement worker)."""
 
+    def cancel(self, grace: float) -> None:
+        """Ctrl-C: stop every running run (its .partial folder and backup stay, resumable), waiting up to
+        `grace` seconds each before ending it by force."""
 
-def run_job(
-    job: Job,
-    results_root: Path,
-    log_stem: Path,
-    data_dir: str | None = None,
-    command: Sequence[str] | None = None,
-    env: dict[str, str] | None = None,
-    started: Callable[[subprocess.Popen], None] | None = None,
-    process: WarmProcess | None = None,
-) -> Outcome:
-    """Run one job in a fresh Python process, or in the warm `process` when given; its stdout and stderr go to
-    `log_stem`.{out,err}.
-
-    A crash, NaN or out-of-memory in the child is an Outcome('failed'), never an exception here. Ctrl-C
-    stops the child (its `.partial` folder stays, never read as a result) and is re-raised. `env`: the
-    child's whole environment (default: this one's; a warm process has its own); `started(proc)` is told the
-    child as soon as it exists. A command that is not `python -m cnnlab ...` always gets a fresh process.
-    """
-    before = {run_id for run_id, _ in existing_runs(results_root, job.name)}
-    cmd = list(command or child_command(job, results_root, data_dir))
-    log_stem.parent.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_stem.with_suffix(".out"), log_stem.with_suffix(".err")
-    t0 = time.perf_counter()
-    if process is not None and cmd[:3] == [sys.executable, "-m", "cnnlab"]:
-        out_path.write_bytes(b"")
-        err_path.write_bytes(b"")
-        try:
-            returncode = process.run(cmd[3:], out_path, err_path, started)
-        except KeyboardInterrupt:
-            if process.proc is not None:
-                stop(process.proc)
-            process.close()
-            raise
-    else:
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
-            if started is not None:
-                started(proc)
-            try:
-                returncode = proc.wait()
-            except KeyboardInterrupt:
-                stop(proc)
-                raise
-    seconds = time.perf_counter() - t0
-    stderr = err_path.read_text(errors="replace")
-    if returncode != 0:
-        return Outcome(
-            "failed", seconds, exit_code=returncode, reason=error_line(stderr, returncode), log=str(log_stem)
-        )
-    new = [(run_id, m) for run_id, m in existing_runs(results_root, job.name) if run_id not in before]
-    if not new:
-        return Outcome(
-            "failed",
-            seconds,
-            exit_code=0,
-            reason=f"exited 0 but wrote no complete run of {job.name}",
-            log=str(log_stem),
-        )
-    # the folder the child names on its 'results: <folder>' line; another process may be adding runs too
-    named = [
-        ln[len("results: ") :].strip()
-        for ln in out_path.read_text(errors="replace").splitlines()
-        if ln.startswith("results: ")
-    ]
-    run_id, metrics = next(((r, m) for r, m in new if named and Path(named[-1]).name == r), new[-1])
-    return Outcome("complete", seconds, run_id=run_id, exit_code=0, headline=headline(metrics))
-
-
-def stop(proc: subprocess.Popen, grace: float = 10.0) -> None:
-    """End a child after Ctrl-C: a terminal's Ctrl-C has reached it already; else SIGINT, then SIGTERM, SIGKILL."""
-    for action in (None, lambda: proc.send_signal(signal.SIGINT), proc.terminate, proc.kill):
-        if action is not None:
-            try:
-                action()
-            except OSError:
-                pass
-        try:
-            proc.wait(timeout=grace if action is not None else 2.0)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-        except KeyboardInterrupt:  # a second Ctrl-C: do not wait politely any longer
-            proc.kill()
-            proc.wait()
-            return
-
-
-def stop_all(procs: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
-    """stop() every child at once, each in its own thread; a second Ctrl-C kills them all."""
-    threads = [threading.Thread(target=stop, args=(proc, grace), daemon=True) for proc in procs]
-    for t in threads:
-        t.start()
-    try:
-        for t in threads:
-            t.join()
-    except KeyboardInterrupt:
-        for proc in procs:
-            proc.kill()
-        for t in threads:
-            t.join()
+    def close(self) -> None:
+        """Release every worker (end of batch, or after Ctrl-C)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -703,11 +573,13 @@ class Batch:
     force: bool
     commit: str | None
     command: str = "cnnlab reproduce"
-    devices: list[str] | None = None  # --devices as parsed ('0', 'cpu'); None: one job after another
-    isolate: bool = False  # one fresh process per run; else one warm process per worker
+    devices: list[str] | None = None  # --devices as parsed ('0', 'cpu'); None: what the engine has
+    isolate: bool = False  # one fresh process per run; else one warm process per slot
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     started_at: str = field(default_factory=meta.utc_now)
     t0: float = field(default_factory=time.perf_counter)
+    slots: list[str] = field(default_factory=list)  # the engine's, once it has started
+    engine: str = ""  # what the engine says it is ('ray 2.60.0: local runtime, 2 CPUs, 0 GPUs')
 
     def record(self, status: str) -> dict:
         runs = []
@@ -740,9 +612,11 @@ class Batch:
             "counts": counts,
             "command": self.command,
             **({"devices": self.devices} if self.devices else {}),
+            **({"engine": self.engine} if self.engine else {}),
+            **({"slots": self.slots} if self.slots else {}),
             "process": "one fresh process per run"
             if self.isolate
-            else "one warm process per worker (cnnlab/batch/worker.py), replaced after a failed run",
+            else "one warm process per slot, replaced after a failed run",
             "runs": runs,
         }
 
@@ -774,50 +648,80 @@ def failure_table(batch: Batch) -> list[str]:
     return [f"{len(rows)} failed:", fmt(heads), *(fmt(r) for r in rows)]
 
 
+POLL_SECONDS = 0.5  # how often the loop looks at the engine: Ctrl-C and the heartbeat are seen this soon
+STOP_GRACE_SECONDS = 10.0  # Ctrl-C: how long a stopped run may take to write its .partial state
+
+
 def execute(
     batch: Batch,
     results_root: Path,
+    engine: Callable[[], Engine],
     data_dir: str | None = None,
     log=print,
-    runner: Callable[..., Outcome] | None = None,
     today: Today | None = None,
 ) -> int:
-    """Run (or skip) every job, keep going past failures, write reproduce.json and the summary: in order, or
-    with `batch.devices`, by one worker per device. Returns the exit status: 0, 1 when a run failed, 130 on
-    Ctrl-C."""
+    """Run (or skip) every job on the slots of the engine `engine()` starts (only when a job is left to run:
+    a batch with every run complete starts none), keep going past failures, write reproduce.json and the
+    summary. Returns the exit status: 0, 1 when a run failed, 130 on Ctrl-C (running runs stopped, resumable)."""
     state = Progress(
         batch,
         Path(results_root),
         log,
-        runner or run_job,
         data_dir,
         today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root)),
     )
-
-    def in_order() -> None:
-        for i in range(len(batch.jobs)):
-            state.current = i
-            state.run(i)
-
-    work = (lambda: run_workers(state, batch.devices)) if batch.devices else in_order
-    return drive(state, work, state.close_processes)
-
-
-def drive(state: Progress, work: Callable[[], None], close: Callable[[], None]) -> int:
-    """Run an engine's `work` with the heartbeat lines beside it, then reproduce.json, the summary and the exit
-    status (`finish`), or on Ctrl-C the interrupted record (130); `close` ends the engine's processes either way."""
-    beating = threading.Event()
-    seconds = heartbeat_seconds()
-    if seconds > 0:
-        threading.Thread(target=_beat_until, args=(state, beating, seconds), daemon=True).start()
+    if all(state.skips.values()):
+        schedule(state, None)
+        return finish(state)
+    started = engine()
+    batch.slots, batch.engine = list(started.slots), getattr(started, "description", "")
+    if batch.engine:
+        log(f"engine: {batch.engine}")
+    state.partial_roots += list(getattr(started, "partial_roots", []))  # where its runs' .partial folders are
     try:
-        work()
+        schedule(state, started)
     except KeyboardInterrupt:
+        state.cancel = True
+        try:
+            started.cancel(STOP_GRACE_SECONDS)
+        finally:
+            started.close()
         return interrupted(state)
-    finally:
-        beating.set()
-        close()
+    started.close()
     return finish(state)
+
+
+def schedule(state: Progress, engine: Engine | None) -> None:
+    """The batch's one loop: jobs in plan order, each skipped or handed to the next free slot; outcomes as the
+    engine reports them; a heartbeat line per running job every `heartbeat_seconds()`. No threads: Ctrl-C
+    arrives here, between two looks at the engine. (None: every job is skipped.)"""
+    free = list(engine.slots) if engine is not None else []
+    pending = list(range(len(state.batch.jobs)))
+    running: dict[str, int] = {}  # slot → job
+    seconds, last_beat = heartbeat_seconds(), time.perf_counter()
+    while pending or running:
+        while pending and (free or state.skips[pending[0]]):
+            i = pending.pop(0)
+            if state.skips[i]:
+                state.skip(i)
+                continue
+            slot = free.pop(0)
+            state.start(i, slot)
+            running[slot] = i
+            engine.submit(slot, state.batch.jobs[i], state.stem(i))
+        for slot, outcome in engine.wait(POLL_SECONDS) if running else []:
+            state.end(running.pop(slot), outcome, slot)
+            free.append(slot)
+        if not pending:  # nothing left for a free slot: its resources go back (a lost node's replacement may need them)
+            for slot in free:
+                engine.release(slot)
+            free.clear()
+        if seconds > 0 and time.perf_counter() - last_beat >= seconds:
+            last_beat = time.perf_counter()
+            try:
+                state.heartbeat()
+            except Exception:  # noqa: BLE001 — a progress line must never stop the batch
+                pass
 
 
 HEARTBEAT_SECONDS = 60.0
@@ -828,14 +732,6 @@ def heartbeat_seconds() -> float:
     from cnnlab.paths import env_seconds
 
     return env_seconds("CNNLAB_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
-
-
-def _beat_until(state: Progress, stop: threading.Event, seconds: float) -> None:
-    while not stop.wait(seconds):
-        try:
-            state.heartbeat()
-        except Exception:  # noqa: BLE001 — a progress line must never stop the batch
-            pass
 
 
 def epochs_done(results_root: Path, name: str, since: float) -> int | None:
@@ -858,20 +754,12 @@ def epochs_done(results_root: Path, name: str, since: float) -> int | None:
 
 
 class Progress:
-    """What the batch's loop, or its workers, share: skip decisions, earlier durations for the estimate, the
-    children running now (for Ctrl-C); outcomes, log lines and reproduce.json change under one lock."""
+    """What the batch's loop keeps: skip decisions, earlier durations for the estimate, the jobs running now,
+    the progress lines and reproduce.json."""
 
-    def __init__(
-        self,
-        batch: Batch,
-        root: Path,
-        log,
-        runner: Callable[..., Outcome],
-        data_dir: str | None,
-        today: Today | None = None,
-    ):
+    def __init__(self, batch: Batch, root: Path, log, data_dir: str | None, today: Today | None = None):
         today = today or Today(batch.commit, data_dir=data_dir, results_root=root)
-        self.batch, self.root, self.log, self.runner, self.data_dir = batch, root, log, runner, data_dir
+        self.batch, self.root, self.log, self.data_dir = batch, root, log, data_dir
         self.log_dir = logs_dir(batch)
         history = {job.name: existing_runs(root, job.name) for job in batch.jobs}
         self.skips = {
@@ -882,64 +770,45 @@ class Progress:
         }
         self.known = {job: s for job in batch.jobs if (s := previous_seconds(job, history[job.name])) is not None}
         self.finished: list[float] = []
-        self.running: dict[int, subprocess.Popen | None] = {}
-        self.processes: dict[str | None, WarmProcess] = {}  # worker name → its warm process (not --isolate)
-        self.lock, self.cancel, self.current = threading.Lock(), threading.Event(), 0
+        self.running: dict[int, str] = {}  # job → its slot
+        self.cancel, self.current = False, 0
         self.began: dict[int, tuple[float, float]] = {}  # job → (wall, perf_counter) when it started
         self.beats: dict[int, int] = {}  # job → epochs done at its last progress line
-        self.worker_done: Callable[[], None] | None = None  # called by each worker thread as it ends
         self.partial_roots: list[Path] = [root]  # where running jobs' .partial folders are (heartbeat lines)
 
-    def label(self, i: int, worker: str | None) -> str:
+    def label(self, i: int, slot: str | None = None) -> str:
         job = self.batch.jobs[i]
-        return f"[{i + 1}/{len(self.batch.jobs)}]{f' [{worker}]' if worker else ''} {job_label(job)}"
+        many = len(self.batch.slots) > 1
+        return f"[{i + 1}/{len(self.batch.jobs)}]{f' [{slot}]' if slot and many else ''} {job_label(job)}"
 
-    def run(self, i: int, worker: str | None = None, device: str | None = None) -> None:
-        """Skip job i, or run it (pinned to `device` when given) and record its outcome."""
-        job, label = self.batch.jobs[i], self.label(i, worker)
-        if self.skips[i]:
-            with self.lock:
-                self.batch.outcomes[i] = Outcome("skipped", run_id=self.skips[i])
-                self.log(f"{label}: skipped {self.notes[i]}")
-            return
-        self.start(i, label)
-        stem = self.log_dir / (
+    def stem(self, i: int) -> Path:
+        """Where job i's stdout and stderr go: .cache/reproduce/<batch start>/<nnn>_<name>_seed<k>[_fold<f>]."""
+        job = self.batch.jobs[i]
+        return self.log_dir / (
             f"{i + 1:03d}_{job.name}_seed{job.seed}" + (f"_fold{job.fold}" if job.fold is not None else "")
         )
-        warm = {} if self.batch.isolate else {"process": self.process(worker, device)}
-        if device is None:
-            outcome = self.runner(job, self.root, stem, self.data_dir, **warm)
-        else:
-            outcome = self.run_pinned(i, stem, device, **warm)
-        self.end(i, label, outcome, worker)
 
-    def process(self, worker: str | None, device: str | None) -> WarmProcess:
-        """The warm process of one worker (each worker thread has its own, pinned to its device)."""
-        with self.lock:
-            if worker not in self.processes:
-                self.processes[worker] = WarmProcess({**os.environ, **device_env(device)} if device else None)
-            return self.processes[worker]
+    def skip(self, i: int) -> None:
+        self.current = i
+        self.batch.outcomes[i] = Outcome("skipped", run_id=self.skips[i])
+        self.log(f"{self.label(i)}: skipped {self.notes[i]}")
 
-    def close_processes(self) -> None:
-        for process in self.processes.values():
-            process.close()
-
-    def start(self, i: int, label: str) -> None:
-        with self.lock:
-            todo = self.not_started()
-            self.running[i] = None
-            self.began[i] = (time.time() - 1.0, time.perf_counter())  # 1 s: mtimes are coarse on some file systems
-            left = estimate_left(todo, self.known, self.finished)
-            if left is not None:  # the workers share the jobs not yet started
-                left /= max(1, min(len(self.batch.devices or [None]), len(todo)))
-            self.log(
-                f"{label}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
-                f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})"
-            )
-            write_report(self.root, self.batch, "running")
+    def start(self, i: int, slot: str) -> None:
+        self.current = i
+        todo = self.not_started()
+        self.running[i] = slot
+        self.began[i] = (time.time() - 1.0, time.perf_counter())  # 1 s: mtimes are coarse on some file systems
+        left = estimate_left(todo, self.known, self.finished)
+        if left is not None:  # the slots share the jobs not yet started
+            left /= max(1, min(len(self.batch.slots) or 1, len(todo)))
+        self.log(
+            f"{self.label(i, slot)}: started (elapsed {hms(time.perf_counter() - self.batch.t0)}, "
+            f"{f'about {hms(left)} left' if left is not None else 'time left unknown'})"
+        )
+        write_report(self.root, self.batch, "running")
 
     def not_started(self) -> list[Job]:
-        """The jobs neither skipped, finished nor running (call under the lock): what the estimates cover."""
+        """The jobs neither skipped, finished nor running: what the estimates cover."""
         return [
             j
             for k, j in enumerate(self.batch.jobs)
@@ -950,76 +819,39 @@ class Progress:
         """One line per running job that finished an epoch since its last line: epoch k/N, the run's time left
         (its mean epoch so far) and the batch's."""
         now = time.perf_counter() if now is None else now
-        with self.lock:
-            running = [i for i in self.running if i in self.began]
-        for i in running:
+        for i in [i for i in self.running if i in self.began]:
             job = self.batch.jobs[i]
             wall, t0 = self.began[i]
             done = max((epochs_done(r, job.name, wall) or 0 for r in self.partial_roots), default=0) or None
             if not done or done <= self.beats.get(i, 0):
                 continue
-            with self.lock:
-                if i not in self.running:
-                    continue
-                self.beats[i] = done
-                elapsed = now - t0
-                run_left = elapsed / done * max(0, job.epochs - done) if job.epochs else None
-                todo = self.not_started()
-                rest = estimate_left(todo, self.known, self.finished + [elapsed + (run_left or 0.0)])
-                batch_left = None if run_left is None or rest is None else run_left + rest
-                self.log(
-                    f"{self.label(i, None)}: epoch {done}/{job.epochs or '?'}"
-                    + (f", about {hms(run_left)} left in this run" if run_left is not None else "")
-                    + (f", {hms(batch_left)} in the batch" if batch_left is not None else "")
-                )
-
-    def run_pinned(self, i: int, stem: Path, device: str, **warm) -> Outcome:
-        """The runner with the child's environment pinned to `device`; any exception is this job's failure."""
-        env = {**os.environ, **device_env(device)}
-        try:
-            return self.runner(
-                self.batch.jobs[i],
-                self.root,
-                stem,
-                self.data_dir,
-                env=env,
-                started=lambda proc: self.register(i, proc),
-                **warm,
+            self.beats[i] = done
+            elapsed = now - t0
+            run_left = elapsed / done * max(0, job.epochs - done) if job.epochs else None
+            rest = estimate_left(self.not_started(), self.known, self.finished + [elapsed + (run_left or 0.0)])
+            batch_left = None if run_left is None or rest is None else run_left + rest
+            self.log(
+                f"{self.label(i)}: epoch {done}/{job.epochs or '?'}"
+                + (f", about {hms(run_left)} left in this run" if run_left is not None else "")
+                + (f", {hms(batch_left)} in the batch" if batch_left is not None else "")
             )
-        except Exception as exc:  # noqa: BLE001  (a worker outlives any one job)
-            return Outcome("failed", reason=_short(f"{type(exc).__name__}: {exc}"), log=str(stem))
 
-    def register(self, i: int, proc: subprocess.Popen) -> None:
-        """A worker's child has started: Ctrl-C stops it, or it came too late and is killed now."""
-        with self.lock:
-            if self.cancel.is_set():
-                proc.kill()
-            else:
-                self.running[i] = proc
-
-    def end(self, i: int, label: str, outcome: Outcome, worker: str | None) -> None:
-        with self.lock:
-            self.running.pop(i, None)
-            if self.cancel.is_set() and outcome.status != "complete":
-                outcome = Outcome("interrupted", outcome.seconds, log=outcome.log)
-            outcome = replace(outcome, device=worker) if worker else outcome
-            self.batch.outcomes[i] = outcome
-            if outcome.seconds is not None and outcome.status != "interrupted":
-                self.finished.append(outcome.seconds)
-            if outcome.status == "complete":
-                self.log(f"{label}: done in {outcome.seconds:.1f} s: {outcome.headline}")
-            elif outcome.status == "failed":
-                self.log(f"{label}: FAILED ({exit_text(outcome.exit_code)}): {outcome.reason}")
-            else:
-                self.log(f"{label}: stopped (Ctrl-C)")
-            write_report(self.root, self.batch, "running")
-
-    def stop_running(self) -> None:
-        """Ctrl-C: no worker takes another job; every running child is stopped at once."""
-        with self.lock:
-            self.cancel.set()
-            procs = [proc for proc in self.running.values() if proc is not None]
-        stop_all(procs)
+    def end(self, i: int, outcome: Outcome, slot: str) -> None:
+        self.running.pop(i, None)
+        label = self.label(i, slot)
+        if self.cancel and outcome.status != "complete":
+            outcome = Outcome("interrupted", outcome.seconds, log=outcome.log)
+        outcome = replace(outcome, device=outcome.device or (slot if len(self.batch.slots) > 1 else None))
+        self.batch.outcomes[i] = outcome
+        if outcome.seconds is not None and outcome.status != "interrupted":
+            self.finished.append(outcome.seconds)
+        if outcome.status == "complete":
+            self.log(f"{label}: done in {outcome.seconds:.1f} s: {outcome.headline}")
+        elif outcome.status == "failed":
+            self.log(f"{label}: FAILED ({exit_text(outcome.exit_code)}): {outcome.reason}")
+        else:
+            self.log(f"{label}: stopped (Ctrl-C)")
+        write_report(self.root, self.batch, "running")
 
 
 def parse_devices(text: str) -> list[str]:
@@ -1036,66 +868,20 @@ def parse_devices(text: str) -> list[str]:
     return [item if item == "cpu" else str(int(item)) for item in items]
 
 
-def device_env(device: str) -> dict[str, str]:
-    """What pins a child to one device: CUDA_VISIBLE_DEVICES=<id>, or no GPU at all for 'cpu'."""
-    return {"CUDA_VISIBLE_DEVICES": "" if device == "cpu" else device}
-
-
-def worker_names(devices: Sequence[str]) -> list[str]:
-    """'gpu 1', 'cpu'; a device listed twice gives workers 'cpu#1', 'cpu#2'."""
-    names = ["cpu" if d == "cpu" else f"gpu {d}" for d in devices]
-    return [f"{n}#{names[: k + 1].count(n)}" if names.count(n) > 1 else n for k, n in enumerate(names)]
-
-
-def run_workers(state: Progress, devices: Sequence[str], names: Sequence[str] | None = None) -> None:
-    """One worker thread per device, all taking jobs from one queue; Ctrl-C stops them all and is re-raised.
-    `names`: the workers' labels (default: 'gpu 1', 'cpu', ... from the devices)."""
-    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for i in range(len(state.batch.jobs)):
-        pending.put(i)
-    futures = []
-    with ThreadPoolExecutor(len(devices), thread_name_prefix="reproduce") as pool:
-        try:
-            for name, device in zip(names or worker_names(devices), devices):
-                futures.append(pool.submit(worker, state, pending, name, device))
-            while wait(futures, timeout=0.5).not_done:  # a timed wait: Ctrl-C is seen at once
-                pass
-        except KeyboardInterrupt:
-            state.stop_running()
-            raise
-    for future in futures:
-        future.result()  # a worker's own error (not a job's) surfaces here
-
-
-def worker(state: Progress, pending: queue.SimpleQueue, name: str, device: str) -> None:
-    """One device's loop: take the next job, skip or run it pinned to `device`, until none is left or Ctrl-C."""
-    try:
-        while not state.cancel.is_set():
-            try:
-                i = pending.get_nowait()
-            except queue.Empty:
-                return
-            state.run(i, name, device)
-    finally:
-        if state.worker_done is not None:
-            state.worker_done()  # e.g. the Ray engine releases this worker's actor and the CPUs it holds
-
-
 def interrupted(state: Progress) -> int:
     """Ctrl-C: every job without an outcome is 'interrupted'; reproduce.json says so; exit status 130."""
     batch, n = state.batch, len(state.batch.jobs)
-    with state.lock:
-        stopped = sum(o.status == "interrupted" for o in batch.outcomes.values())
-        for k in range(n):
-            batch.outcomes.setdefault(k, Outcome("interrupted"))
-        path = write_report(state.root, batch, "interrupted")
-    where = (
-        f": {stopped} running stopped, the rest not run; the stopped runs' .partial folders are never read as results"
-        if batch.devices
-        else f" at [{state.current + 1}/{n}]: the rest not run; the "
-        "stopped run's .partial folder is never read as a result"
+    stopped = len(state.running)
+    for i in list(state.running):
+        state.end(i, Outcome("interrupted"), state.running[i])
+    for k in range(n):
+        batch.outcomes.setdefault(k, Outcome("interrupted"))
+    path = write_report(state.root, batch, "interrupted")
+    state.log(
+        f"interrupted at [{state.current + 1}/{n}]: {stopped} running stopped, the rest not run; a stopped run's "
+        f".partial folder is never read as a result and resumes next time; written: {path} "
+        "(`cnnlab compare` updates the summary)"
     )
-    state.log(f"interrupted{where}; written: {path} (`cnnlab compare` updates the summary)")
     return 130
 
 
@@ -1121,7 +907,7 @@ def finish(state: Progress) -> int:
 
 
 def logs_dir(batch: Batch) -> Path:
-    """Each child's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
+    """Each run's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
     from cnnlab.store.files import cache_dir
 
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
@@ -1204,62 +990,80 @@ def add_parser(sub) -> None:
         "--force", action="store_true", help="run even where a complete run of the same config and code exists"
     )
     sp.add_argument("--dry-run", action="store_true", help="print what would run and what would be skipped")
+    sp.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="only the runs the last batch (results/reproduce.json) reports failed or interrupted, of this selection",
+    )
     sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
     sp.add_argument(
         "--devices",
         metavar="LIST",
-        help="run the jobs concurrently, one worker per listed device, "
-        "each child pinned to its device through CUDA_VISIBLE_DEVICES: GPU ids or 'cpu', e.g. 0,1,2,3 "
-        "or cpu,cpu (default: one job after another, in the inherited environment)",
+        help="the local runtime's devices, one slot each: GPU ids or 'cpu', e.g. 0,1,2,3 or cpu,cpu "
+        "(default: every GPU, else one slot with every CPU)",
     )
     sp.add_argument(
         "--isolate",
         action="store_true",
-        help="one fresh Python process per run (default: one warm "
-        "process runs the jobs one after another, saving the ~5 s start-up of each run, and is "
-        "replaced after a failed run)",
+        help="one fresh Python process per run (default: one warm process per slot runs its jobs one after "
+        "another, saving the ~5 s start-up of each run, and is replaced after a failed run)",
     )
-    sp.add_argument(
-        "--engine",
-        choices=["local", "ray"],
-        default="local",
-        help="local: this process's loop (or one thread per --devices entry); ray: Ray actors, an embedded local "
-        "runtime sized to this machine or the cluster at --address / $RAY_ADDRESS, each run's results folder "
-        "returned to this process (pip install ray; see the README's Batches)",
-    )
-    sp.add_argument("--address", help="with --engine ray: a running Ray cluster's address (default: $RAY_ADDRESS)")
+    sp.add_argument("--address", help="a running Ray cluster's address (default: $RAY_ADDRESS, else a local runtime)")
     sp.add_argument(
         "--runs-per-gpu",
         type=int,
         metavar="K",
-        help="with --engine ray: K runs share each GPU (a 1/K fraction each; default 1)",
+        help="K runs share each GPU (a 1/K fraction each; default 1)",
     )
     sp.add_argument(
         "--slots",
         type=int,
         metavar="N",
-        help="with --engine ray: N runs at once (default: GPUs × runs-per-gpu, else 1, using every CPU)",
+        help="N runs at once (default: GPUs × runs-per-gpu, else 1, using every CPU)",
     )
     sp.set_defaults(func=cmd_reproduce)
 
 
-def cmd_reproduce(args, engines: dict[str, Callable] | None = None) -> int:
+def failed_last_time(jobs: Sequence[Job], results_root: Path) -> list[Job]:
+    """The jobs the last batch's reproduce.json reports failed or interrupted (the same experiment, overrides and
+    config hash); a missing or damaged file is a one-line error, since --retry-failed would then run nothing."""
+    path = Path(results_root) / REPORT
+    try:
+        runs = json.loads(path.read_text())["runs"]
+        again = {
+            (r["experiment"], tuple(r.get("overrides") or ()), r.get("config_hash"))
+            for r in runs
+            if r.get("status") in ("failed", "interrupted")
+        }
+    except FileNotFoundError:
+        raise CnnlabError(f"reproduce --retry-failed: {path}: no earlier batch to retry") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CnnlabError(f"reproduce --retry-failed: {path}: cannot read the last batch: {exc}") from None
+    return [j for j in jobs if (j.name, tuple(j.overrides), j.config_hash) in again]
+
+
+def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary.
-    `engines`: another engine's execute by name (the command line hands in cnnlab.batch.ray_engine's)."""
-    engine = getattr(args, "engine", "local")
-    if engine != "local" and args.devices is not None:
-        raise CnnlabError(f"reproduce: --devices is the local engine's; with --engine {engine} use --slots")
-    if engine == "local" and any(getattr(args, k, None) for k in ("address", "runs_per_gpu", "slots")):
-        raise CnnlabError("reproduce: --address, --runs-per-gpu and --slots need --engine ray")
+    `engine_factory(devices=, isolate=, data_dir=, address=, runs_per_gpu=, slots=)`: the engine (the command line
+    hands in cnnlab.batch.ray_engine.RayEngine; this layer cannot import it, it runs the experiments)."""
     from cnnlab.config.experiment import experiment_refs
     from cnnlab.paths import results_root as _results_root
 
+    for key in ("runs_per_gpu", "slots"):
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            raise CnnlabError(f"reproduce: --{key.replace('_', '-')} {value}: expected a whole number >= 1")
     devices = parse_devices(args.devices) if args.devices is not None else None
+    if devices and (args.address or os.environ.get("RAY_ADDRESS")):
+        raise CnnlabError("reproduce: --devices names this machine's devices; a cluster (--address) has its own")
     items = list(args.overrides)
     patterns = [a for a in items if "=" not in a]
     overrides = [a for a in items if "=" in a]
     refs = select(experiment_refs(), patterns)
     jobs = plan(refs, overrides, args.seeds, args.profile)
+    root = _results_root(args)
+    if getattr(args, "retry_failed", False):
+        jobs = failed_last_time(jobs, root)
     commit = meta.git_commit(REPO_ROOT)
     command = " ".join(
         [
@@ -1268,19 +1072,32 @@ def cmd_reproduce(args, engines: dict[str, Callable] | None = None) -> int:
             f"--profile {args.profile}",
             *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
             *(["--force"] if args.force else []),
+            *(["--retry-failed"] if getattr(args, "retry_failed", False) else []),
             *(["--isolate"] if args.isolate else []),
             *([f"--devices {','.join(devices)}"] if devices else []),
+            *([f"--runs-per-gpu {args.runs_per_gpu}"] if args.runs_per_gpu else []),
+            *([f"--slots {args.slots}"] if args.slots else []),
         ]
     )
     batch = Batch(
         jobs, args.profile, args.seeds, patterns, overrides, args.force, commit, command, devices, args.isolate
     )
-    root = _results_root(args)
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     if args.dry_run:
         return dry_run(batch, root, data_dir=data_dir)
-    if engine != "local":
-        return (engines or {})[engine](
-            batch, root, data_dir, address=args.address, runs_per_gpu=args.runs_per_gpu, slots=args.slots
-        )
-    return execute(batch, root, data_dir)
+    if engine_factory is None:
+        raise CnnlabError("reproduce: no engine to run on")
+    return execute(
+        batch,
+        root,
+        lambda: engine_factory(
+            devices=devices,
+            isolate=args.isolate,
+            data_dir=data_dir,
+            address=args.address,
+            runs_per_gpu=args.runs_per_gpu,
+            slots=args.slots,
+            results_root=root,
+        ),
+        data_dir,
+    )

@@ -170,8 +170,6 @@ NOT_NUMERIC = frozenset(
         "batch/equivalence.py",
         "batch/ray_engine.py",
         "batch/reproduce.py",
-        "batch/warm.py",
-        "batch/worker.py",
         "cli.py",
         "errors.py",
         "lectures/arith_report.py",
@@ -191,10 +189,19 @@ NOT_NUMERIC = frozenset(
 )
 
 
+# Files that computed no number and are gone (issue 16: the warm worker and its pipe, replaced by Ray actors): a
+# run that recorded them is still current.
+RETIRED = frozenset({"batch/warm.py", "batch/worker.py"})
+
+
 def code_changes(recorded: dict) -> list[str]:
     """The files of a run's `code_files()` record that differ now (changed or gone), leaving out NOT_NUMERIC:
     [] when the code that computes the numbers would run unchanged."""
-    return [rel for rel, digest in recorded.items() if rel not in NOT_NUMERIC and _digest(PACKAGE / rel) != digest]
+    return [
+        rel
+        for rel, digest in recorded.items()
+        if rel not in NOT_NUMERIC and rel not in RETIRED and _digest(PACKAGE / rel) != digest
+    ]
 
 
 def configured_backend() -> str:
@@ -211,7 +218,7 @@ def configured_backend() -> str:
         return "tensorflow"
 
 
-RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by cnnlab/batch/worker.py for each job it runs
+RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by a reproduce actor (cnnlab/batch/ray_engine.py) for each run
 
 
 def environment() -> dict:
@@ -233,6 +240,6 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "git_commit": git_commit(PACKAGE.parent),
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-        # a run in `cnnlab reproduce`'s warm process (cnnlab/batch/worker.py): how many runs that process made before
+        # a run in one of `cnnlab reproduce`'s warm actors (cnnlab/batch/ray_engine.py): how many runs it made before
         **({"runs_before_in_process": int(os.environ[RUNS_BEFORE])} if os.environ.get(RUNS_BEFORE) else {}),
     }
