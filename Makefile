@@ -16,7 +16,7 @@ endif
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .DEFAULT_GOAL := help
-.PHONY: help venv venv-dev run reproduce params list check compare precision arith zoo explain lint test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli clean distclean
+.PHONY: help venv venv-dev run reproduce params list check compare precision arith zoo explain lint test test-slow bench bench-overhead bench-images bench-backends bench-suite bench-precision bench-cpu bench-cli clean distclean
 
 help: ## List the targets with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  make %-15s %s\n", $$1, $$2}'
@@ -76,7 +76,7 @@ test: venv-dev ## Run the fast test suite (a few minutes on 2 CPU cores)
 test-slow: venv-dev ## Run the real-data tests that take minutes (full MNIST training)
 	$(BIN)/python -m pytest -m slow
 
-bench: bench-overhead bench-images bench-backends bench-suite bench-precision bench-cli ## All benchmarks (results/bench*.md; about an hour on 2 cores)
+bench: bench-overhead bench-images bench-backends bench-suite bench-precision bench-cpu bench-cli ## All benchmarks (results/bench*.md; about an hour on 2 cores)
 
 bench-overhead: venv ## cnnlab vs the same model as a plain Keras script, per family (MNIST, IMDB, images) → results/bench.md
 	$(BIN)/python benchmarks/bench.py $(ARGS)
@@ -86,6 +86,9 @@ bench-backends: venv-dev ## Seconds per epoch of MNIST, IMDB Conv1D, Kim's CNN a
 
 bench-suite: venv-dev ## Wall time of `reproduce --profile quick` from an empty cache, as on a fresh clone → results/bench_suite.md
 	$(BIN)/python benchmarks/bench_suite.py $(ARGS)
+
+bench-cpu: venv ## CPU costs besides precision: Kim's trained embedding, XLA (jit_compile) per family, TensorFlow threads → results/bench_cpu.md
+	$(BIN)/python benchmarks/bench_cpu_costs.py $(ARGS)
 
 bench-precision: venv ## float32 vs mixed_bfloat16: matmul peaks and per-family samples/s, and what train.precision: auto picks here → results/bench_precision.md
 	$(BIN)/python benchmarks/bench_precision.py $(ARGS)

@@ -51,3 +51,24 @@ def test_unknown_precision_is_a_config_error(mnist_config):
 
     with pytest.raises(ConfigError, match=r"train.mixed_precision: expected one of mixed_float16, mixed_bfloat16"):
         load(mnist_config(), ["train.mixed_precision=float8"])
+
+
+def test_determinism_off_is_a_run_not_a_traceback(data_dir, tmp_path):
+    """train.deterministic=false in a fresh process (determinism never switched on there): the run completes and
+    records 'off'. (It used to die reading tf.config.experimental.is_op_determinism_enabled, which TensorFlow's
+    public API does not have; bench_cpu_costs found it.)"""
+    import os
+    import subprocess
+    import sys
+
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "cnnlab", "--results-dir", str(results), "run", "mnist", "train.deterministic=false"]
+    done = subprocess.run(
+        [*cmd, "--precision", "float32", *SLICE, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-1500:]
+    (m,) = _metrics(results)
+    assert m["determinism"] == "off"

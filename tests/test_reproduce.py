@@ -722,6 +722,7 @@ def test_end_to_end_tiny_mnist_in_a_subprocess(rcli, configs, data_dir, tmp_path
     seconds = time.perf_counter() - t0
     assert code == 0, out + err
     lines = out.splitlines()
+    assert "Token authentication" not in err  # Ray's start-up warning line: asked for by name, it keeps quiet
     assert lines[0].startswith("engine: ray ") and "a local runtime" in lines[0] and "1 slot(s)" in lines[0]
     assert lines[1].startswith("[1/1] mnist seed 1: started (elapsed 0:00:0") and "time left unknown" in lines[1]
     assert lines[2].startswith("[1/1] mnist seed 1: done in ") and ": test_accuracy 0." in lines[2]

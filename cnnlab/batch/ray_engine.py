@@ -16,6 +16,7 @@ a temporary name first, so that a reader never sees half a run.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -351,6 +352,10 @@ def start(address: str | None, devices: list[str] | None = None, num_cpus: int |
         if not ray.is_initialized():
             local = {}
             if not address:
+                # a new local runtime turns token authentication on and says so in a warning line on stderr, the
+                # start-up noise issue 15 forbids: that one logger is quietened (naming the mode instead,
+                # RAY_AUTH_MODE=token, skips making the token: the runtime then cannot start)
+                logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
                 local["num_cpus"] = num_cpus
                 if devices is not None:
                     gpu_ids = [d for d in devices if d != "cpu"]

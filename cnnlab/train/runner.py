@@ -211,9 +211,11 @@ def set_determinism(on: bool) -> str:
     backend = keras.backend.backend()
     if not on:
         if backend == "tensorflow":
-            import tensorflow as tf
+            # not in TensorFlow's public API (tf.config.experimental has only the enable_ switch): where Keras's
+            # own model_supports_jit reads it
+            from tensorflow.python.framework.config import is_op_determinism_enabled
 
-            if tf.config.experimental.is_op_determinism_enabled():
+            if is_op_determinism_enabled():
                 return "on: left on by an earlier run in this process (TensorFlow cannot switch it off)"
         return "off"
     if backend == "tensorflow":
