@@ -8,7 +8,10 @@ traceback. Keras (and TensorFlow) are imported only by the commands that need th
 from __future__ import annotations
 
 import argparse
+import itertools
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -102,7 +105,6 @@ def cmd_run(args) -> int:
 
 def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
     """['seed=1,2', 'data.options.fold=0..1'] → every combination as override lists; [] → [[]]."""
-    import itertools
 
     axes = []
     for item in sweeps:
@@ -395,8 +397,6 @@ def _terminate(signum, frame):
 def _stop_on_sigterm():
     """Install `_terminate` for SIGTERM in the main thread, where the default would kill the process mid-write;
     returns the previous handler for main() to put back (main also runs inside tests and the warm worker)."""
-    import signal
-    import threading
 
     if threading.current_thread() is not threading.main_thread():
         return None
@@ -407,7 +407,6 @@ def _stop_on_sigterm():
 
 
 def main(argv: list[str] | None = None) -> int:
-    import signal
 
     from cnnlab import quiet
 

@@ -168,3 +168,25 @@ def test_the_layer_rule_catches_an_upward_import():
     assert _layer_of("train.runner") > _layer_of("models.stack") > _layer_of("config.keras_specs")
     assert _layer_of("cli") == len(LAYERS) - 1 and _layer_of("batch.ray_engine") == len(LAYERS) - 2
     assert _layer_of("data.sst") == 0 and _layer_of("data.kim") == 1 and _layer_of("no.such") == -1
+
+
+def test_no_standard_library_import_hides_inside_a_function():
+    """Issue 14's rule, for the part it is absolute: a function-level import must defer something (a heavy or
+    optional package, or the config/training stack the command line loads only for the commands that need it);
+    the standard library's modules are never that, so they sit at the top of their module."""
+    import sys
+
+    std = set(sys.stdlib_module_names) - {"__future__"}
+    hidden = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    if isinstance(node, ast.Import):
+                        mods = [a.name for a in node.names]
+                    elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                        mods = [node.module]
+                    else:
+                        continue
+                    hidden += [f"{path.relative_to(PACKAGE)}:{node.lineno} {m}" for m in mods if m.split(".")[0] in std]
+    assert hidden == []

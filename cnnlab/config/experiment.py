@@ -8,7 +8,10 @@ so they pass through exactly the same checks as the file itself, and an error in
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
+import math
 import os
 import re
 import types
@@ -274,7 +277,6 @@ class Spread:
             ctx.error(join(path, "std"), f"expected a standard deviation >= 0, received {self.std}")
 
     def band(self, value: float) -> tuple[float, float]:
-        import math
 
         if self.std is not None:
             sigma = self.std
@@ -449,7 +451,6 @@ class Experiment:
     def config_hash(self) -> str:
         """SHA-256 (16 hex digits) of what decides the numbers — data, model, training, seed — so that a new
         reference, description or report layout does not make a finished run look stale."""
-        import hashlib
 
         plain = to_plain(self.config)
         decisive = {k: plain[k] for k in ("name", "data", "model", "train", "seed")}
@@ -492,7 +493,6 @@ def read_yaml(path: Path) -> dict:
 
     Trap: PyYAML's pure-Python parser took most of `cnnlab list`'s seconds (155 parses of 60 configs with their
     `extends`); the C loader and a per-process memo of each file's text keep it well under one."""
-    import copy
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -603,7 +603,6 @@ def load(
 
 
 def _load(ref: str | os.PathLike, overrides: Sequence[str], profile: str) -> Experiment:
-    import copy
 
     if profile not in PROFILES:
         raise ConfigError("command line", "--profile", f"expected one of {', '.join(PROFILES)}, received '{profile}'")

@@ -7,7 +7,14 @@ explicit parameters of `__init__` (plus a layer's name/dtype/trainable) are acce
 
 from __future__ import annotations
 
+import collections.abc
+import hashlib
+import importlib
+import importlib.util
 import inspect
+import json
+import pathlib
+import re
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -125,8 +132,6 @@ def _hint_text(tp) -> str:
 
 
 def _hint(text: str):
-    import collections.abc
-    import pathlib
 
     names = {
         "int": int,
@@ -200,9 +205,6 @@ def build_index() -> dict:
         out["classes"][kind] = {n: _class_entry(kind, c) for n, c in sorted(classes.items())}
         ids = []
         if kind in ("optimizer", "loss", "metric"):
-            import importlib
-            import re
-
             try:  # Keras's own table of names get() resolves ('mse', 'rmsprop'); a private module, so optional
                 table = list(importlib.import_module(f"keras.src.{_MODULES[kind]}").ALL_OBJECTS_DICT)
             except (ImportError, AttributeError):
@@ -251,7 +253,6 @@ def _index_file():
     from cnnlab.store.files import cache_dir
 
     own = "".join(meta._digest(meta.PACKAGE / rel) or "-" for rel in _OWN_SOURCES)
-    import hashlib
 
     key = hashlib.sha256(f"{INDEX_VERSION}|{own}".encode()).hexdigest()[:12]
     return cache_dir("keras_signatures", f"keras-{meta._version('keras')}-{meta.configured_backend()}-{key}.json")
@@ -262,7 +263,6 @@ def index() -> dict:
     global _INDEX
     if _INDEX is not None:
         return _INDEX
-    import json
 
     path = _index_file()
     try:
@@ -358,8 +358,6 @@ def _refuse(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
     if spec.name in REFUSED.get(kind, {}):
         ctx.error(path, f"{kind} '{spec.name}' is not allowed here: {REFUSED[kind][spec.name]}")
     if spec.name in REQUIRES.get(kind, {}):
-        import importlib.util
-
         packages, install = REQUIRES[kind][spec.name]
         missing = [p for p in packages if importlib.util.find_spec(p) is None]
         if missing:

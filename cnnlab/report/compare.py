@@ -7,7 +7,9 @@ instead of claiming (or denying) a reproduction.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -153,7 +155,6 @@ def current_setting(ref: str | None, m: dict) -> str | None:
 def setting_digest(plain: dict) -> str:
     """SHA-256 (16 hex digits) of a plain config's name, data, model and train, without the fold and without the
     precision request (a run set is split by the precision *policy* its runs trained under: `signature`)."""
-    import hashlib
 
     import yaml
 
@@ -189,7 +190,6 @@ def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None
 
 def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, int]]:
     """metric → (mean, sample standard deviation (0 for one run), number of runs)."""
-    import statistics
 
     values: dict[str, list[float]] = {}
     for _, m in runs:
@@ -201,7 +201,6 @@ def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, in
 
 def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | None, float | None, int]:
     """(mean, sample std (0 for one run), n) of the reference's statistic over a run set."""
-    import statistics
 
     values = []
     for run, m in runs:
@@ -380,7 +379,6 @@ def _slug(text: str) -> str:
 def mean_curves(runs: list[tuple[Path, dict]]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Per history column, the mean over a run set's runs and (with 2 or more) their standard deviation, epoch by
     epoch up to the shortest run."""
-    import statistics
 
     histories = [history_columns(read_history(run / "history.csv")) for run, _ in runs]
     histories = [h for h in histories if h]

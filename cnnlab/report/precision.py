@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 from cnnlab.report.compare import setting_digest, setting_overrides
@@ -55,7 +56,6 @@ def governing(ref: str, study=STUDY) -> Case | None:
     """The case whose verdict decides `ref`'s full-profile precision: the last in `study` with a matching
     pattern (Kim's static and multichannel variants are listed after the family's rand); None: not studied,
     float32."""
-    from fnmatch import fnmatchcase
 
     found = [case for case in study if any(fnmatchcase(ref, p) for p in case.governs)]
     return found[-1] if found else None

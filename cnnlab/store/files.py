@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 from cnnlab.errors import CnnlabError
@@ -50,7 +51,6 @@ def read_npz(path: Path) -> dict | None:
     """A cache entry's arrays, or None when it is missing or damaged (the caller rebuilds it): unreadable, cut
     short, a flipped bit (the zip's CRC), or arrays that are not the ones write_npz stored (its checksum of
     every array's name, dtype, shape and bytes: a file put there by hand, an older format, a partial copy)."""
-    import zipfile
 
     import numpy as np
 

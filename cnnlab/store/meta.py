@@ -7,6 +7,8 @@ would import TensorFlow on a machine that may not have it.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -103,7 +105,6 @@ PACKAGE = Path(__file__).resolve().parent.parent  # cnnlab/
 
 
 def _digest(path: Path) -> str | None:
-    import hashlib
 
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
@@ -207,7 +208,6 @@ def code_changes(recorded: dict) -> list[str]:
 def configured_backend() -> str:
     """The backend Keras will use, read as Keras reads it (KERAS_BACKEND, else ~/.keras/keras.json, else
     tensorflow) without importing Keras."""
-    import json
 
     if os.environ.get("KERAS_BACKEND"):
         return os.environ["KERAS_BACKEND"]

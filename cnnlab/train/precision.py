@@ -10,6 +10,8 @@ the next, and two such runs are two settings, never one run set.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +101,6 @@ def resolve(requested: str, flags: Iterable[str] | None = None, gpus: list[tuple
 def _gpus_without_a_backend() -> list[tuple[int, int]] | None:
     """Compute capabilities from `nvidia-smi` ([] when the machine has no NVIDIA driver), None when it has one
     but cannot say: a batch's parent process must not initialise a backend on the GPUs its children need."""
-    import shutil
-    import subprocess
 
     if not Path("/proc/driver/nvidia").exists() and not shutil.which("nvidia-smi"):
         return []

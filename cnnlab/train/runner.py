@@ -8,6 +8,8 @@ results folder is created, so a mistake never leaves an empty or half-written ru
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -229,8 +231,6 @@ def set_determinism(on: bool) -> str:
         torch.use_deterministic_algorithms(True, warn_only=True)
         return "torch.use_deterministic_algorithms(True)"
     if backend == "jax":
-        import os
-
         flag = "--xla_gpu_deterministic_ops=true" in os.environ.get("XLA_FLAGS", "")
         return (
             "XLA_FLAGS --xla_gpu_deterministic_ops=true"
@@ -242,7 +242,6 @@ def set_determinism(on: bool) -> str:
 
 def nan_epoch(rows: list[dict]) -> int | None:
     """The first epoch whose training loss is NaN or infinite (TerminateOnNaN stops there), else None."""
-    import math
 
     return next((int(r["epoch"]) for r in rows if not math.isfinite(float(r.get("loss", 0.0)))), None)
 
@@ -337,7 +336,6 @@ def distribution_scope(kind: str | None, ctx: Ctx):
     if kind is None:
         yield None
         return
-    import os
 
     backend = keras.backend.backend()
     if backend == "jax":
