@@ -120,3 +120,26 @@ def test_a_repeated_token_is_one_dense_gradient_row():
     model.train_on_batch(np.array([[1, 1, 1]]), np.zeros((1,)))
     row = keras.ops.convert_to_numpy(model.layers[0].embeddings)[1]
     np.testing.assert_allclose(row, [-0.01 * 3 / (math.sqrt(0.9) + 1e-8)] * 2, rtol=1e-5)
+
+
+def test_adadelta_dense_squares_the_summed_gradient_as_kims_theano_code():
+    """A word three times in a batch, another once, every output summed (each occurrence's gradient is 1): Kim's
+    dense gradient gives row 1 an accumulator of (1 - rho)·(1 + 1 + 1)² = 0.05·9, row 2 0.05·1; Keras 3's
+    Adadelta on TensorFlow's IndexedSlices adds the squared slices, 0.05·3 (on JAX both are dense: equal)."""
+    import keras
+    import numpy as np
+
+    from cnnlab.models.keras2 import AdadeltaDense
+
+    def accumulator(optimizer):
+        emb = keras.layers.Embedding(5, 2, embeddings_initializer="ones")
+        model = keras.Sequential([keras.Input((4,), dtype="int32"), emb])
+        model.compile(optimizer=optimizer, loss=lambda y, p: keras.ops.sum(p, axis=(1, 2)))
+        model.train_on_batch(np.array([[1, 1, 1, 2]]), np.zeros((1,)))
+        return keras.ops.convert_to_numpy(optimizer._accumulated_grads[0])[:3, 0]
+
+    dense = accumulator(AdadeltaDense(learning_rate=1.0, rho=0.95, epsilon=1e-6))
+    np.testing.assert_allclose(dense, [0.0, 0.05 * 9, 0.05 * 1], rtol=1e-6)
+    keras_own = accumulator(keras.optimizers.Adadelta(learning_rate=1.0, rho=0.95, epsilon=1e-6))
+    expected_row1 = 0.05 * 3 if keras.backend.backend() == "tensorflow" else 0.05 * 9
+    np.testing.assert_allclose(keras_own, [0.0, expected_row1, 0.05], rtol=1e-6)

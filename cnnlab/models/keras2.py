@@ -1,7 +1,7 @@
 """Keras 2.0.8 semantics that Keras 3 changed quietly, as named classes a config can ask for.
 
 The book's numbers (Chollet, *Deep Learning with Python*, 1st ed.) were measured on Keras 2.0.8. Two of its
-computations differ in Keras 3 in ways that move those numbers:
+computations differ in Keras 3 in ways that move those numbers (and one of Kim's, measured on Theano: ``AdadeltaDense``):
 
 * ``RMSpropKeras2`` — Keras 2.0.8's ``RMSprop.get_updates`` (keras/optimizers.py at 2.0.8)::
 
@@ -84,6 +84,25 @@ class RMSpropKeras2(keras.optimizers.Optimizer):
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
+
+
+@OPTIMIZERS.register
+@keras.saving.register_keras_serializable(package="cnnlab")
+class AdadeltaDense(keras.optimizers.Adadelta):
+    """Adadelta on the dense gradient, as Kim's own code stepped it: an embedding row's gradient is summed over
+    the batch's occurrences of its word before it is squared into the accumulator.
+
+    Reference: yoonkim/CNN_sentence, conv_net_sentence.py `sgd_updates_adadelta`: `gp = T.grad(cost, param)` (for
+    `Words`, Theano's gradient of a lookup is the dense matrix, repeated rows summed), `up_exp_sg = rho * exp_sg
+    + (1 - rho) * T.sqr(gp)`, `step = -(sqrt(exp_su + eps) / sqrt(up_exp_sg + eps)) * gp` — which is Keras 3's
+    Adadelta update_step (keras/src/optimizers/adadelta.py) on a dense gradient.
+    Trap: under TensorFlow an Embedding's gradient reaches Keras 3 as IndexedSlices, one slice per occurrence,
+    and its Adadelta squares the slices before adding them: Σg² where Kim had (Σg)² (a word three times in a
+    batch: a third of Kim's accumulator). Under JAX the gradient is dense already and the two are the same.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        super().update_step(_dense(gradient), variable, learning_rate)
 
 
 def binary_accuracy_keras2(y_true, y_pred):
