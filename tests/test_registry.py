@@ -51,7 +51,8 @@ def test_every_package_registers_its_own_entries():
     assert data.DATASETS["sst2"].options is data.DATASETS["mr"].options and data.DATASETS["mr"].cross_validation
     assert models.MODELS.names() == ["dense_classifier", "kim_cnn", "simple_convnet"]
     assert blocks.LAYERS.names() == ["ImageNetPreprocessing", "RandomAffine"] and blocks.BLOCKS.names() == ["VGG16"]
-    assert keras2.OPTIMIZERS.names() == ["AdadeltaDense", "RMSpropKeras2"] and keras2.METRICS.names() == ["BinaryAccuracyKeras2"]
+    assert keras2.OPTIMIZERS.names() == ["AdadeltaDense", "RMSpropKeras2"]
+    assert keras2.METRICS.names() == ["BinaryAccuracyKeras2"]
 
 
 def test_a_test_may_put_an_entry_in_and_take_it_out_again():

@@ -1,7 +1,7 @@
 """Keras 2.0.8 semantics that Keras 3 changed quietly, as named classes a config can ask for.
 
 The book's numbers (Chollet, *Deep Learning with Python*, 1st ed.) were measured on Keras 2.0.8. Two of its
-computations differ in Keras 3 in ways that move those numbers (and one of Kim's, measured on Theano: ``AdadeltaDense``):
+computations differ in Keras 3 in ways that move those numbers (and one of Kim's, on Theano: ``AdadeltaDense``):
 
 * ``RMSpropKeras2`` — Keras 2.0.8's ``RMSprop.get_updates`` (keras/optimizers.py at 2.0.8)::
 
