@@ -29,13 +29,14 @@ CASES = {  # experiment → overrides that keep a CPU measurement to a few minut
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def run_metrics(experiment: str, args: list[str], results: Path, env: dict | None = None) -> dict:
-    """`cnnlab run EXPERIMENT ARGS` in its own process; its metrics.json, or {"error": last stderr line}."""
+def run_metrics(
+    experiment: str, args: list[str], results: Path, env: dict | None = None, entry: list[str] | None = None
+) -> dict:
+    """`cnnlab run EXPERIMENT ARGS` in its own process (started as `entry`, default `python -m cnnlab`); its
+    metrics.json, or {"error": last stderr line}."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     cmd = [
-        sys.executable,
-        "-m",
-        "cnnlab",
+        *(entry or [sys.executable, "-m", "cnnlab"]),
         "--results-dir",
         str(results),
         "run",

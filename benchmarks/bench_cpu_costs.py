@@ -26,7 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-KIM = ["train.epochs=2", "data.train_subset=3000", "data.test_subset=500", "--precision", "float32"]
+from bench_precision import CASES, steady_samples_per_second  # noqa: E402  (after the path insert above)
+
+F32 = ["--precision", "float32"]
+KIM = [*CASES["kim_mr"], *F32]  # 2 epochs on 3,000 MR sentences
 SGD = "train.optimizer={SGD: {learning_rate: 0.1}}"  # the same net, an optimizer with no accumulators
 # (label, experiment, overrides, environment): each group's first arm is its baseline
 GROUPS = {
@@ -38,20 +41,8 @@ GROUPS = {
         ("CNN-rand, 300-d, trained, SGD instead of Adadelta", "kim_mr", [*KIM, SGD], {}),
     ],
 }
-FAMILIES = {  # XLA and threads: one short training per family, float32
-    "mnist": ["data.train_subset=6000", "data.test_subset=500", "train.epochs=2", "--precision", "float32"],
-    "imdb_conv1d": ["data.train_subset=2000", "data.test_subset=500", "train.epochs=2", "--precision", "float32"],
-    "kim_mr:static": KIM,
-    "cats_dogs_scratch": [
-        "data.train_subset=320",
-        "data.val_subset=100",
-        "data.test_subset=100",
-        "train.epochs=3",
-        "train.steps_per_epoch=10",
-        "train.validation_steps=5",
-        "--precision",
-        "float32",
-    ],
+FAMILIES = {  # XLA and threads: bench_precision's short training per family, float32
+    exp: [*CASES[exp], *F32] for exp in ("mnist", "imdb_conv1d", "kim_mr:static", "cats_dogs_scratch")
 }
 JIT = "CNNLAB_BENCH_JIT_COMPILE"  # an arm's environment: this script's child forces model.compile(jit_compile=...)
 for exp, args in FAMILIES.items():
@@ -97,31 +88,18 @@ def samples_per_second(experiment: str, overrides: list[str], env: dict, results
         m = run_metrics(experiment, overrides, results, {"KERAS_BACKEND": "tensorflow", **env})
     if "error" in m:
         return m
-    epochs = m["timing"]["epoch_seconds"]
-    per_epoch = m["train_samples_seen"] / max(m["epochs_run"], 1)
     return {
-        "samples_per_second": per_epoch / (sum(epochs[1:]) / max(len(epochs) - 1, 1)),
+        "samples_per_second": steady_samples_per_second(m),
         "test_accuracy": (m.get("measured") or {}).get("test_accuracy"),
     }
 
 
 def jit_run_metrics(experiment: str, overrides: list[str], results: Path, env: dict) -> dict:
     """`cnnlab run` in this script's child with model.compile forced to jit_compile=True; its metrics.json."""
-    import json
-    import os
-    import subprocess
+    from bench_backends import run_metrics
 
-    args = ["--results-dir", str(results), "run", experiment, *overrides, "--verbose", "0", "--no-summary"]
-    child_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow", **env}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--jit-child", *args], env=child_env, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-        return {"error": lines[-1] if lines else f"exit {proc.returncode}"}
-    name = experiment.replace(":", "_")
-    run = sorted(p for p in (results / name).iterdir() if p.is_dir() and not p.name.startswith("."))[-1]
-    return json.loads((run / "metrics.json").read_text())
+    entry = [sys.executable, __file__, "--jit-child"]
+    return run_metrics(experiment, overrides, results, {"KERAS_BACKEND": "tensorflow", **env}, entry=entry)
 
 
 def jit_child(cnnlab_args: list[str]) -> int:

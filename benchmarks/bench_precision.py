@@ -105,6 +105,13 @@ def train_flops(experiment: str, overrides: list[str]) -> float | None:
     return float(total + 2 * trainable)
 
 
+def steady_samples_per_second(m: dict) -> float:
+    """A run's training samples per second over its steady epochs (all but the first, which also traces)."""
+    epochs = m["timing"]["epoch_seconds"]
+    per_epoch = m["train_samples_seen"] / max(m["epochs_run"], 1)
+    return per_epoch / (sum(epochs[1:]) / max(len(epochs) - 1, 1))
+
+
 def throughput(experiment: str, overrides: list[str], precision: str, results: Path) -> dict:
     """Training samples per second of the steady epochs (all but the first) of one run in its own process."""
     from bench_backends import run_metrics
@@ -112,10 +119,8 @@ def throughput(experiment: str, overrides: list[str], precision: str, results: P
     m = run_metrics(experiment, [*overrides, "--precision", precision], results)
     if "error" in m:
         return m
-    epochs = m["timing"]["epoch_seconds"]
-    per_epoch = m["train_samples_seen"] / max(m["epochs_run"], 1)
     return {
-        "samples_per_second": per_epoch / (sum(epochs[1:]) / max(len(epochs) - 1, 1)),
+        "samples_per_second": steady_samples_per_second(m),
         "policy": m["precision"]["policy"],
         "device": m["environment"]["device"],
     }
