@@ -285,9 +285,6 @@ class RayEngine:
         slot, job, stem, t0 = self.running.pop(task)
         try:
             answer = ray.get(task)
-        except ray.exceptions.TaskCancelledError:
-            self._drop(slot)
-            return slot, Outcome("interrupted", time.perf_counter() - t0, log=str(stem))
         except ray.exceptions.RayError as e:  # the actor died, its node went away, or Ray killed it for memory
             self._drop(slot)
             return slot, Outcome(
