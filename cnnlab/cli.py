@@ -14,19 +14,26 @@ import sys
 import threading
 from pathlib import Path
 
+from cnnlab import data as data_mod
+from cnnlab import paths, quiet
+from cnnlab.batch import equivalence, ray_engine, reproduce
+from cnnlab.config.experiment import Ctx, description_of, experiment_refs, load, variant_refs
 from cnnlab.errors import CnnlabError
+from cnnlab.lectures import arith_report, zoo
+from cnnlab.models import params
+from cnnlab.models.stack import build_model, needs_data
+from cnnlab.report import ab, precision
+from cnnlab.report.compare import compare_sets, run_verdicts, write_summary
+from cnnlab.store.files import atomic_write
+from cnnlab.train import phases
 
 
 def _results_root(args) -> Path:
-    from cnnlab.paths import results_root
-
-    return results_root(args)
+    return paths.results_root(args)
 
 
 def cmd_list(args) -> int:
     """Experiments with their one-line descriptions."""
-    from cnnlab.config.experiment import description_of, experiment_refs
-
     refs = list(experiment_refs().values())
     width = max(map(len, refs), default=0)
     for ref in refs:
@@ -38,8 +45,6 @@ def cmd_check(args) -> int:
     """Validate configs (all, or the given ones) in both profiles: the schema, and every Keras class and argument
     name by its signature, without importing Keras; with --build, also build each model (without data) and
     check its phases' layer names, as `cnnlab run` does before training."""
-    from cnnlab.config.experiment import Ctx, experiment_refs, load, variant_refs
-
     named = [a for a in args.experiments if "=" not in a]
     refs = [r for a in named for r in (variant_refs(a) if ":" not in a else [a])] or list(experiment_refs().values())
     overrides = [a for a in args.experiments if "=" in a]
@@ -48,9 +53,6 @@ def cmd_check(args) -> int:
             exp = load(ref, overrides, profile)
             if not args.build:
                 continue
-            from cnnlab.models.stack import build_model, needs_data
-            from cnnlab.train import phases
-
             if needs_data(exp.config.model):  # built from the dataset's vocabulary: `cnnlab params` shows it
                 continue
             model = build_model(exp.config.model, exp.config.name, Ctx(str(exp.path)))
@@ -61,15 +63,9 @@ def cmd_check(args) -> int:
 
 def cmd_params(args) -> int:
     """The parameter table of a config's model, built without data or training."""
-    from cnnlab.config.experiment import Ctx, load
-    from cnnlab.models import params
-    from cnnlab.models.stack import build_model, needs_data
-
     exp = load(args.experiment, args.overrides, args.profile)
     data = None
     if needs_data(exp.config.model):  # e.g. Kim's CNN: the vocabulary size and vectors come from the dataset
-        from cnnlab import data as data_mod
-
         cfg = exp.config
         data = data_mod.load(
             cfg.data, data_mod.resolve_data_dir(args.data_dir, cfg.data.data_dir, exp.path), cfg.seed
@@ -81,14 +77,11 @@ def cmd_params(args) -> int:
 
 def cmd_run(args) -> int:
     """Train, evaluate and write results/<experiment>/<run>/."""
-    from cnnlab.config.experiment import load
-
     if getattr(args, "precision", None):
         args.overrides = [*args.overrides, f"train.precision={args.precision}"]
     combos = sweep_overrides(args.sweep)
     exps = [load(args.experiment, [*args.overrides, *combo], args.profile) for combo in combos]  # all checked first
-    from cnnlab.report.compare import run_verdicts
-    from cnnlab.train import runner
+    from cnnlab.train import runner  # Keras
 
     for i, (exp, combo) in enumerate(zip(exps, combos), start=1):
         if len(combos) > 1:
@@ -97,8 +90,6 @@ def cmd_run(args) -> int:
         for line in run_verdicts(result.run_dir, result.metrics, exp.profile, exp.overrides):
             print(line, flush=True)
     if not args.no_summary:
-        from cnnlab.report.compare import write_summary
-
         write_summary(_results_root(args))
     return 0
 
@@ -127,8 +118,6 @@ def sweep_overrides(sweeps: list[str]) -> list[list[str]]:
 
 def cmd_compare(args) -> int:
     """Regenerate results/summary.csv and results/summary.md; with two result folders, set them side by side."""
-    from cnnlab.report.compare import compare_sets, write_summary
-
     if args.sets:
         if len(args.sets) != 2:
             raise CnnlabError(f"command line: compare takes two result folders (A B), received {len(args.sets)}")
@@ -136,8 +125,6 @@ def cmd_compare(args) -> int:
         curves = Path(args.out).with_name(Path(args.out).stem + "_curves") if args.out else None
         text = compare_sets(Path(args.sets[0]), Path(args.sets[1]), problems=problems, curves_dir=curves)
         if args.out:
-            from cnnlab.store.files import atomic_write
-
             atomic_write(Path(args.out), text)
         print(text, end="")
         if args.check and problems:
@@ -158,26 +145,22 @@ def cmd_compare(args) -> int:
 def cmd_ab(args) -> int:
     """Seed-matched A/B of one metric between two result folders (an experiment and its variant): pairs,
     mean difference and its paired 95% interval."""
-    from cnnlab.report.ab import ab, markdown
-
     root = _results_root(args)
     for name in (args.a, args.b):
         if not (root / name).is_dir():
             raise CnnlabError(
                 f"{root / name}: no such results folder (names are as in results/, e.g. imdb_conv1d_keras3_rmsprop)"
             )
-    result = ab(root, args.a, args.b, args.metric, args.statistic)
+    result = ab.ab(root, args.a, args.b, args.metric, args.statistic)
     if not result["n"]:
         raise CnnlabError(f"{args.metric}: no seed of {args.a} and {args.b} was measured on both sides")
-    print(markdown(result), end="")
+    print(ab.markdown(result), end="")
     return 0
 
 
 def cmd_precision(args) -> int:
     """The precision study: each family's headline metric in float32 and mixed_bfloat16 over its seeds, the
     difference with its 95% Welch interval and the verdict → results/precision.md and precision.csv."""
-    from cnnlab.report import precision
-
     csv, md = precision.write(_results_root(args))
     print(md.read_text(encoding="utf-8"), end="")
     print(f"written: {md}, {csv}")
@@ -186,9 +169,7 @@ def cmd_precision(args) -> int:
 
 def cmd_zoo(args) -> int:
     """Parameter table of the classic architectures (LeNet-5 to MobileNet) → results/zoo.md and zoo.csv."""
-    from cnnlab.lectures.zoo import report
-
-    out = report(_results_root(args) / "zoo.md")
+    out = zoo.report(_results_root(args) / "zoo.md")
     print(out.read_text(), end="")
     print(f"\nwritten: {out}, {out.with_suffix('.csv')}")
     return 0
@@ -196,7 +177,7 @@ def cmd_zoo(args) -> int:
 
 def cmd_explain(args) -> int:
     """Saliency, Grad-CAM, activations and filter patterns of a trained run → results/<exp>/<run>/explain/."""
-    from cnnlab.lectures.explain_run import run_explain
+    from cnnlab.lectures.explain_run import run_explain  # matplotlib, numpy
 
     files = run_explain(
         args.run,
@@ -216,12 +197,8 @@ def cmd_explain(args) -> int:
 def cmd_vouch(args) -> int:
     """Measure that today's code computes what COMMIT's did (seeded quick probes, bit-identical) and let the
     finished runs of COMMIT's code count as today's for `reproduce` (results/code_equivalence.json)."""
-    from cnnlab.batch import equivalence
-    from cnnlab.batch.reproduce import select
-    from cnnlab.config.experiment import experiment_refs
-
     probes = args.probes or list(equivalence.DEFAULT_PROBES)
-    probes = select(experiment_refs(), probes)  # globs expanded; an unknown name: one line with the nearest one
+    probes = reproduce.select(experiment_refs(), probes)  # globs expanded; an unknown name: the nearest one
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     equivalence.vouch(args.commit, probes, _results_root(args), data_dir, args.backend)
     return 0
@@ -367,12 +344,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="default: KERAS_BACKEND's")
     sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_vouch)
-    from cnnlab.lectures.arith_report import add_parser
-
-    add_parser(sub)
-    from cnnlab.batch.reproduce import add_parser as add_reproduce
-
-    add_reproduce(sub)
+    arith_report.add_parser(sub)
+    reproduce.add_parser(sub)
     sub.choices["reproduce"].set_defaults(func=cmd_reproduce)
     return p
 
@@ -380,8 +353,6 @@ def parser() -> argparse.ArgumentParser:
 def cmd_reproduce(args) -> int:
     """`cnnlab reproduce`: cnnlab.batch.reproduce's, on cnnlab.batch.ray_engine's Ray engine (handed in here: the
     batch layer cannot import the engine, whose actors run the experiments)."""
-    from cnnlab.batch import ray_engine, reproduce
-
     return reproduce.cmd_reproduce(args, ray_engine.RayEngine)
 
 
@@ -407,9 +378,6 @@ def _stop_on_sigterm():
 
 
 def main(argv: list[str] | None = None) -> int:
-
-    from cnnlab import quiet
-
     quiet.install()  # TensorFlow's C++ start-up lines (CUDA probe, absl notice), before anything imports it
     previous = _stop_on_sigterm()
     try:

@@ -27,8 +27,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from cnnlab import quiet
 from cnnlab.batch.reproduce import Job, Outcome, headline
+from cnnlab.config import experiment
 from cnnlab.errors import CnnlabError
+from cnnlab.report.compare import run_verdicts
+from cnnlab.store.files import atomic_write, cache_dir
+from cnnlab.store.meta import RUNS_BEFORE
+from cnnlab.store.results import complete_runs, read_metrics
 
 SMALL_SUFFIXES = (".csv", ".json", ".md", ".yaml", ".png", ".txt")
 MAX_FILE_BYTES = 8 * 2**20  # a file larger than this is not evidence but a checkpoint: it stays on the node
@@ -47,8 +53,6 @@ def deliver(results_root: Path, name: str, run_id: str, files: dict[str, bytes])
     """Write a run that came back from a node into results/<name>/<run id> (another id if that one is taken:
     two nodes can start a run in the same second): under a hidden temporary name, then renamed, so that the
     folder appears whole or not at all."""
-    from cnnlab.store.files import atomic_write
-
     folder = Path(results_root) / name
     folder.mkdir(parents=True, exist_ok=True)
     final, k = folder / run_id, 1
@@ -70,9 +74,6 @@ class RunActorBody:
     node's staging folder. It takes two calls at once (max_concurrency=2): a run, and `interrupt` for it."""
 
     def __init__(self, env: dict[str, str] | None = None):
-        from cnnlab import quiet
-        from cnnlab.store.files import cache_dir
-
         os.environ.update(env or {})
         quiet.install()
         self.done = 0
@@ -85,11 +86,7 @@ class RunActorBody:
         folder; the exit status, stdout and stderr, and on success the new run's id, metrics and files (which
         then leave the staging folder)."""
 
-        import keras
-
-        from cnnlab.quiet import redirected
-        from cnnlab.store.meta import RUNS_BEFORE
-        from cnnlab.store.results import complete_runs, read_metrics
+        import keras  # heavy: the actor imports it after quiet.install() in __init__
 
         name = job["name"]
         before = {p.name for p in complete_runs(self.staging, name)}
@@ -100,7 +97,7 @@ class RunActorBody:
         err.write_bytes(b"")
         os.environ[RUNS_BEFORE] = str(self.done)
         sys.argv = ["cnnlab", "run", job["ref"], *job["overrides"], "--profile", job["profile"], "--no-summary"]
-        with redirected(str(out), str(err)):
+        with quiet.redirected(str(out), str(err)):
             self.running_thread = threading.get_ident()
             try:
                 code, reason = run_here(job, self.staging)
@@ -141,12 +138,10 @@ def run_here(job: dict, results_root: Path) -> tuple[int, str | None]:
     statuses and why it failed, as values: (0, None); a user error's status (2) and its one line; (130, ...) when
     stopped; (1, the exception's last line) and a traceback on stderr for a bug."""
 
-    from cnnlab.config.experiment import load
-    from cnnlab.report.compare import run_verdicts
-    from cnnlab.train import runner
+    from cnnlab.train import runner  # Keras, imported by the first run in each actor
 
     try:
-        exp = load(job["ref"], list(job["overrides"]), job["profile"])
+        exp = experiment.load(job["ref"], list(job["overrides"]), job["profile"])
         result = runner.run(exp, Path(results_root), data_dir=job.get("data_dir"), verbose=0)
         for line in run_verdicts(result.run_dir, result.metrics, exp.profile, exp.overrides):
             print(line, flush=True)
@@ -226,8 +221,6 @@ class RayEngine:
         results_root: Path = Path("results"),
     ):
         import ray
-
-        from cnnlab.store.files import cache_dir
 
         self.results_root, self.isolate = Path(results_root), isolate
         address = address or os.environ.get("RAY_ADDRESS") or None

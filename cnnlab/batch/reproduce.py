@@ -37,10 +37,17 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
+import yaml
+
+from cnnlab import paths
 from cnnlab.batch import equivalence
+from cnnlab.config import experiment
 from cnnlab.errors import CnnlabError, suggest
+from cnnlab.report.compare import without_precision, write_summary
 from cnnlab.store import meta
-from cnnlab.store.results import precision_of
+from cnnlab.store.files import atomic_write, cache_dir
+from cnnlab.store.results import complete_runs, precision_of, read_history, read_metrics
+from cnnlab.train.precision import expected_policy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 REPORT = "reproduce.json"
@@ -132,7 +139,7 @@ def repeats(exp, overrides: Sequence[str], seeds: int | None) -> list[list[str]]
         return seed_overrides(seeds)
     if exp.profile != "full":
         return [[]]
-    from cnnlab.data import DATASETS
+    from cnnlab.data import DATASETS  # numpy
 
     dataset = DATASETS.get(exp.config.data.dataset)
     folds = getattr(exp.config.data.options, "folds", None)
@@ -150,8 +157,7 @@ def plan(
 ) -> list[Job]:
     """Every (experiment, repeat) job, each config loaded and validated now, so that a mistake in any of them
     is reported before the first run starts; `seeds=None` repeats each the way its reference did (`repeats`)."""
-    if load is None:
-        from cnnlab.config.experiment import load
+    load = load or experiment.load
     if seeds is not None and seeds > 1 and any(o.split("=", 1)[0].strip() == "seed" for o in overrides):
         raise CnnlabError(
             f"reproduce: an override seed=... and --seeds {seeds} contradict each other; give one of them"
@@ -231,8 +237,6 @@ class Today:
         return data_fingerprint(job, self.data_dir, self._prints)
 
     def precision(self, job: Job) -> str | None:
-        from cnnlab.train.precision import expected_policy
-
         if job.precision not in self._policies:
             self._policies[job.precision] = (self.policy or expected_policy)(job.precision)
         return self._policies[job.precision]
@@ -329,9 +333,7 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
     """The fingerprint (data.fingerprint) of `job`'s dataset as it loads now; None if it cannot be loaded. Kept
     on disk (.cache/fingerprints.json) beside a signature of the data directory's files (paths, sizes, modified
     times), so that the next batch loads nothing unless a file changed."""
-    from cnnlab import data as data_mod
-    from cnnlab.config.experiment import to_plain
-    from cnnlab.errors import CnnlabError
+    from cnnlab import data as data_mod  # numpy
 
     exp = job.experiment
     if exp is None:
@@ -340,7 +342,7 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
     where = data_mod.resolve_data_dir(data_dir, cfg.data_dir, exp.path)
     key = (
         cfg.dataset,
-        json.dumps(to_plain(cfg.options), sort_keys=True, default=str),
+        json.dumps(experiment.to_plain(cfg.options), sort_keys=True, default=str),
         str(where.resolve()) if where else "",
     )
     if key in memo:
@@ -384,8 +386,6 @@ def tree_signature(root: Path | None) -> str:
 
 
 def _fingerprints_file() -> Path:
-    from cnnlab.store.files import cache_dir
-
     return cache_dir("fingerprints.json")
 
 
@@ -398,8 +398,6 @@ def _read_fingerprints() -> dict:
 
 
 def _write_fingerprints(stored: dict) -> None:
-    from cnnlab.store.files import atomic_write
-
     try:
         _fingerprints_file().parent.mkdir(parents=True, exist_ok=True)
         atomic_write(_fingerprints_file(), json.dumps(stored, indent=1, sort_keys=True))
@@ -410,9 +408,6 @@ def _write_fingerprints(stored: dict) -> None:
 def _run_experiment(metrics: dict):
     """The run's own config.yaml loaded by today's schema (memoised by path and text), or None when it cannot
     be read; `metrics` from existing_runs carries its folder."""
-    from cnnlab.config.experiment import load
-    from cnnlab.errors import CnnlabError
-
     run = metrics.get("_dir")
     if not run:
         return None
@@ -423,7 +418,7 @@ def _run_experiment(metrics: dict):
         return None
     if key not in _RUN_EXPERIMENTS:  # a batch asks once per job of the experiment and the dry run again
         try:
-            _RUN_EXPERIMENTS[key] = load(path)
+            _RUN_EXPERIMENTS[key] = experiment.load(path)
         except (CnnlabError, OSError):
             _RUN_EXPERIMENTS[key] = None
     return _RUN_EXPERIMENTS[key]
@@ -444,10 +439,6 @@ def precision_free_hash(plain: dict) -> str:
     went from float32 to auto (or a run asked for mixed_bfloat16 by name) is the same setting wherever the
     request resolves to the same policy, and the policy is compared on its own (`stale`)."""
 
-    import yaml
-
-    from cnnlab.report.compare import without_precision
-
     decisive = {k: plain[k] for k in ("name", "data", "model", "train", "seed")}
     decisive["train"] = without_precision(decisive["train"])
     text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
@@ -457,12 +448,12 @@ def precision_free_hash(plain: dict) -> str:
 def same_but_precision(job: Job, metrics: dict) -> bool:
     """Whether the run's own config.yaml (read by today's schema) is the job's config but for the precision
     request; False where either cannot be read."""
-    from cnnlab.config.experiment import to_plain
-
     exp = _run_experiment(metrics)
     if exp is None or job.experiment is None:
         return False
-    return precision_free_hash(to_plain(exp.config)) == precision_free_hash(to_plain(job.experiment.config))
+    return precision_free_hash(experiment.to_plain(exp.config)) == precision_free_hash(
+        experiment.to_plain(job.experiment.config)
+    )
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
@@ -481,8 +472,6 @@ def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None
 
 def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
     """(run id, metrics) of every complete run of one experiment, oldest first; unreadable ones left out."""
-    from cnnlab.store.results import complete_runs, read_metrics
-
     out = []
     for run in complete_runs(results_root, name):
         try:
@@ -621,8 +610,6 @@ class Batch:
 
 
 def write_report(results_root: Path, batch: Batch, status: str) -> Path:
-    from cnnlab.store.files import atomic_write
-
     path = Path(results_root) / REPORT
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(batch.record(status), indent=2) + "\n")
@@ -728,16 +715,12 @@ HEARTBEAT_SECONDS = 60.0
 
 def heartbeat_seconds() -> float:
     """Seconds between progress lines of the running jobs: $CNNLAB_HEARTBEAT_SECONDS (0: none), else 60."""
-    from cnnlab.paths import env_seconds
-
-    return env_seconds("CNNLAB_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
+    return paths.env_seconds("CNNLAB_HEARTBEAT_SECONDS", HEARTBEAT_SECONDS)
 
 
 def epochs_done(results_root: Path, name: str, since: float) -> int | None:
     """Rows in the history.csv of the newest `.partial` run of `name` written since `since` (wall time): the
     epochs a running job has finished (a resumed run counts its earlier epochs too); None before the first."""
-    from cnnlab.store.results import read_history
-
     folder = Path(results_root) / name
     found = []
     for history in folder.glob(".*.partial/history.csv") if folder.is_dir() else []:
@@ -889,8 +872,6 @@ def finish(state: Progress) -> int:
     batch = state.batch
     failed = any(o.status == "failed" for o in batch.outcomes.values())
     path = write_report(state.root, batch, "failed" if failed else "complete")
-    from cnnlab.report.compare import write_summary
-
     _, md = write_summary(state.root)
     counts = batch.record("complete")["counts"]
     state.log(
@@ -907,8 +888,6 @@ def finish(state: Progress) -> int:
 
 def logs_dir(batch: Batch) -> Path:
     """Each run's stdout and stderr: .cache/reproduce/<batch start>/ (ignored by git, like trained models)."""
-    from cnnlab.store.files import cache_dir
-
     return cache_dir("reproduce", batch.started_at.replace(":", "").replace("-", ""))
 
 
@@ -1045,9 +1024,6 @@ def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> 
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary.
     `engine_factory(devices=, isolate=, data_dir=, address=, runs_per_gpu=, slots=)`: the engine (the command line
     hands in cnnlab.batch.ray_engine.RayEngine; this layer cannot import it, it runs the experiments)."""
-    from cnnlab.config.experiment import experiment_refs
-    from cnnlab.paths import results_root as _results_root
-
     for key in ("runs_per_gpu", "slots"):
         value = getattr(args, key, None)
         if value is not None and value < 1:
@@ -1058,9 +1034,9 @@ def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> 
     items = list(args.overrides)
     patterns = [a for a in items if "=" not in a]
     overrides = [a for a in items if "=" in a]
-    refs = select(experiment_refs(), patterns)
+    refs = select(experiment.experiment_refs(), patterns)
     jobs = plan(refs, overrides, args.seeds, args.profile)
-    root = _results_root(args)
+    root = paths.results_root(args)
     if getattr(args, "retry_failed", False):
         jobs = failed_last_time(jobs, root)
     commit = meta.git_commit(REPO_ROOT)

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import yaml
 
+from cnnlab.config import keras_specs
 from cnnlab.config.schema import (
     _KERAS_CHECKS,
     ClassSpec,
@@ -69,7 +70,7 @@ class DataConfig:
     features: tuple[ClassSpec, ...] | None = None  # a frozen stack run once over every split (cached)
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab.data import DATASETS
+        from cnnlab.data import DATASETS  # numpy (the datasets' modules)
 
         dataset = DATASETS.lookup(self.dataset, ctx, join(path, "dataset"))
         if not 0.0 <= self.validation_split < 1.0:
@@ -99,8 +100,6 @@ class DataConfig:
             if n is not None and n < 1:
                 ctx.error(join(path, key), f"expected a positive number of samples or null, received {n}")
         if self.features is not None:
-            from cnnlab.config import keras_specs
-
             if not self.features:
                 ctx.error(join(path, "features"), "the stack is empty")
             for i, spec in enumerate(self.features if keras_checks() else ()):
@@ -127,8 +126,7 @@ class ModelConfig:
     params: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab.config import keras_specs
-        from cnnlab.models.stack import MODELS  # the builders' names and signatures: imports no Keras
+        from cnnlab.models.stack import MODELS  # numpy (the builders' names and signatures; no Keras)
 
         if any(d < 1 for d in self.input_shape):
             ctx.error(join(path, "input_shape"), f"dimensions must be positive, received {list(self.input_shape)}")
@@ -157,8 +155,6 @@ class Phase:
     freeze: tuple[str, ...] = ()
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab.config import keras_specs
-
         if self.epochs < 1:
             ctx.error(join(path, "epochs"), f"expected a positive integer, received {self.epochs}")
         if self.optimizer is not None and keras_checks():
@@ -207,8 +203,6 @@ class TrainConfig:
         return [Phase("phase 1", self.epochs, self.optimizer)] + list(self.phases)
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab.config import keras_specs
-
         for key in ("epochs", "batch_size"):
             if getattr(self, key) < 1:
                 ctx.error(join(path, key), f"expected a positive integer, received {getattr(self, key)}")
@@ -245,8 +239,6 @@ class TrainConfig:
 
     def metric_names(self) -> list[str]:
         """The names Keras logs for the loss and each compiled metric ('loss', 'accuracy', ...)."""
-        from cnnlab.config import keras_specs
-
         return ["loss"] + [keras_specs.metric_name(m) for m in self.metrics]
 
 
@@ -377,7 +369,7 @@ class Config:
     profile: Literal["full", "quick"] | None = None
 
     def check(self, ctx: Ctx, path: str) -> None:
-        from cnnlab.data import DATASETS
+        from cnnlab.data import DATASETS  # numpy (the datasets' modules)
 
         if (
             self.train.validation_steps

@@ -21,6 +21,8 @@ from typing import Any
 
 from cnnlab.config.schema import ClassSpec, Ctx, convert, join
 from cnnlab.errors import one_line, suggest
+from cnnlab.store import meta
+from cnnlab.store.files import atomic_write, cache_dir
 
 # Classes a config may not name, with the reason the error gives.
 REFUSED: dict[str, dict[str, str]] = {
@@ -70,11 +72,11 @@ def _own(kind: str) -> dict[str, type]:
     """cnnlab's own classes of `kind` a config may name beside Keras's (layers; the Keras 2.0.8 optimizer and
     metric of cnnlab.keras2)."""
     if kind == "layer":
-        from cnnlab.models.blocks import LAYERS
+        from cnnlab.models.blocks import LAYERS  # Keras (the registered layers and blocks import it)
 
         return LAYERS
     if kind in ("optimizer", "metric"):
-        from cnnlab.models import keras2
+        from cnnlab.models import keras2  # Keras (its optimizers subclass Keras's)
 
         return keras2.OPTIMIZERS if kind == "optimizer" else keras2.METRICS
     return {}
@@ -102,7 +104,7 @@ def class_names(kind: str) -> list[str]:
     ]
     names += list(_own(kind))
     if kind == "layer":
-        from cnnlab.models.blocks import BLOCKS
+        from cnnlab.models.blocks import BLOCKS  # Keras (the registered layers and blocks import it)
 
         names += list(BLOCKS)
     return sorted(names)
@@ -188,7 +190,7 @@ def build_index() -> dict:
     """Read every config-nameable class's and builder's signature from Keras and cnnlab (imports Keras)."""
     import keras
 
-    from cnnlab.models.blocks import BLOCKS
+    from cnnlab.models.blocks import BLOCKS  # Keras (the registered layers and blocks import it)
 
     out = {
         "version": INDEX_VERSION,
@@ -249,9 +251,6 @@ def _named_family(arg: str) -> str | None:
 
 
 def _index_file():
-    from cnnlab.store import meta
-    from cnnlab.store.files import cache_dir
-
     own = "".join(meta._digest(meta.PACKAGE / rel) or "-" for rel in _OWN_SOURCES)
 
     key = hashlib.sha256(f"{INDEX_VERSION}|{own}".encode()).hexdigest()[:12]
@@ -278,8 +277,6 @@ def index() -> dict:
         pass
     _INDEX = build_index()
     try:
-        from cnnlab.store.files import atomic_write
-
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, json.dumps(_INDEX, sort_keys=True))
     except OSError:
@@ -370,7 +367,7 @@ def make(kind: str, spec: ClassSpec, ctx: Ctx | None = None, path: str = "") -> 
     ctx = ctx or Ctx("<config>")
     _refuse(kind, spec, ctx, path)
     if kind == "layer":
-        from cnnlab.models.blocks import BLOCKS
+        from cnnlab.models.blocks import BLOCKS  # Keras (the registered layers and blocks import it)
 
         if spec.name in BLOCKS:  # built later, on the previous layer's output shape (models.build_stack)
             check_builder_params(BLOCKS[spec.name], spec.kwargs, ctx, join(path, spec.name))

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from cnnlab.data.arrays import Arrays, Dataset
-from cnnlab.errors import DataError
+from cnnlab.errors import DataError, one_line
 from cnnlab.registry import DATASETS
 from cnnlab.store.files import cache_dir, read_npz, write_npz
 
@@ -104,8 +104,6 @@ def _download() -> Path:
     try:
         path = Path(keras.utils.get_file("cats_and_dogs_filtered.zip", origin=FILTERED_URL, extract=True))
     except Exception as exc:  # no network
-        from cnnlab.errors import one_line
-
         raise DataError(
             f"cats_and_dogs_filtered download failed ({one_line(exc)}) and no data directory was "
             "given: pass --data-dir DIR or set CNNLAB_DATA_DIR=DIR, with DIR/cats_and_dogs_small/"

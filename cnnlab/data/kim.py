@@ -21,6 +21,7 @@ from typing import Literal
 
 import numpy as np
 
+from cnnlab.data import sst, vectors
 from cnnlab.data.arrays import Arrays, Dataset
 from cnnlab.data.text import clean_str, clean_str_sst, tokenize  # noqa: F401 - also kim.clean_str
 from cnnlab.errors import CnnlabError, DataError
@@ -215,14 +216,12 @@ class Options:
         if self.min_count < 1:
             out.append(("min_count", f"expected 1 or more, received {self.min_count}"))
         if self.vectors is not None:
-            from cnnlab.data.vectors import NAMED, SUFFIXES
-
-            if self.vectors not in NAMED and not self.vectors.lower().endswith(SUFFIXES):
+            if self.vectors not in vectors.NAMED and not self.vectors.lower().endswith(vectors.SUFFIXES):
                 out.append(
                     (
                         "vectors",
-                        f"expected null, {', '.join(NAMED)}, or a file ending in "
-                        f"{', '.join(SUFFIXES)}, received {self.vectors!r}",
+                        f"expected null, {', '.join(vectors.NAMED)}, or a file ending in "
+                        f"{', '.join(vectors.SUFFIXES)}, received {self.vectors!r}",
                     )
                 )
         return out
@@ -369,8 +368,6 @@ def load_set(name: str, data_dir: Path | None, options: Options):
         data = dict(files)
         where = _file_list(info)
         if options.train_on == "phrases":
-            from cnnlab.data import sst
-
             texts, y_phr = sst.read_phrases(Path(data_dir), binary=PHRASE_SETS[name])
             data["train"] = ([tokenize(t, cleaning) for t in texts], y_phr)
             everything = data["train"][0] + everything
@@ -397,8 +394,6 @@ def load_set(name: str, data_dir: Path | None, options: Options):
         vocab_note += " (file tokens, not cleaned)"
     embeddings, vectors_note = None, "none (CNN-rand: embeddings learned from random)"
     if options.vectors is not None:
-        from cnnlab.data import vectors
-
         look = vectors.lookup(
             options.vectors, vocabulary[first:], data_dir=Path(data_dir), lowercase_fallback=options.vectors_lowercase
         )

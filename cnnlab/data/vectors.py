@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab.data import word2vec
 from cnnlab.errors import DataError, one_line
 from cnnlab.store.files import cache_dir, read_npz, write_npz
 
@@ -243,8 +244,6 @@ def read(
     if isinstance(path, str) and path in NAMED:
         if path == GLOVE:
             return read_glove_6b_50d(wanted)
-        from cnnlab.data import word2vec
-
         vocab, matrix = word2vec.load_or_train(data_dir)
         rows = {w: i for i, w in enumerate(vocab) if wanted is None or w in wanted}
         return {w: np.asarray(matrix[i], dtype=np.float32) for w, i in rows.items()}, int(matrix.shape[1])
@@ -282,8 +281,6 @@ def identity(source: str | Path, data_dir: Path | None) -> str:
     if source == GLOVE:
         return f"{GLOVE}|{glove_files()[2]}"
     if source == WORD2VEC_IMDB:
-        from cnnlab.data import word2vec
-
         return f"{WORD2VEC_IMDB}|{word2vec.cache_key(word2vec.find_tarball(data_dir))}"
     st = Path(source).stat()
     return f"{Path(source).resolve()}|{st.st_size}|{st.st_mtime_ns}"

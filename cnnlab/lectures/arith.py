@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnlab.errors import CnnlabError
+from cnnlab.lectures.autodiff import vjp
+
 # --------------------------------------------------------------------------------------------------
 # Output size
 # --------------------------------------------------------------------------------------------------
@@ -178,16 +181,12 @@ def maxpool_backprop(grid: np.ndarray, pool: int, stride: int, upstream: np.ndar
     """Forward maxima and backward routing of a 2-D max pooling, through Keras and directly."""
     import keras
 
-    from cnnlab.lectures.autodiff import vjp
-
     grid = np.asarray(grid, dtype="float32")
     layer = keras.layers.MaxPooling2D(pool_size=pool, strides=stride)
     x = grid[None, :, :, None]
     forward = keras.ops.convert_to_numpy(layer(x))[0, :, :, 0]
     upstream = np.asarray(upstream, dtype="float32")
     if upstream.shape != forward.shape:
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(
             f"upstream gradients: expected a {forward.shape[0]}×{forward.shape[1]} grid for a "
             f"{grid.shape[0]}×{grid.shape[1]} input, pool {pool}, stride {stride}; "

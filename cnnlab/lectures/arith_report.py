@@ -11,8 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab import paths
+from cnnlab.config.experiment import Ctx, experiment_names, load
 from cnnlab.errors import CnnlabError
 from cnnlab.lectures import arith
+from cnnlab.models import params
+from cnnlab.models.stack import build_model, needs_data
+from cnnlab.store.files import atomic_write
 
 
 def parse_grid(text: str, what: str) -> np.ndarray:
@@ -95,11 +100,7 @@ def size_grid_markdown() -> list[str]:
 
 def report(out: Path) -> Path:
     """Write results/arith.md (and the Sobel picture beside it) from the calculators."""
-    from cnnlab.config.experiment import Ctx, experiment_names, load
-    from cnnlab.models import params
-    from cnnlab.models.stack import build_model, needs_data
-    from cnnlab.report import plots
-    from cnnlab.store.files import atomic_write
+    from cnnlab.report import plots  # matplotlib
 
     out.parent.mkdir(parents=True, exist_ok=True)
     pool = arith.maxpool_backprop(arith.LECTURE_001_GRID, 3, 1, arith.LECTURE_001_UPSTREAM)
@@ -253,8 +254,6 @@ def _cmd_convolve(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from cnnlab.paths import results_root as _results_root
-
-    out = report(Path(args.out) if args.out else _results_root(args) / "arith.md")
+    out = report(Path(args.out) if args.out else paths.results_root(args) / "arith.md")
     print(f"written: {out}")
     return 0

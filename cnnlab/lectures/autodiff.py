@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from cnnlab.errors import CnnlabError
+
 
 def _tensorflow(fn, x, upstream):
     import tensorflow as tf
@@ -51,8 +53,6 @@ def vjp(fn: Callable, x: np.ndarray, upstream: np.ndarray) -> np.ndarray:
 
     backend = keras.backend.backend()
     if backend not in VJP:
-        from cnnlab.errors import CnnlabError
-
         raise CnnlabError(f"no gradient support for Keras backend '{backend}'; use one of {', '.join(VJP)}")
     x = np.asarray(x, dtype="float32")
     return np.array(VJP[backend](fn, x, np.asarray(upstream, dtype="float32")))  # a writable copy

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnlab import data as data_mod
+from cnnlab.config.experiment import Ctx, load
 from cnnlab.errors import CnnlabError
 from cnnlab.lectures import explain
+from cnnlab.models.stack import build_model
 from cnnlab.report import plots
 from cnnlab.store.files import atomic_write, cache_dir
 from cnnlab.store.results import complete_runs, read_metrics
@@ -45,16 +48,12 @@ def _model_file(run: Path) -> Path | None:
 
 def class_name(exp, cls: int) -> str:
     """'cat (0)' where the dataset names its classes, else the index."""
-    from cnnlab.data import DATASETS
-
-    names = getattr(DATASETS.get(exp.config.data.dataset), "class_names", None)
+    names = getattr(data_mod.DATASETS.get(exp.config.data.dataset), "class_names", None)
     return f"{names[cls]} ({cls})" if names and 0 <= cls < len(names) else str(cls)
 
 
 def _input(run: Path, exp, image_path: str | None, index: int, data_dir: str | None):
     """One input sample (batch axis included) and a caption."""
-    from cnnlab import data as data_mod
-
     shape = tuple(exp.config.model.input_shape)
     if image_path:
         from PIL import Image, UnidentifiedImageError
@@ -114,8 +113,6 @@ def run_explain(
     """Write saliency, Grad-CAM, activation, filter-pattern and kernel pictures for one run; return the files."""
     import keras
 
-    from cnnlab.config.experiment import load
-
     run = find_run(ref, results_root)
     model_file = _model_file(run)
     if model_file is None:
@@ -123,9 +120,6 @@ def run_explain(
     exp = load(run / "config.yaml")
     # rebuilt from the run's resolved config, then its trained weights: keras.saving.load_model cannot
     # deserialize every preprocessing layer (Keras 3.15's RandomShear refuses its own saved config)
-    from cnnlab.config.experiment import Ctx
-    from cnnlab.models.stack import build_model
-
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")  # gradients in full precision, whatever the run trained in (its
     try:  # weights are float32 either way; TensorFlow's eager ReluGrad has no bfloat16 kernel on the CPU)

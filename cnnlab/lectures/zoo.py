@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab.models.params import count_weights
+from cnnlab.store.files import atomic_write
+from cnnlab.store.results import csv_text
 
 
 def lenet5(input_shape=(32, 32, 1), num_classes=10):
@@ -243,9 +245,6 @@ def count_layer(layer) -> int:
 def report(out: Path) -> Path:
     """Write results/zoo.md and results/zoo.csv."""
     import keras
-
-    from cnnlab.store.files import atomic_write
-    from cnnlab.store.results import csv_text
 
     rows = [measure(name) for name in ZOO]
     fields = ["architecture", "input", "weight_layers", "params", "build_seconds", "published", "source", "note"]

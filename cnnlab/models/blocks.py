@@ -15,6 +15,7 @@ from typing import Literal
 
 import keras
 
+from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models.augment import RandomAffine  # noqa: F401 - a registered layer, also blocks.RandomAffine
 from cnnlab.registry import BLOCKS, LAYERS
 
@@ -67,8 +68,6 @@ def vgg16(
     weights: null (random), 'imagenet' (Keras's download of the Caffe weights) or a path to a Keras
     .weights.h5 file; a relative path is looked up in the data directory (e.g. weights/vgg16_...h5).
     """
-    from cnnlab.errors import CnnlabError, one_line
-
     resolved = None
     if _load and weights == "imagenet":
         resolved = "imagenet"

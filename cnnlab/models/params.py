@@ -71,7 +71,7 @@ def table(model, what_if_units=()) -> Table:
     """The parameter table of a built `keras.Model`, with receptive field and formula per layer."""
     import keras
 
-    from cnnlab.lectures import arith
+    from cnnlab.lectures import arith  # numpy
 
     fields = arith.receptive_fields(model) if isinstance(model, keras.Sequential) else {}
     rows = []

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from cnnlab.config.keras_specs import make
 from cnnlab.config.schema import ClassSpec, Ctx, join
+from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models.text_models import dense_classifier, kim_cnn  # noqa: F401 - registered builders, also models.kim_cnn
 from cnnlab.registry import MODELS
 
@@ -55,8 +56,7 @@ def build_stack(
     """
     import keras
 
-    from cnnlab.errors import CnnlabError
-    from cnnlab.models.blocks import BLOCKS
+    from cnnlab.models.blocks import BLOCKS  # Keras
 
     ctx = ctx or Ctx("<config>")
     model = keras.Sequential(name=name)
@@ -76,8 +76,6 @@ def build_stack(
         try:
             model.add(layer)
         except Exception as exc:  # shape errors: the layer does not fit its input
-            from cnnlab.errors import one_line
-
             ctx.error(join(join(path, i), spec.name), f"cannot follow the previous layer: {one_line(exc)}")
     return model
 

@@ -13,7 +13,10 @@ import statistics
 import time
 from pathlib import Path
 
-from cnnlab.config.experiment import PARAM_METRICS
+import yaml
+
+from cnnlab.config.experiment import PARAM_METRICS, experiment_refs, load, to_plain
+from cnnlab.errors import CnnlabError
 from cnnlab.report import tables, verdicts
 from cnnlab.report.verdicts import metric_label
 from cnnlab.store.files import atomic_write
@@ -124,9 +127,6 @@ def setting_hash(run: Path) -> str | None:
     edited between them (Keras 3's RMSprop, then Keras 2.0.8's): they must not be averaged into one run set."""
     run = Path(run)
     if run not in _SETTING_HASHES:
-        from cnnlab.config.experiment import load, to_plain
-        from cnnlab.errors import CnnlabError
-
         try:
             plain = to_plain(load(run / "config.yaml", keras=False).config)
         except (CnnlabError, OSError):
@@ -140,9 +140,6 @@ def current_setting(ref: str | None, m: dict) -> str | None:
     """The setting digest that the run described by metrics `m` would have if started now: today's config `ref`
     (an experiment reference, kim_mr:static) with the run's own profile and overrides (None when they no longer
     load)."""
-    from cnnlab.config.experiment import load, to_plain
-    from cnnlab.errors import CnnlabError
-
     if ref is None:
         return None
     try:
@@ -155,8 +152,6 @@ def current_setting(ref: str | None, m: dict) -> str | None:
 def setting_digest(plain: dict) -> str:
     """SHA-256 (16 hex digits) of a plain config's name, data, model and train, without the fold and without the
     precision request (a run set is split by the precision *policy* its runs trained under: `signature`)."""
-
-    import yaml
 
     decisive = {k: plain[k] for k in ("name", "data", "model", "train")}
     decisive["train"] = without_precision(decisive["train"])
@@ -216,9 +211,6 @@ def reference_stats(ref: dict, runs: list[tuple[Path, dict]]) -> tuple[float | N
 
 def experiment_configs() -> dict[str, dict]:
     """Results name → the plain config of every experiment and variant in configs/ (references, report)."""
-    from cnnlab.config.experiment import experiment_refs, load, to_plain
-    from cnnlab.errors import CnnlabError
-
     out = {}
     for name, ref in experiment_refs().items():
         try:
@@ -245,8 +237,6 @@ def collect(root: Path):
         else set(configs),
         key=lecture_key,
     )
-    from cnnlab.config.experiment import experiment_refs
-
     refs_by_name = experiment_refs()
     rows, groups, sets = [], {}, {}
     for name in names:
@@ -406,7 +396,7 @@ def group_section(
     """A comparison table and an overlay of validation curves for experiments the lectures set side by side:
     each curve the mean over the experiment's run set with a ± std band, its reference drawn on it, a run that
     is not the full profile marked in its label."""
-    from cnnlab.report import plots
+    from cnnlab.report import plots  # matplotlib
 
     notes = [
         (c.get("report") or {}).get("group_note")
@@ -774,14 +764,12 @@ def compare_sets(
     Trap: with one run on a side there is no spread to compare with; such deltas are marked 'no spread', not
     passed as equal. A 5-epoch run against a 2-epoch quick run is not a difference of −0.14: it is two settings.
     """
-    from cnnlab.report import plots
+    from cnnlab.report import plots  # matplotlib
 
     a, b = Path(a), Path(b)
     problems = problems if problems is not None else []
     for root in (a, b):
         if not root.is_dir():
-            from cnnlab.errors import CnnlabError
-
             raise CnnlabError(
                 f"{root}: no such results folder (give two result sets, e.g. results/ and another machine's results/)"
             )

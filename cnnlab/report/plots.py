@@ -181,8 +181,6 @@ def panels(images: Sequence, titles: Sequence[str], title: str, cmaps: Sequence[
 
 def _display(img):
     """(h, w, 1) → (h, w) grey; (h, w, 3) stays colour; values clipped to [0, 1]."""
-    import numpy as np
-
     img = np.asarray(img, dtype="float32")
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
@@ -230,8 +228,6 @@ def tiles(
 ) -> bytes:
     """A grid of 2-D maps (h, w, n) or images (n, h, w[, 3]) labelled by index (or `labels`), e.g. every
     channel of a layer."""
-    import numpy as np
-
     maps = np.asarray(maps)
     items = [maps[..., i] for i in range(maps.shape[-1])] if maps.ndim == 3 else list(maps)
     cols = min(cols, len(items))

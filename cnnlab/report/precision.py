@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from cnnlab.config.experiment import load, to_plain
 from cnnlab.report.compare import setting_digest, setting_overrides
 from cnnlab.report.verdicts import t975
+from cnnlab.store.files import atomic_write
 from cnnlab.store.results import complete_runs, precision_of, read_metrics
 
 FULL, HALF = "float32", "mixed_bfloat16"
@@ -73,8 +75,6 @@ def arms(root: Path, case: Case) -> dict[str, list[tuple[Path, dict]]]:
     """precision policy → the runs of `case` in it, from results/<experiment> and results/precision_study/
     <experiment>: complete, full profile, today's config but for the precision, no override but seed, fold and
     train.precision, on the case's fold; one per seed (the newest)."""
-    from cnnlab.config.experiment import load, to_plain
-
     exp = load(case.ref, [], "full", keras=False)
     want = setting_digest(to_plain(exp.config))
     default_fold = getattr(exp.config.data.options, "fold", None)
@@ -255,8 +255,6 @@ def _nan(x) -> bool:
 
 def write(root: Path) -> tuple[Path, Path]:
     """results/precision.csv (raw numbers) and results/precision.md (the view)."""
-    from cnnlab.store.results import atomic_write
-
     df = table(Path(root))
     csv, md = Path(root) / "precision.csv", Path(root) / "precision.md"
     atomic_write(csv, df.to_csv(index=False))

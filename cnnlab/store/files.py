@@ -54,7 +54,7 @@ def read_npz(path: Path) -> dict | None:
 
     import numpy as np
 
-    from cnnlab import digest
+    from cnnlab import digest  # numpy
 
     if not path.is_file():
         return None
@@ -74,7 +74,7 @@ def write_npz(path: Path, **arrays) -> None:
     cache is skipped, not an error."""
     import numpy as np
 
-    from cnnlab import digest
+    from cnnlab import digest  # numpy
 
     arrays = {k: np.asarray(v) for k, v in arrays.items()}
     check = np.frombuffer(digest.arrays(sorted(arrays.items()), 64).encode(), dtype=np.uint8)

@@ -19,6 +19,7 @@ import numpy as np
 import yaml
 
 from cnnlab.config.schema import to_plain
+from cnnlab.models.stack import build_stack
 from cnnlab.store.files import cache_dir, read_npz, write_npz
 
 
@@ -51,8 +52,6 @@ def cache_key(splits, specs, weights_dir: Path | None, policy: str = "float32") 
 def extract(splits, specs, ctx, weights_dir: Path | None, batch_size: int = 32, log=print):
     """`splits` with every x replaced by the stack's output; (new splits, True if read from the cache)."""
     import keras
-
-    from cnnlab.models.stack import build_stack
 
     key = cache_key(splits, specs, weights_dir, keras.config.dtype_policy().name)
     cache = cache_dir("features", f"{key}.npz")

@@ -25,14 +25,17 @@ from cnnlab.config import keras_specs
 from cnnlab.config.experiment import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
 from cnnlab.models import params
+from cnnlab.models.blocks import BLOCKS, LAYERS
 from cnnlab.models.stack import build_model, needs_data
+from cnnlab.paths import env_seconds
 from cnnlab.report import plots
 from cnnlab.store import meta
 from cnnlab.store.files import cache_dir
 from cnnlab.store.results import RunDir, csv_text, portable, read_history
-from cnnlab.train import phases, precision
+from cnnlab.train import features, phases, precision
 from cnnlab.train.backup import EpochBackup
 from cnnlab.train.resume import ResumeState, set_weights_by_path, weights_by_path
+from cnnlab.train.sampling import BatchStream, samples_per_epoch
 
 
 class Interrupted(CnnlabError):
@@ -148,8 +151,6 @@ class FitData:
     validation, carried on across epochs, phases and resumes as the book's generators were."""
 
     def __init__(self, splits, tr, seed: int):
-        from cnnlab.train.sampling import BatchStream
-
         self.splits, self.tr = splits, tr
         self.validation = (splits.x_val, splits.y_val) if splits.x_val is not None else None
         self.train_stream = self.val_stream = None
@@ -189,8 +190,6 @@ class FitData:
         """Training samples seen in `epochs` epochs."""
         if self.train_stream is None:
             return len(self.splits.x_train) * epochs
-        from cnnlab.train.sampling import samples_per_epoch
-
         return samples_per_epoch(len(self.splits.x_train), self.tr.batch_size, self.tr.steps_per_epoch * epochs)
 
 
@@ -199,8 +198,6 @@ BACKUP_SECONDS = 30.0  # at most one backup per 30 s of training: a kill loses a
 
 def backup_seconds() -> float:
     """Seconds between backups: $CNNLAB_BACKUP_SECONDS (0: after every epoch), else BACKUP_SECONDS."""
-    from cnnlab.paths import env_seconds
-
     return env_seconds("CNNLAB_BACKUP_SECONDS", BACKUP_SECONDS)
 
 
@@ -455,8 +452,6 @@ def _build_model_and_load_data(r: _Run, data_dir: str | None) -> None:
     t_data = time.perf_counter()
     r.splits = data_mod.load(cfg.data, r.data_dir, cfg.seed)
     if cfg.data.features is not None:
-        from cnnlab.train import features  # only a run with a frozen feature stack (VGG16 features) needs it
-
         r.splits, _ = features.extract(r.splits, cfg.data.features, ctx, r.data_dir, log=r.log)
     r.timing["data_seconds"] = time.perf_counter() - t_data
     if r.model is None:
@@ -707,8 +702,6 @@ def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
 
 def pretrained(cfg) -> list[dict]:
     """Which pretrained blocks and ImageNet preprocessing a run used, from data.features and the model."""
-    from cnnlab.models.blocks import BLOCKS, LAYERS
-
     out = []
     for where, specs in (("data.features", cfg.data.features or ()), ("model.layers", cfg.model.layers or ())):
         out += [
