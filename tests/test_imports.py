@@ -219,7 +219,7 @@ LAYERS = [
     ),
     (
         "datasets and model parts",
-        "data data.* models.augment models.keras2 models.blocks models.text_models models.params",
+        "data data.* models.augment models.keras2 models.row_lazy models.blocks models.text_models models.params",
     ),
     ("Keras names", "config.keras_specs"),
     ("layer stacks", "models.stack"),

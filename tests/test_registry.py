@@ -43,7 +43,7 @@ def test_lookup_names_the_nearest_entry_through_the_config_or_alone():
 
 def test_every_package_registers_its_own_entries():
     from cnnlab import data
-    from cnnlab.models import blocks, keras2
+    from cnnlab.models import blocks, keras2, row_lazy
     from cnnlab.models import stack as models
 
     # 3 datasets of the book + Kim's 7 sentence sets = 10
@@ -51,7 +51,8 @@ def test_every_package_registers_its_own_entries():
     assert data.DATASETS["sst2"].options is data.DATASETS["mr"].options and data.DATASETS["mr"].cross_validation
     assert models.MODELS.names() == ["dense_classifier", "kim_cnn", "simple_convnet"]
     assert blocks.LAYERS.names() == ["ImageNetPreprocessing", "RandomAffine"] and blocks.BLOCKS.names() == ["VGG16"]
-    assert keras2.OPTIMIZERS.names() == ["AdadeltaDense", "RMSpropKeras2"]
+    assert keras2.OPTIMIZERS.names() == ["AdadeltaDense", "AdadeltaRowLazy", "RMSpropKeras2"]
+    assert row_lazy.OPTIMIZERS is keras2.OPTIMIZERS
     assert keras2.METRICS.names() == ["BinaryAccuracyKeras2"]
 
 

@@ -70,13 +70,13 @@ def _namespace(kind: str) -> tuple[Any, type]:
 
 def _own(kind: str) -> dict[str, type]:
     """cnnlab's own classes of `kind` a config may name beside Keras's (layers; the Keras 2.0.8 optimizer and
-    metric of cnnlab.keras2)."""
+    metric of cnnlab.keras2, the row-lazy Adadelta of cnnlab.row_lazy)."""
     if kind == "layer":
         from cnnlab.models.blocks import LAYERS  # Keras (the registered layers and blocks import it)
 
         return LAYERS
     if kind in ("optimizer", "metric"):
-        from cnnlab.models import keras2  # Keras (its optimizers subclass Keras's)
+        from cnnlab.models import keras2, row_lazy  # noqa: F401  Keras (their optimizers subclass Keras's)
 
         return keras2.OPTIMIZERS if kind == "optimizer" else keras2.METRICS
     return {}
@@ -122,7 +122,13 @@ def accepted_args(kind: str, cls: type) -> list[str]:
 # then imports neither Keras nor TensorFlow (0.3 s instead of 4-8 s). Values are Keras's to judge when the run
 # builds the objects (`make`), which reports them as the same one-line config errors.
 INDEX_VERSION = 3
-_OWN_SOURCES = ("config/keras_specs.py", "models/blocks.py", "models/keras2.py", "models/augment.py")
+_OWN_SOURCES = (
+    "config/keras_specs.py",
+    "models/blocks.py",
+    "models/keras2.py",
+    "models/row_lazy.py",
+    "models/augment.py",
+)
 _INDEX: dict | None = None
 
 
