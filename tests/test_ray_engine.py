@@ -253,3 +253,28 @@ def test_a_node_lost_mid_batch_fails_its_run_and_the_rest_complete(ray_local, da
     finally:
         ray.shutdown()
         cluster.shutdown()
+
+
+def test_a_sigterm_after_ray_starts_is_still_cnnlabs_ctrl_c():
+    """`ray.init` puts Ray's C++ failure handler on SIGTERM (it printed "*** SIGTERM received" and killed the batch
+    without its record, measured on `kill` of a `cnnlab reproduce`); start() puts cnnlab's handler back, so the
+    signal arrives as cli.Terminated, the path Ctrl-C takes. In a fresh process: the handler must be the OS's."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from cnnlab import cli\n"
+        "from cnnlab.batch import ray_engine\n"
+        "cli._stop_on_sigterm()\n"
+        "ray_engine.start(None, num_cpus=1)\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "    print('not delivered')\n"
+        "except cli.Terminated:\n"
+        "    print('handled as Ctrl-C')\n"
+        "import ray; ray.shutdown()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "handled as Ctrl-C"
+    assert "SIGTERM received" not in done.stderr
+

@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -330,6 +331,22 @@ class RayEngine:
             ray.shutdown()
 
 
+def _python_handlers() -> dict:
+    """SIGTERM's and SIGINT's Python handlers (cli's SIGTERM-as-Ctrl-C, Python's KeyboardInterrupt), in the main
+    thread; nothing elsewhere (signals are the main thread's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: h for s in (signal.SIGTERM, signal.SIGINT) if callable(h := signal.getsignal(s))}
+
+
+def _put_back(handlers: dict) -> None:
+    """Reinstall `handlers` at the OS level. Trap: `ray.init` in a driver installs Ray's C++ failure-signal handler
+    for SIGTERM over Python's (`signal.getsignal` still reports Python's), and it prints "*** SIGTERM received ...
+    PC: @ ..." and ends the process: `kill` of a batch would lose its record and leave its run unmarked."""
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
+
+
 def start(address: str | None, devices: list[str] | None = None, num_cpus: int | None = None) -> dict:
     """Join the cluster at `address`, else start an embedded local runtime sized to this machine (its GPUs, or
     only those `devices` lists: CUDA_VISIBLE_DEVICES is set to them before Ray starts, so Ray hands out those);
@@ -349,7 +366,9 @@ def start(address: str | None, devices: list[str] | None = None, num_cpus: int |
                     gpu_ids = [d for d in devices if d != "cpu"]
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
                     local["num_gpus"] = len(gpu_ids)
+            kept = _python_handlers()
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+            _put_back(kept)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray runtime"
         raise CnnlabError(f"reproduce: cannot reach {where}: {short(str(e))}") from None
