@@ -277,4 +277,3 @@ def test_a_sigterm_after_ray_starts_is_still_cnnlabs_ctrl_c():
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "handled as Ctrl-C"
     assert "SIGTERM received" not in done.stderr
-
