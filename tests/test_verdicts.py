@@ -129,7 +129,7 @@ def test_split_hands_the_test_set_over_as_validation():
     assert "validation data: the test set" in got.source
 
 
-def _resolved_run(results, run_id, overrides, accuracy):
+def _resolved_run(results, run_id, overrides, accuracy, history="epoch,accuracy,val_accuracy\n1,0.5,0.5\n"):
     """A complete run folder as the runner writes it (resolved config.yaml, metrics.json, history.csv), without
     training: the run-set logic reads nothing else."""
     from cnnlab.config.experiment import load
@@ -138,7 +138,7 @@ def _resolved_run(results, run_id, overrides, accuracy):
     run = results / "mnist" / run_id
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(exp.resolved_yaml())
-    (run / "history.csv").write_text("epoch,accuracy,val_accuracy\n1,0.5,0.5\n")
+    (run / "history.csv").write_text(history)
     (run / "metrics.json").write_text(
         json.dumps(
             {
@@ -182,6 +182,38 @@ def test_run_sets_never_average_two_settings(tmp_path):
     assert row["n_runs"] == 1 and row["config_changed"] is True
     assert "(run before the config changed)" in row["verdict"]
     json.loads((newest / "metrics.json").read_text())  # the run itself is untouched
+
+
+def test_a_run_that_never_learned_is_left_out_of_the_verdict_and_counted(tmp_path):
+    """imdb_conv1d_faithful under TensorFlow, seeds 2 and 3: every initial output of the linear Dense(1) below 0,
+    clipped by the cross-entropy, no gradient: the training loss identical in all ten epochs. Averaged in, the
+    set would read 0.61 and "below" for a model that never trained; left out, n is the runs that learned."""
+    from cnnlab.report import compare
+    from cnnlab.report.compare import collect
+
+    results = tmp_path / "results"
+    base = ["data.train_subset=200", "data.test_subset=100", "train.epochs=1"]
+    learned = "epoch,loss,val_accuracy\n1,0.70,0.60\n2,0.41,0.80\n"
+    dead = "epoch,loss,val_accuracy\n1,8.0808,0.5054\n2,8.0808,0.5054\n"
+    first = _resolved_run(results, "20260101-000000_full", base, 0.83, learned)
+    _resolved_run(results, "20260102-000000_full", [*base, "seed=2"], 0.51, dead)
+    _resolved_run(results, "20260103-000000_full", [*base, "seed=3"], 0.50, dead)
+    compare._SETTING_HASHES.clear()
+    frame, *_ = collect(results)
+    row = frame[(frame["experiment"] == "mnist") & (frame["metric"] == "test_accuracy")].iloc[0]
+    assert (row["n_runs"], row["dead_starts"]) == (1, 2) and row["measured"] == pytest.approx(0.83)
+    assert row["verdict"] == "below (run with overrides)"  # of the one run that learned (a sliced mnist here)
+    # a single epoch, or a loss that moved by its last digit only, is not a dead start
+    assert not compare.dead_start(first)
+    (first / "history.csv").write_text("epoch,loss\n1,8.0808\n")
+    assert not compare.dead_start(first)
+    (first / "history.csv").write_text("epoch,loss\n1,8.0808\n2,8.0807\n")
+    assert not compare.dead_start(first)
+    (first / "history.csv").write_text(dead)  # every run dead: nothing to average, and the verdict says why
+    compare._SETTING_HASHES.clear()
+    frame, *_ = collect(results)
+    row = frame[(frame["experiment"] == "mnist") & (frame["metric"] == "test_accuracy")].iloc[0]
+    assert row["verdict"] == "never learned (3 dead starts)" and row["n_runs"] == 0
 
 
 @pytest.mark.parametrize(

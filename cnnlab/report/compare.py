@@ -34,6 +34,7 @@ SUMMARY_FIELDS = [
     "measured",
     "measured_std",
     "n_runs",
+    "dead_starts",
     "seeds",
     "verdict",
     "config_changed",
@@ -183,6 +184,27 @@ def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None
     return list(members.values())
 
 
+def dead_start(run: Path) -> bool:
+    """A run that never learned: the training loss the same in every epoch (two or more), to the last digit.
+
+    Reference: DLwP notebook 6.4's Conv1D (the slide's linear `Dense(1)` under binary cross-entropy). Keras
+    2.0.8's `K.binary_crossentropy` (keras/backend/tensorflow_backend.py) and Keras 3's both clip the output to
+    [1e-7, 1 - 1e-7] first, so where every initial output lies outside that band no gradient flows, ever.
+    Trap: that is a property of the reference's model, not noise around its number — measured on
+    imdb_conv1d_faithful under TensorFlow, seeds 2 and 3 start with every output below 0 — so a verdict leaves
+    such runs out and says how many; averaging them in would report "below" for a model that did not train.
+    """
+    loss = history_columns(read_history(run / "history.csv")).get("loss") or []
+    return len(loss) >= 2 and len(set(loss)) == 1
+
+
+def _dead_note(count) -> str:
+    """The Measured cell's word on the runs `dead_start` left out of it (none: nothing)."""
+    if not isinstance(count, (int, float)) or count != count or not count:  # NaN in a DataFrame read back
+        return ""
+    return f"; {int(count)} dead start{'s' if count > 1 else ''} left out (training loss never moved)"
+
+
 def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, int]]:
     """metric → (mean, sample standard deviation (0 for one run), number of runs)."""
 
@@ -244,6 +266,8 @@ def collect(root: Path):
         picked = pick_run(root, name)
         run, m = picked or (None, {})
         runs = sets[name] = run_set(root, name, picked)
+        dead = [r for r in runs if dead_start(r[0])]
+        live = [r for r in runs if r not in dead]
         refs = cfg.get("reference") or m.get("references") or []
         group = (cfg.get("report") or {}).get("group")
         if group and run is not None:
@@ -253,7 +277,8 @@ def collect(root: Path):
             "experiment": name,
             "profile": m.get("profile"),
             "overrides": " ".join(setting_overrides(m.get("overrides", []))),
-            "n_runs": len(runs),
+            "n_runs": len(live),
+            "dead_starts": len(dead),
             "seeds": " ".join(sorted({str(r[1].get("seed")) for r in runs})),
             "run_id": m.get("run_id"),
             "finished_at": m.get("finished_at"),
@@ -272,7 +297,7 @@ def collect(root: Path):
         stale = bool(ran and now and ran != now)  # unknown (a config.yaml that no longer loads) is not "changed"
         common["config_changed"] = stale
         for ref in refs or [{}]:
-            mean, std, n = reference_stats(ref, runs) if run and ref else (None, None, 0)
+            mean, std, n = reference_stats(ref, live) if run and ref else (None, None, 0)
             rng = ref.get("range") or [None, None]
             rows.append(
                 {
@@ -289,6 +314,8 @@ def collect(root: Path):
                     "verdict": (
                         "stopped: NaN loss"
                         if m.get("status") == "nan_loss"
+                        else f"never learned ({len(dead)} dead start{'s' if len(dead) > 1 else ''})"
+                        if run and ref and not live
                         else verdicts.set_verdict(
                             mean, std, n, rng, m.get("profile"), signature(m)[1], ref.get("substitution")
                         )
@@ -593,7 +620,9 @@ def report_readme(frame, sections: list[str]) -> str:
             "Reference": [f"{r.metric} {_num(r.reference)}" for r in first.itertuples()],
             "Source": [short_source(r.source) for r in first.itertuples()],
             "Measured": [
-                _num(r.measured) + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None else "")
+                _num(r.measured)
+                + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None else "")
+                + ("" if r.metric in PARAM_METRICS else _dead_note(r.dead_starts))
                 for r in first.itertuples()
             ],
             "Verdict": list(first["verdict"]),
@@ -630,7 +659,9 @@ def summary_view(frame):
             "Source": [r.source or "–" for r in rows],
             "Accepted range": [accepted(r) for r in rows],
             "Measured": [
-                _num(r.measured) + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None else "")
+                _num(r.measured)
+                + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None else "")
+                + ("" if r.metric in PARAM_METRICS else _dead_note(r.dead_starts))
                 for r in rows
             ],
             "Verdict": [r.verdict for r in rows],
