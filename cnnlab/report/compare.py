@@ -191,18 +191,21 @@ def dead_start(run: Path) -> bool:
     2.0.8's `K.binary_crossentropy` (keras/backend/tensorflow_backend.py) and Keras 3's both clip the output to
     [1e-7, 1 - 1e-7] first, so where every initial output lies outside that band no gradient flows, ever.
     Trap: that is a property of the reference's model, not noise around its number — measured on
-    imdb_conv1d_faithful under TensorFlow, seeds 2 and 3 start with every output below 0 — so a verdict leaves
+    imdb_conv1d_faithful under TensorFlow, seeds 2 to 5 start with every output below 0 — so a verdict leaves
     such runs out and says how many; averaging them in would report "below" for a model that did not train.
     """
     loss = history_columns(read_history(run / "history.csv")).get("loss") or []
     return len(loss) >= 2 and len(set(loss)) == 1
 
 
-def _dead_note(count) -> str:
+def _dead_starts(count: int) -> str:
+    """'1 dead start', '2 dead starts'."""
+    return f"{count} dead start{'s' if count > 1 else ''}"
+
+
+def _dead_note(count: int) -> str:
     """The Measured cell's word on the runs `dead_start` left out of it (none: nothing)."""
-    if not isinstance(count, (int, float)) or count != count or not count:  # NaN in a DataFrame read back
-        return ""
-    return f"; {int(count)} dead start{'s' if count > 1 else ''} left out (training loss never moved)"
+    return f"; {_dead_starts(int(count))} left out (training loss never moved)" if count else ""
 
 
 def aggregate(runs: list[tuple[Path, dict]]) -> dict[str, tuple[float, float, int]]:
@@ -266,8 +269,9 @@ def collect(root: Path):
         picked = pick_run(root, name)
         run, m = picked or (None, {})
         runs = sets[name] = run_set(root, name, picked)
-        dead = [r for r in runs if dead_start(r[0])]
-        live = [r for r in runs if r not in dead]
+        dead, live = [], []
+        for r in runs:  # one read of each history
+            (dead if dead_start(r[0]) else live).append(r)
         refs = cfg.get("reference") or m.get("references") or []
         group = (cfg.get("report") or {}).get("group")
         if group and run is not None:
@@ -314,7 +318,7 @@ def collect(root: Path):
                     "verdict": (
                         "stopped: NaN loss"
                         if m.get("status") == "nan_loss"
-                        else f"never learned ({len(dead)} dead start{'s' if len(dead) > 1 else ''})"
+                        else f"never learned ({_dead_starts(len(dead))})"
                         if run and ref and not live
                         else verdicts.set_verdict(
                             mean, std, n, rng, m.get("profile"), signature(m)[1], ref.get("substitution")
