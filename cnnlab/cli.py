@@ -152,7 +152,7 @@ def cmd_ab(args) -> int:
                 f"{root / name}: no such results folder (names are as in results/, e.g. imdb_conv1d_keras3_rmsprop)"
             )
     result = ab.ab(root, args.a, args.b, args.metric, args.statistic)
-    if not result["n"]:
+    if not result["n"] and not result["dead"]:
         raise CnnlabError(f"{args.metric}: no seed of {args.a} and {args.b} was measured on both sides")
     print(ab.markdown(result), end="")
     return 0
