@@ -25,8 +25,10 @@ already covers seed k).
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import hashlib
+import io
 import json
 import math
 import os
@@ -40,9 +42,10 @@ from typing import Protocol
 import yaml
 
 from cnnlab import paths
-from cnnlab.batch import equivalence
+from cnnlab.batch import equivalence, estimate
 from cnnlab.config import experiment
 from cnnlab.errors import CnnlabError, suggest
+from cnnlab.report import remaining
 from cnnlab.report.compare import without_precision, write_summary
 from cnnlab.store import meta
 from cnnlab.store.files import atomic_write, cache_dir
@@ -895,11 +898,16 @@ def dry_run(
     batch: Batch, results_root: Path, log=print, data_dir: str | None = None, today: Today | None = None
 ) -> int:
     """What would run and what would be skipped, with each run's expected wall time (its config's last run
-    here, else the same profile's), why it must run, and the total, without running anything (the only file
-    written: the cache of data fingerprints)."""
+    here, else the same profile's, else modelled on the other experiments' runs: cnnlab.batch.estimate), why
+    it must run, and the total, without running anything. Files written: the cache of data fingerprints, and
+    for the whole suite under the reference's protocol (no selection, override or --seeds), results/plan.csv —
+    the runs still to do with their estimates, which the report's "What is left" section shows."""
     n = len(batch.jobs)
     today = today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root))
-    todo, known = [], {}
+    refs = experiment.experiment_refs()
+    cells = estimate.observed(results_root, refs)
+    modelled = estimate.estimates(batch.jobs, cells, estimate.quick_rates(results_root, refs))
+    todo, known, rows = [], {}, []
     for i, job in enumerate(batch.jobs):
         history = existing_runs(results_root, job.name)
         done = None if batch.force else is_complete(job, history, today)
@@ -908,24 +916,80 @@ def dry_run(
             log(f"[{i + 1}/{n}] {job_label(job)}: skipped {skip_note(done, history, job, today)}")
             continue
         todo.append(job)
-        seconds = previous_seconds(job, history)
+        seconds, basis = previous_seconds(job, history), EARLIER
+        if seconds is None:
+            seconds, basis = modelled[job]
         if seconds is not None:
             known[job] = seconds
         guess = f"~{hms(seconds)}" if seconds is not None else "no earlier run to estimate from"
+        if seconds is not None and basis != EARLIER:
+            guess += f" {basis}"
         why = why_stale(job, history, today)
         why = "" if why == NEVER_RUN else f"; {why}"
+        rows.append((job, seconds, basis if seconds is not None else "no estimate: " + basis, why.lstrip("; ")))
         log(
             f"[{i + 1}/{n}] {job_label(job)}: would run ({guess}{why}): cnnlab run {job.ref}{extra} "
             f"--profile {job.profile}"
         )
     unknown = len(todo) - len(known)
-    estimate = ""
+    estimate_text = ""
     if known:
-        estimate = f"; estimate {hms(sum(known.values()))} from earlier runs' wall times" + (
-            f" for {len(known)} of them ({unknown} never ran here)" if unknown else ""
+        n_modelled = sum(1 for _, seconds, basis, _ in rows if seconds is not None and basis != EARLIER)
+        source = "from earlier runs' wall times"
+        if n_modelled:
+            factor, n_cells = estimate.leave_one_out(cells)
+            error = f": median error ×{factor:.2f} left-one-out over {n_cells} cells" if factor else ""
+            source = f"({len(known) - n_modelled} from earlier runs, {n_modelled} modelled on other experiments{error})"
+        estimate_text = f"; estimate {hms(sum(known.values()))} {source}" + (
+            f" for {len(known)} of them ({unknown} with no estimate)" if unknown else ""
         )
-    log(f"dry run: {len(todo)} to run, {n - len(todo)} skipped{estimate}")
+    log(f"dry run: {len(todo)} to run, {n - len(todo)} skipped{estimate_text}")
+    if not batch.selection and not batch.overrides and batch.seeds is None and batch.profile == "full":
+        write_plan(Path(results_root), rows, cells)
     return 0
+
+
+EARLIER = "an earlier run of this experiment"
+PLAN = remaining.PLAN  # results/plan.csv, which the report reads
+
+
+def write_plan(results_root: Path, rows: list[tuple], cells: dict) -> Path:
+    """results/plan.csv: one row per run still to do (experiment, seed, fold, estimated seconds, basis, why), and
+    a comment line with the date, the machines whose runs timed it and the model's left-one-out error."""
+
+    factor, n_cells = estimate.leave_one_out(cells)
+    machines = sorted(
+        {
+            str((m.get("environment") or {}).get("device"))
+            for name in {job.name for job, *_ in rows} | {r.replace(":", "_") for r in experiment.experiment_refs()}
+            for _, m in existing_runs(results_root, name)
+            if m.get("profile") == "full"
+        }
+        - {"None"}
+    )
+    buf = io.StringIO()
+    buf.write(
+        f"# cnnlab reproduce --dry-run, {meta.utc_now()}; timed on: {'; '.join(machines) or 'none'}; "
+        f"modelled estimates' median error x{factor:.2f} left-one-out over {n_cells} cells\n"
+        if factor
+        else f"# cnnlab reproduce --dry-run, {meta.utc_now()}; timed on: {'; '.join(machines) or 'none'}\n"
+    )
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["experiment", "seed", "fold", "estimated_seconds", "basis", "why"])
+    for job, seconds, basis, why in rows:
+        writer.writerow(
+            [
+                job.name,
+                job.seed,
+                "" if job.fold is None else job.fold,
+                "" if seconds is None else round(seconds),
+                basis,
+                why,
+            ]
+        )
+    path = results_root / PLAN
+    atomic_write(path, buf.getvalue())
+    return path
 
 
 # --------------------------------------------------------------------------------------------------

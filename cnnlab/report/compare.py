@@ -17,7 +17,7 @@ import yaml
 
 from cnnlab.config.experiment import PARAM_METRICS, experiment_refs, load, to_plain
 from cnnlab.errors import CnnlabError
-from cnnlab.report import tables, verdicts
+from cnnlab.report import remaining, tables, verdicts
 from cnnlab.report.verdicts import metric_label
 from cnnlab.store.files import atomic_write
 from cnnlab.store.results import complete_runs, history_columns, precision_of, read_history, read_metrics
@@ -592,7 +592,7 @@ def scoreboard(frame) -> str:
     )
 
 
-def report_readme(frame, sections: list[str]) -> str:
+def report_readme(frame, sections: list[str], left: list[str] = ()) -> str:
     """results/README.md: one line per experiment that has run (reference, measured mean ± std, verdict, parameters,
     epochs, time, device and backend, curves), then the lectures' comparisons and the paper tables."""
     import pandas as pd
@@ -642,7 +642,7 @@ def report_readme(frame, sections: list[str]) -> str:
     not_run = sorted(set(frame.loc[frame["run_id"].isna(), "experiment"]), key=lecture_key)
     if not_run:
         lines += ["", f"Not run yet ({len(not_run)}): " + ", ".join(not_run) + "."]
-    return "\n".join(lines + [""] + sections).rstrip() + "\n"
+    return "\n".join(lines + [""] + list(left) + sections).rstrip() + "\n"
 
 
 def summary_view(frame):
@@ -713,7 +713,9 @@ def write_summary(root: Path) -> tuple[Path, Path]:
         sections += group_section(root, group, members, configs, sets)
     sections += paper_tables(configs, sets)
     md += sections
-    atomic_write(root / "README.md", report_readme(frame, sections))
+    gpu_runs = int(frame.drop_duplicates("run_id")["device"].fillna("").str.contains("GPU").sum())
+    left = remaining.section(root, order=lecture_key, gpu_runs=gpu_runs)
+    atomic_write(root / "README.md", report_readme(frame, sections, left))
     weights = []
     for r in rows:
         if not r["run_id"] or any(w.startswith(f"- {r['experiment']}:") for w in weights):

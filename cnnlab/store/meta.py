@@ -169,6 +169,7 @@ NOT_NUMERIC = frozenset(
         "__init__.py",
         "__main__.py",
         "batch/equivalence.py",
+        "batch/estimate.py",
         "batch/ray_engine.py",
         "batch/reproduce.py",
         "cli.py",
