@@ -209,6 +209,10 @@ def test_a_run_that_never_learned_is_left_out_of_the_verdict_and_counted(tmp_pat
     assert not compare.dead_start(first)
     (first / "history.csv").write_text("epoch,loss\n1,8.0808\n2,8.0807\n")
     assert not compare.dead_start(first)
+    # seed 6 of the faithful IMDB model: 68 reviews inside the band push themselves out in epoch 1, then nothing
+    # moves; the two losses differ by 1.2e-7 relative, float32 rounding of the epoch mean, so it never learned
+    (first / "history.csv").write_text("epoch,loss\n1,8.007473945617676\n2,8.00747299194336\n3,8.00747299194336\n")
+    assert compare.dead_start(first)
     (first / "history.csv").write_text(dead)  # every run dead: nothing to average, and the verdict says why
     compare._SETTING_HASHES.clear()
     frame, *_ = collect(results)

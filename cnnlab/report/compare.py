@@ -185,17 +185,20 @@ def run_set(root: Path, experiment: str, picked: tuple[Path, dict] | None = None
 
 
 def dead_start(run: Path) -> bool:
-    """A run that never learned: the training loss the same in every epoch (two or more), to the last digit.
+    """A run that never learned: the training loss the same in every epoch (two or more) to within float32
+    rounding of its mean (a relative 1e-6, about 8 ulps at the loss's size).
 
     Reference: DLwP notebook 6.4's Conv1D (the slide's linear `Dense(1)` under binary cross-entropy). Keras
     2.0.8's `K.binary_crossentropy` (keras/backend/tensorflow_backend.py) and Keras 3's both clip the output to
     [1e-7, 1 - 1e-7] first, so where every initial output lies outside that band no gradient flows, ever.
     Trap: that is a property of the reference's model, not noise around its number — measured on
     imdb_conv1d_faithful under TensorFlow, seeds 2 to 5 start with every output below 0 — so a verdict leaves
-    such runs out and says how many; averaging them in would report "below" for a model that did not train.
+    such runs out and says how many; averaging them in would report "below" for a model that did not train. A
+    seed with a few outputs inside the band dies in its first steps instead (seed 6: 68 of 20,000 reviews, loss
+    8.0074739 in epoch 1 and 8.0074730 ever after), which an exact-equality test would count as learning.
     """
     loss = history_columns(read_history(run / "history.csv")).get("loss") or []
-    return len(loss) >= 2 and len(set(loss)) == 1
+    return len(loss) >= 2 and max(loss) - min(loss) <= 1e-6 * max(abs(v) for v in loss)
 
 
 def _dead_starts(count: int) -> str:
