@@ -73,23 +73,29 @@ def test_missing_test_split_is_said_clearly(tmp_path):
 def test_parameter_counts():
     # conv 32×(3×3×3)+32 = 896; 64×(3×3×32)+64 = 18,496; 128×(3×3×64)+128 = 73,856; 128×(3×3×128)+128 = 147,584;
     # dense (7×7×128 = 6,272)×512+512 = 3,211,776; 512×1+1 = 513
-    for name in ("cats_dogs_scratch", "cats_dogs_augmented"):
+    for name in ("cats_dogs_scratch", "cats_dogs_augmented", "cats_dogs_augmented:keras_layers"):
         t = params.table(build_model(load(name).config.model, name))
         assert t.total == 896 + 18_496 + 73_856 + 147_584 + 3_211_776 + 513 == 3_453_121
 
 
-def test_augmentation_only_while_training_and_seeded():
+@pytest.mark.parametrize(
+    "ref, layers",
+    [
+        # the headline: Keras 2.0.8's ImageDataGenerator warp, one composed transform (cnnlab.models.augment)
+        ("cats_dogs_augmented", ["RandomAffine"]),
+        # Keras 3's stock layers, four resamplings and a flip
+        (
+            "cats_dogs_augmented:keras_layers",
+            ["RandomRotation", "RandomTranslation", "RandomShear", "RandomZoom", "RandomFlip"],
+        ),
+    ],
+)
+def test_augmentation_only_while_training_and_seeded(ref, layers):
     def augmented(seed):
         keras.utils.set_random_seed(seed)
-        model = build_model(load("cats_dogs_augmented").config.model, "m")
+        model = build_model(load(ref).config.model, "m")
         augmenters = [layer for layer in model.layers if type(layer).__name__.startswith("Random")]
-        assert [type(layer).__name__ for layer in augmenters] == [
-            "RandomRotation",
-            "RandomTranslation",
-            "RandomShear",
-            "RandomZoom",
-            "RandomFlip",
-        ]
+        assert [type(layer).__name__ for layer in augmenters] == layers
         return model, augmenters
 
     x = np.random.default_rng(0).uniform(0, 255, (4, 150, 150, 3)).astype("float32")
