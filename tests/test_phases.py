@@ -32,7 +32,7 @@ def test_two_phase_run_on_tiny_images(cli, tmp_path):
     small = [
         "data.options.image_size=[32, 32]",
         "model.input_shape=[32, 32, 3]",
-        "model.layers.6.VGG16.weights=null",
+        "model.layers.2.VGG16.weights=null",
         "train.epochs=2",
         "train.phases.0.epochs=1",
         "train.batch_size=4",
@@ -58,4 +58,5 @@ def test_two_phase_run_on_tiny_images(cli, tmp_path):
     }  # the book's RMSprop(1e-5), Keras 2.0.8 step
     assert f"| 2. fine-tune block5 | 3-3 | {head + 3 * 2_359_808:,} |" in (run / "params.md").read_text()
     assert head + 3 * 2_359_808 == 7_211_009
+    assert [p["block"] for p in m["pretrained"]] == ["ImageNetPreprocessing", "VGG16"]  # not the RandomAffine
     assert m["pretrained"][1] == {"where": "model.layers", "block": "VGG16", "weights": None, "trainable": False}

@@ -59,9 +59,9 @@ def test_offline_weights_load_into_the_architecture(data_dir):
 
 def test_bad_or_missing_weights_are_one_line_config_errors(tmp_path, data_dir):
     cfg = load("vgg16_augmented").config.model
-    with pytest.raises(ConfigError, match="model.layers\\[6\\].VGG16: .*nope.weights.h5: VGG16 weights file not found"):
+    with pytest.raises(ConfigError, match="model.layers\\[2\\].VGG16: .*nope.weights.h5: VGG16 weights file not found"):
         build_model(
-            load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/nope.weights.h5"]).config.model,
+            load("vgg16_augmented", [f"model.layers.2.VGG16.weights={tmp_path}/nope.weights.h5"]).config.model,
             "m",
             weights_dir=data_dir,
             load_weights=True,
@@ -70,7 +70,7 @@ def test_bad_or_missing_weights_are_one_line_config_errors(tmp_path, data_dir):
     other.save_weights(tmp_path / "other.weights.h5")
     with pytest.raises(ConfigError, match="other.weights.h5: cannot load into VGG16"):
         build_model(
-            load("vgg16_augmented", [f"model.layers.6.VGG16.weights={tmp_path}/other.weights.h5"]).config.model,
+            load("vgg16_augmented", [f"model.layers.2.VGG16.weights={tmp_path}/other.weights.h5"]).config.model,
             "m",
             weights_dir=data_dir,
             load_weights=True,
@@ -122,5 +122,5 @@ def test_stack_block_gets_the_previous_output_shape():
 
 
 def test_block_arguments_are_checked(cli):
-    code, _, err = cli("check", "vgg16_augmented", "model.layers.6.VGG16.weigths=x")
+    code, _, err = cli("check", "vgg16_augmented", "model.layers.2.VGG16.weigths=x")
     assert code == 2 and "unknown parameter 'weigths' of vgg16 (did you mean 'weights'?)" in err

@@ -30,6 +30,7 @@ class ImageNetPreprocessing(keras.layers.Layer):
     """RGB pixels in [0, 255] → what ImageNet weights expect ('caffe', 'torch' or the book's 'rescale')."""
 
     MODES = ("caffe", "torch", "rescale")
+    PRETRAINED_INPUT = True  # recorded in metrics.json's `pretrained` beside the block it feeds (not so RandomAffine)
 
     def __init__(self, mode: str = "caffe", **kwargs):
         super().__init__(**kwargs)

@@ -701,13 +701,14 @@ def augmentation_grid(augmenters, image: np.ndarray, n: int = 8) -> bytes:
 
 
 def pretrained(cfg) -> list[dict]:
-    """Which pretrained blocks and ImageNet preprocessing a run used, from data.features and the model."""
+    """Which pretrained blocks and ImageNet preprocessing a run used, from data.features and the model: registered
+    layers only where they declare PRETRAINED_INPUT (the augmentation layer RandomAffine is registered too)."""
     out = []
     for where, specs in (("data.features", cfg.data.features or ()), ("model.layers", cfg.model.layers or ())):
         out += [
             {"where": where, "block": s.name, **to_plain(dict(s.kwargs))}
             for s in specs
-            if s.name in BLOCKS or s.name in LAYERS
+            if s.name in BLOCKS or getattr(LAYERS.get(s.name), "PRETRAINED_INPUT", False)
         ]
     return out
 
