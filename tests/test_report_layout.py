@@ -159,3 +159,16 @@ def test_load_is_one_row_per_run_and_metric(tmp_path):
     assert str(df.finished_at.dtype).startswith("datetime64") and df.seed.dtype == "Int64"
     assert len(results.load(tmp_path, experiments=["kim_mr"])) == 1
     assert results.load(tmp_path / "nowhere").empty
+
+
+def test_a_count_the_same_in_every_run_is_not_given_a_spread():
+    from types import SimpleNamespace as Row
+
+    from cnnlab.report.compare import _measured
+
+    count = Row(measured=55_744, measured_std=0.0, n_runs=3, metric="params_conv_base", dead_starts=0)
+    assert _measured(count) == "55,744 (all 3 runs)"  # not '55,744 ± 0.0000 (n=3)'
+    same = Row(measured=0.98, measured_std=0.0, n_runs=3, metric="test_accuracy", dead_starts=0)
+    assert _measured(same) == "0.9800 ± 0.0000 (n=3)"  # an accuracy keeps its spread, zero or not
+    one = Row(measured=0.98, measured_std=None, n_runs=1, metric="test_accuracy", dead_starts=0)
+    assert _measured(one) == "0.9800"

@@ -396,6 +396,16 @@ def _num(v) -> str:
     return f"{v:.4f}" if abs(v) < 10 else f"{v:,.1f}"
 
 
+def _measured(r) -> str:
+    """A summary row's measured cell: the mean, ± the std over its n runs, and the dead starts left out. A count
+    the same in every run (a parameter count) is that count in all n, not '55,744 ± 0.0000'."""
+    spread = ""
+    if r.measured_std is not None:
+        same = r.measured_std == 0 and float(r.measured).is_integer()
+        spread = f" (all {r.n_runs} runs)" if same else f" ± {_num(r.measured_std)} (n={r.n_runs})"
+    return _num(r.measured) + spread + ("" if r.metric in PARAM_METRICS else _dead_note(r.dead_starts))
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
@@ -626,12 +636,7 @@ def report_readme(frame, sections: list[str], left: list[str] = ()) -> str:
             "Experiment": [f"[{r.experiment}]({r.experiment}/{r.run_id}/)" for r in first.itertuples()],
             "Reference": [f"{r.metric} {_num(r.reference)}" for r in first.itertuples()],
             "Source": [short_source(r.source) for r in first.itertuples()],
-            "Measured": [
-                _num(r.measured)
-                + (f" ± {r.measured_std:.4f} (n={r.n_runs})" if r.measured_std is not None else "")
-                + ("" if r.metric in PARAM_METRICS else _dead_note(r.dead_starts))
-                for r in first.itertuples()
-            ],
+            "Measured": [_measured(r) for r in first.itertuples()],
             "Verdict": list(first["verdict"]),
             "Params": [_num(v) for v in first["params_total"]],
             "Epochs": [v or "–" for v in first["epochs"]],
@@ -665,12 +670,7 @@ def summary_view(frame):
             "Reference": [_num(r.reference) for r in rows],
             "Source": [r.source or "–" for r in rows],
             "Accepted range": [accepted(r) for r in rows],
-            "Measured": [
-                _num(r.measured)
-                + (f" ± {_num(r.measured_std)} (n={r.n_runs})" if r.measured_std is not None else "")
-                + ("" if r.metric in PARAM_METRICS else _dead_note(r.dead_starts))
-                for r in rows
-            ],
+            "Measured": [_measured(r) for r in rows],
             "Verdict": [r.verdict for r in rows],
             "Run (UTC date)": [
                 f"[{(r.finished_at or '')[:10] or r.run_id}]({r.experiment}/{r.run_id}/)" if r.run_id else "–"
