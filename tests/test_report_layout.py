@@ -81,8 +81,8 @@ def test_short_source_keeps_the_head(source, short):
     assert compare.short_source(source) == short
 
 
-def _row(verdict, metric="test_accuracy", run_id="r1", substitution=None):
-    return {"metric": metric, "verdict": verdict, "run_id": run_id, "substitution": substitution}
+def _row(verdict, metric="test_accuracy", run_id="r1", substitution=None, **setting):
+    return {"metric": metric, "verdict": verdict, "run_id": run_id, "substitution": substitution, **setting}
 
 
 def test_scoreboard_counts_each_reference_once_by_its_outcome():
@@ -98,7 +98,14 @@ def test_scoreboard_counts_each_reference_once_by_its_outcome():
         _row("stopped: NaN loss"),
         _row("within", metric="params_total"),
         _row("below", metric="params_total"),
+        # not the config as it stands: none of these is a shortfall or a reproduction
+        _row("below (quick profile, not comparable)", substitution="GloVe", profile="quick"),
+        _row("within (run with overrides)", profile="full", overrides="train.epochs=20"),
+        _row("provisional (n=1): below (run before the config changed)", profile="full", config_changed=True),
+        _row("within", profile="full", overrides="", config_changed=False),  # the published setting
     ]
+    assert [compare.outcome(r) for r in rows[11:]] == ["other setting"] * 3 + ["reproduced"]
+    rows = rows[:11] + rows[14:]
     assert [compare.outcome(r) for r in rows[:9]] == [
         "reproduced",
         "reproduced",
@@ -114,9 +121,14 @@ def test_scoreboard_counts_each_reference_once_by_its_outcome():
 
     frame = pd.DataFrame(rows, dtype=object)  # the summary as collect() hands it over
     assert compare.scoreboard(frame) == (
-        "**3 of 9 references reproduced** · 2 off with a declared substitution · 2 off, unexplained · 1 not run · "
+        "**4 of 10 references reproduced** · 2 off with a declared substitution · 2 off, unexplained · 1 not run · "
         "1 stopped (NaN loss). 3 of the measured verdicts are provisional (fewer than 3 repeats); parameter counts: "
         "1 of 2 exact."
+    )
+    other = pd.DataFrame(rows + [_row("below (quick profile, not comparable)", profile="quick")], dtype=object)
+    assert compare.scoreboard(other).startswith(
+        "**4 of 11 references reproduced** · 2 off with a declared substitution · 2 off, unexplained · "
+        "1 measured only in another setting (quick profile, overrides, an older config) · 1 not run · "
     )
 
 

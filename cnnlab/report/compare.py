@@ -563,14 +563,28 @@ def short_source(source: str | None, limit: int = 48) -> str:
     return cut + " …"
 
 
+def published_setting(row) -> bool:
+    """Whether a summary row measured the config as it stands: the full profile, no setting overrides, and made
+    before no config change. Trap: a quick run 'below' its reference is not a shortfall, nor a 20-epoch one."""
+    profile, overrides, changed = row.get("profile"), row.get("overrides"), row.get("config_changed")
+    return (
+        (profile == "full" or not isinstance(profile, str))  # None or NaN: a row that recorded no profile
+        and not (isinstance(overrides, str) and overrides.strip())
+        and changed not in (True, "True", "true")
+    )
+
+
 def outcome(row: dict) -> str:
     """The scoreboard's class of one summary row: reproduced, off with a substitution, off unexplained, stopped,
-    not run (and 'no reference')."""
+    measured only in another setting (quick profile, overrides, a config changed since), not run (and 'no
+    reference')."""
     text = row.get("verdict") or ""
     if not row.get("run_id"):
         return "not run"
     if text.startswith("stopped"):
         return "stopped"
+    if not published_setting(row):
+        return "other setting"
     core = re.sub(r"^provisional \(n=\d+\): ", "", text)
     if core.startswith("within"):
         return "reproduced"
@@ -589,6 +603,7 @@ def scoreboard(frame) -> str:
     measured = refs[refs["run_id"].notna()]
     provisional = int(measured["verdict"].fillna("").str.startswith("provisional").sum())
     params = frame[metric.isin(PARAM_METRICS) & frame["run_id"].notna()]
+    params = params[params.apply(published_setting, axis=1)] if len(params) else params  # as the references
     exact = int((params.apply(outcome, axis=1) == "reproduced").sum()) if len(params) else 0
     parts = [
         f"**{count('reproduced')} of {len(refs)} references reproduced**",
@@ -596,6 +611,10 @@ def scoreboard(frame) -> str:
         f"{count('off, unexplained')} off, unexplained",
         f"{count('not run')} not run",
     ]
+    if count("other setting"):
+        parts.insert(
+            -1, f"{count('other setting')} measured only in another setting (quick profile, overrides, an older config)"
+        )
     if count("stopped"):
         parts.append(f"{count('stopped')} stopped (NaN loss)")
     return (
