@@ -193,9 +193,15 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
     import os
     import stat
 
+    import numpy as np
+
     target = tmp_path / "summary.md"
     atomic_write(target, "x")
     from cnnlab.store import files as store
 
     # what open() would give under this process's umask (0644 under the usual 022), not mkstemp's 0600
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~store._UMASK
+    entry = tmp_path / "cache" / "e.npz"  # the caches' writer too (decoded images, tokens, features)
+    store.write_npz(entry, x=np.arange(3))
+    assert stat.S_IMODE(os.stat(entry).st_mode) == 0o666 & ~store._UMASK
+    assert list(store.read_npz(entry)) == ["x"] and not [p for p in entry.parent.iterdir() if p != entry]

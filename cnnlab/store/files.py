@@ -81,10 +81,13 @@ def write_npz(path: Path, **arrays) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
-        os.close(fd)  # processes may build the same entry
-        tmp = Path(name)
+        tmp = Path(name)  # processes may build the same entry
         try:
-            np.savez(tmp, **arrays, **{CHECKSUM: check})
+            with os.fdopen(fd, "wb") as f:  # as atomic_write: flushed to disk and readable before the rename
+                np.savez(f, **arrays, **{CHECKSUM: check})
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o666 & ~_UMASK)
             tmp.replace(path)
         finally:
             tmp.unlink(missing_ok=True)
