@@ -8,8 +8,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -277,3 +279,37 @@ def test_a_sigterm_after_ray_starts_is_still_cnnlabs_ctrl_c():
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "handled as Ctrl-C"
     assert "SIGTERM received" not in done.stderr
+
+
+def test_no_address_starts_a_runtime_of_its_own_whatever_ray_current_cluster_names(tmp_path):
+    """Without --address, Ray's own default joins the runtime named in $RAY_TMPDIR/ray/ray_current_cluster (which
+    `ray start` and ray.cluster_utils write): measured, a test's batch ran its job in a two-node test cluster of
+    another process (the job's config resolved there: another config hash), and a file left by a stopped runtime
+    made `cnnlab reproduce` wait on the dead address for good. start(None) must come up as a new local runtime."""
+    short = Path(tempfile.mkdtemp(prefix="r", dir="/tmp"))  # Ray's socket paths must stay under 108 characters
+    try:
+        (short / "ray").mkdir()
+        (short / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")  # the discard port: nobody there
+        code = (
+            "import ray\n"
+            "from cnnlab.batch import ray_engine\n"
+            "resources = ray_engine.start(None, num_cpus=1)\n"
+            "print(resources.get('CPU'), ray.get_runtime_context().gcs_address != '127.0.0.1:9')\n"
+            "ray.shutdown()\n"
+        )
+        env = {**os.environ, "RAY_TMPDIR": str(short)}
+        env.pop("RAY_ADDRESS", None)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.split() == ["1.0", "True"]
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
+def test_an_actor_resolves_names_where_the_driver_does(tmp_path, monkeypatch):
+    monkeypatch.delenv("CNNLAB_CONFIGS_DIR", raising=False)
+    assert RE.actor_env(None) == {}
+    assert RE.actor_env("/data") == {"CNNLAB_DATA_DIR": "/data"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CNNLAB_CONFIGS_DIR", "my_configs")  # relative: the actor's working folder is not ours
+    assert RE.actor_env("/data") == {"CNNLAB_DATA_DIR": "/data", "CNNLAB_CONFIGS_DIR": str(tmp_path / "my_configs")}

@@ -230,7 +230,7 @@ class RayEngine:
         self.plan = {s.label: s for s in plan_slots(resources, runs_per_gpu, slots, devices)}
         self.slots = list(self.plan)
         self.cls = ray.remote(max_restarts=0, max_task_retries=0, max_concurrency=2)(RunActorBody)
-        self.env = {"CNNLAB_DATA_DIR": str(data_dir)} if data_dir else {}
+        self.env = actor_env(data_dir)
         self.actors: dict[str, object] = {}
         self.running: dict[object, tuple[str, Job, Path, float]] = {}  # task → (slot, job, log stem, start)
         first = next(iter(self.plan.values()))
@@ -339,6 +339,18 @@ def _python_handlers() -> dict:
     return {s: h for s in (signal.SIGTERM, signal.SIGINT) if callable(h := signal.getsignal(s))}
 
 
+def actor_env(data_dir: str | None) -> dict[str, str]:
+    """The driver's settings an actor must share to run the job the driver planned: the data directory, and where
+    experiment names resolve (a job names its config: $CNNLAB_CONFIGS_DIR, as an absolute path). Trap: an actor's
+    process takes the environment of the runtime's start, not the driver's, so a runtime started earlier (a
+    cluster) would otherwise resolve `mnist` to another file than the one the skip key was computed from."""
+    env = {"CNNLAB_DATA_DIR": str(data_dir)} if data_dir else {}
+    configs = os.environ.get("CNNLAB_CONFIGS_DIR")
+    if configs:
+        env["CNNLAB_CONFIGS_DIR"] = str(Path(configs).resolve())
+    return env
+
+
 def _put_back(handlers: dict) -> None:
     """Reinstall `handlers` at the OS level. Trap: `ray.init` in a driver installs Ray's C++ failure-signal handler
     for SIGTERM over Python's (`signal.getsignal` still reports Python's), and it prints "*** SIGTERM received ...
@@ -367,7 +379,17 @@ def start(address: str | None, devices: list[str] | None = None, num_cpus: int |
                     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpu_ids)
                     local["num_gpus"] = len(gpu_ids)
             kept = _python_handlers()
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
+            # no address: a new runtime of this process's own ("local"). Trap: address=None makes Ray join the
+            # runtime named in $RAY_TMPDIR/ray/ray_current_cluster, which `ray start` and ray.cluster_utils write:
+            # a batch then ran its jobs under another process's environment (found with two test runs at once),
+            # or, the file left by a runtime since stopped, waited on a dead address
+            ray.init(
+                address=address or "local",
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                **local,
+            )
             _put_back(kept)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address!r}" if address else "a local Ray runtime"
