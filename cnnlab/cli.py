@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import signal
 import sys
 import threading
@@ -204,8 +205,19 @@ def cmd_vouch(args) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, its mistakes in cnnlab's form: one line on stderr and exit status 2. Trap: argparse
+    prints the whole usage block before its message, and a sub-command's parser is of its parent's class, so
+    this one class covers every sub-command (those that reproduce.py and others add too)."""
+
+    def error(self, message: str):
+        where = self.prog.removeprefix("cnnlab").strip()
+        hint = f"cnnlab {where} --help" if where else "cnnlab --help"
+        self.exit(2, f"cnnlab: error: {where + ': ' if where else ''}{message} (see {hint})\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="cnnlab",
         description="Reproduce the classic convnet lecture experiments and check them against the published numbers.",
     )
@@ -229,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
         if data:
             sp.add_argument(
                 "--data-dir",
+                type=paths.existing_dir,
                 help="local data directory (default: data.data_dir, then "
                 "$CNNLAB_DATA_DIR, else download through Keras)",
             )
@@ -328,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
         default=4,
         help="conv layers that get filter patterns, spread from first to last (default 4)",
     )
-    sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
+    sp.add_argument("--data-dir", type=paths.existing_dir, help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_explain)
     sp = sub.add_parser("zoo", help=cmd_zoo.__doc__)
     sp.set_defaults(func=cmd_zoo)
@@ -342,7 +355,7 @@ def parser() -> argparse.ArgumentParser:
         "mnist imdb_conv1d_faithful cats_dogs_augmented vgg16_features kim_mr:multichannel kim_sst2)",
     )
     sp.add_argument("--backend", choices=["tensorflow", "jax", "torch"], help="default: KERAS_BACKEND's")
-    sp.add_argument("--data-dir", help="local data directory, as for `cnnlab run`")
+    sp.add_argument("--data-dir", type=paths.existing_dir, help="local data directory, as for `cnnlab run`")
     sp.set_defaults(func=cmd_vouch)
     arith_report.add_parser(sub)
     reproduce.add_parser(sub)
@@ -382,6 +395,9 @@ def main(argv: list[str] | None = None) -> int:
     previous = _stop_on_sigterm()
     try:
         return _main(argv)
+    except BrokenPipeError:  # `cnnlab list | head`: the reader has gone; no traceback, the shell's status for it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush of stdout is quiet
+        return 128 + signal.SIGPIPE
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -389,12 +405,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     p = parser()
-    args, extra = p.parse_known_args(argv)
-    # key=value overrides may also come after options (`run mnist --profile quick train.epochs=1`)
-    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args, extra = p.parse_known_args(argv)
+        # key=value overrides may also come after options (`run mnist --profile quick train.epochs=1`)
+        if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        elif extra:
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as done:  # --help (0) or a mistake on the command line (2, its one line printed)
+        return done.code if isinstance(done.code, int) else 2
     try:
         return args.func(args)
     except CnnlabError as err:

@@ -7,6 +7,7 @@ module made the batch import the command line above it (an import cycle).
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -23,6 +24,17 @@ def data_dir_from_env() -> Path | None:
     """$CNNLAB_DATA_DIR as a path (None when unset or blank): the one reader of that variable."""
     text = os.environ.get("CNNLAB_DATA_DIR", "").strip()
     return Path(text) if text else None
+
+
+def existing_dir(text: str) -> str:
+    """The argparse type of every --data-dir: a folder that exists, checked as the command line is read, before
+    anything imports TensorFlow (a missing path or a file is the user's one-line error, not seconds later)."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: data directory does not exist")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a directory (a data directory is a folder of datasets)")
+    return text
 
 
 def env_seconds(name: str, default: float) -> float:

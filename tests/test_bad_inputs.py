@@ -47,6 +47,8 @@ CORPUS = [
     (["run", "mnist", "train.callbacks=[CSVLogger]"], "CSVLogger"),
     (["run", "mnist", "train.callbacks=[{EarlyStopping: {patiense: 2}}]"], "did you mean 'patience'"),
     (["run", "mnist", "train.callbacks=[LambdaCallback]"], "LambdaCallback"),
+    (["run", "mnist", "train.callbacks=[{EarlyStopping: {monitor: val_acc}}]"], "'val_acc' is not a metric this run"),
+    (["run", "mnist", "train.callbacks=[{ReduceLROnPlateau: {monitor: vall_loss}}]"], "did you mean 'val_loss'"),
     # experiments, variants, profiles, sweeps, command lines
     (["run", "mnsit"], "mnsit"),
     (["run", "kim_mr:dynamic"], "no variant 'dynamic'"),
@@ -66,7 +68,25 @@ CORPUS = [
     (["compare"], "metrics.json: not a readable metrics.json"),
     # data directories and environment
     (["run", "mnist", "--data-dir", "{tmp}/nodata", "data.train_subset=10"], "data directory does not exist"),
+    (["run", "mnist", "--data-dir", "{tmp}/a.yaml", "data.train_subset=10"], "a.yaml: not a directory"),
+    (["reproduce", "mnist", "--data-dir", "{tmp}/nodata"], "data directory does not exist"),
+    # found by hand on inputs the corpus had not seen (2026-12-06): a traceback, two silent runs, usage blocks
+    (["run", "mnist", "seed=-1"], "seed: expected an integer from 0 to 4294967295"),
+    (["run", "mnist", "seed=4294967296"], "seed: expected an integer from 0"),
+    (["run", "mnist", "train..epochs=3"], "malformed key"),
+    (["run", "mnist", "train.epochs.=3"], "malformed key"),
+    (["run", "mnist", ".seed=3"], "malformed key"),
+    (["run", "{tmp}/a.yaml"], "a.yaml: line 5, column 3: invalid YAML: duplicate key 'epochs'"),
+    (["run", "mnist", "train.callbacks=[{EarlyStopping: {patience: 1, patience: 2}}]"], "duplicate key 'patience'"),
+    (["run", "mnist", "--profile", "nosuch"], "run: argument --profile: invalid choice: 'nosuch'"),
+    (["reproduce", "mnist", "--seeds", "abc"], "reproduce: argument --seeds: invalid"),
+    (["ab", "{tmp}/a"], "ab: the following arguments are required: b"),
+    (["nosuchcommand"], "argument COMMAND: invalid choice: 'nosuchcommand'"),
+    (["run", "mnist", "--bogus"], "unrecognized arguments: --bogus"),
 ]
+
+# {tmp}/a.yaml: a config that gives one key twice (YAML itself keeps the last without a word)
+DUPLICATE_KEY = "extends: mnist\nname: twice\ntrain:\n  epochs: 3\n  epochs: 30\n"
 
 
 @pytest.mark.parametrize("argv, fragment", CORPUS, ids=[" ".join(a) for a, _ in CORPUS])
@@ -74,6 +94,7 @@ def test_a_user_mistake_is_one_line_and_exit_2(argv, fragment, cli, tmp_path, mo
     monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
     results = tmp_path / "results"
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "a.yaml").write_text(DUPLICATE_KEY)
     if argv == ["compare"]:  # a run folder whose metrics.json was cut
         (results / "mnist" / "20260101-000000_full").mkdir(parents=True)
         (results / "mnist" / "20260101-000000_full" / "metrics.json").write_text('{"status": "compl')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -49,5 +50,20 @@ def test_make_help_documents_every_target():
 def test_overrides_may_follow_options(cli):
     code, out, _ = cli("params", "mnist", "--extended", "model.layers.0.Conv2D.filters=16")
     assert code == 0 and "16 × (3×3×1) + 16" in out
-    with pytest.raises(SystemExit):
-        cli("params", "mnist", "--extended", "--bogus")
+    code, out, err = cli("params", "mnist", "--extended", "--bogus")
+    assert (code, out) == (2, "") and err == "cnnlab: error: unrecognized arguments: --bogus (see cnnlab --help)\n"
+
+
+def test_a_reader_that_has_gone_is_no_traceback():
+    """`cnnlab list | head -1`: the pipe's reader leaves early. Here its end is closed before cnnlab starts, so the
+    first print meets a broken pipe every time: exit status 141 (128 + SIGPIPE, what the shell reports for a
+    program the pipe ended), nothing on stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnlab", "list"], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")

@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+import yaml
 from conftest import MNIST_YAML
 
 from cnnlab.cli import sweep_overrides
@@ -13,16 +14,17 @@ from cnnlab.config.experiment import experiment_refs, load
 from cnnlab.errors import CnnlabError, ConfigError
 from cnnlab.report.compare import aggregate, run_set, write_summary
 
-VARIANTS = (
-    MNIST_YAML
-    + """
-variants:
-  wide:
-    description: a wider first layer
-    model.layers.0.Conv2D.filters: 64
-  short:
-    train.epochs: 1
-"""
+# configs/mnist.yaml with its own variants replaced by two (appending a second `variants:` key to the text is a
+# duplicate key, which the loader refuses)
+VARIANTS = yaml.safe_dump(
+    {
+        **yaml.safe_load(MNIST_YAML),
+        "variants": {
+            "wide": {"description": "a wider first layer", "model.layers.0.Conv2D.filters": 64},
+            "short": {"train.epochs": 1},
+        },
+    },
+    sort_keys=False,
 )
 
 

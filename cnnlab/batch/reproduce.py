@@ -1037,7 +1037,7 @@ def add_parser(sub) -> None:
         action="store_true",
         help="only the runs the last batch (results/reproduce.json) reports failed or interrupted, of this selection",
     )
-    sp.add_argument("--data-dir", help="local data directory, passed to every `cnnlab run`")
+    sp.add_argument("--data-dir", type=paths.existing_dir, help="local data directory, passed to every `cnnlab run`")
     sp.add_argument(
         "--devices",
         metavar="LIST",

@@ -230,6 +230,15 @@ class TrainConfig:
         for i, spec in enumerate(self.callbacks):
             keras_specs.check("callback", spec, ctx, join(join(path, "callbacks"), i))
         names = self.metric_names()
+        logged = names + [f"val_{n}" for n in names]
+        for i, spec in enumerate(self.callbacks):
+            monitor = spec.kwargs.get("monitor")
+            if monitor is not None and monitor not in logged:  # Keras warns once per epoch and does nothing
+                ctx.error(
+                    join(join(join(path, "callbacks"), i), f"{spec.name}.monitor"),
+                    f"{monitor!r} is not a metric this run logs{suggest(str(monitor), logged)}; "
+                    f"its metrics: {', '.join(logged)}",
+                )
         for key in self.directions:
             if key not in names:
                 ctx.error(
@@ -394,6 +403,8 @@ class Config:
             and not DATASETS[self.data.dataset].has_validation
         ):
             ctx.error("train.restore_best", "needs validation data to pick the best epoch: set data.validation_split")
+        if not 0 <= self.seed < 2**32:  # numpy's and the backends' seeds are unsigned 32-bit integers
+            ctx.error("seed", f"expected an integer from 0 to 4294967295 (2**32 - 1), received {self.seed}")
         for variant in self.variants:
             if not re.fullmatch(r"[a-z0-9][a-z0-9_]*", variant):
                 ctx.error(join("variants", variant), "a variant name takes lower-case letters, digits and '_'")
@@ -477,6 +488,35 @@ def experiment_names() -> list[str]:
 
 
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster, the same safe subset
+
+
+class UniqueKeyLoader(_SAFE_LOADER):
+    """The safe loader, refusing a key given twice in one mapping. Trap: YAML's loaders keep the last of two equal
+    keys without a word, so `train: {epochs: 3, epochs: 30}` trained 30 epochs; a merge (`<<`) may still
+    override what it merges."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: set = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # an unhashable key: SafeConstructor says so itself
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"duplicate key {key!r} (YAML would keep the last silently)",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
 _PARSED: dict[tuple[str, str], Any] = {}  # text → data, per process (configs repeat)
 
 
@@ -494,7 +534,7 @@ def read_yaml(path: Path) -> dict:
     if key in _PARSED:
         return copy.deepcopy(_PARSED[key])  # callers merge into what they get: never share it
     try:
-        data = yaml.load(text, Loader=_SAFE_LOADER)
+        data = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
@@ -509,6 +549,8 @@ def read_yaml(path: Path) -> dict:
 
 
 _SEGMENT = re.compile(r"[^.\[\]]+|\[\d+\]")
+# a dotted path: names or list indices joined by single dots, an index also as [n]; no empty segment, no blank
+_KEY = re.compile(r"[^.\[\]\s=]+(?:\[\d+\])*(?:\.[^.\[\]\s=]+(?:\[\d+\])*)*")
 
 
 def split_key(key: str) -> list[str | int]:
@@ -523,7 +565,7 @@ def split_key(key: str) -> list[str | int]:
 def apply_override(raw: dict, key: str, value: Any, ctx: Ctx) -> None:
     """Set one dotted key in the raw mapping (in place); lists are indexed by number."""
     parts = split_key(key)
-    if not parts or "".join(map(str, parts)) != re.sub(r"[.\[\]]", "", key):
+    if not _KEY.fullmatch(key) or "".join(map(str, parts)) != re.sub(r"[.\[\]]", "", key):
         ctx.error(key, "malformed key: expected a dotted path such as train.epochs or model.layers.0.Conv2D.filters")
     node: Any = raw
     for depth, part in enumerate(parts):
@@ -553,7 +595,9 @@ def parse_overrides(items: Sequence[str]) -> list[tuple[str, Any]]:
             raise ConfigError("command line", item, "expected key=value (for example train.epochs=1)")
         key, text = item.split("=", 1)
         try:
-            value = yaml.safe_load(text) if text.strip() else ""
+            value = yaml.load(text, Loader=UniqueKeyLoader) if text.strip() else ""
+        except yaml.constructor.ConstructorError as exc:
+            raise ConfigError("command line", item, f"invalid YAML value: {exc.problem}") from None
         except yaml.YAMLError:
             value = text
         out.append((key.strip(), value))
