@@ -19,21 +19,29 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: os.umask can only be read by setting it
 
 
+def _replace_whole(path: Path, write, suffix: str = ".tmp") -> None:
+    """Write `path` through `write(file)` so that readers see the old content or the whole new one: a temporary
+    file in the same folder (unique: two processes may write the same path), flushed and fsynced, made readable
+    under the umask (mkstemp makes 0600: results are for others to read too), renamed over `path`; the temporary
+    file never stays. OSError propagates: each caller decides what an unwritable path means."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write a file so that readers see either the old content or the whole new content."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600: results are for others to read too
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _replace_whole(path, lambda f: f.write(payload))
     except OSError as exc:
         raise CnnlabError(f"{path}: cannot write results: {exc.strerror or exc}") from None
 
@@ -80,16 +88,6 @@ def write_npz(path: Path, **arrays) -> None:
     check = np.frombuffer(digest.arrays(sorted(arrays.items()), 64).encode(), dtype=np.uint8)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.npz")  # unique: two
-        tmp = Path(name)  # processes may build the same entry
-        try:
-            with os.fdopen(fd, "wb") as f:  # as atomic_write: flushed to disk and readable before the rename
-                np.savez(f, **arrays, **{CHECKSUM: check})
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o666 & ~_UMASK)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _replace_whole(path, lambda f: np.savez(f, **arrays, **{CHECKSUM: check}), ".tmp.npz")
     except OSError:
         pass
