@@ -205,3 +205,18 @@ def test_atomic_writes_are_readable_by_others(tmp_path):
     store.write_npz(entry, x=np.arange(3))
     assert stat.S_IMODE(os.stat(entry).st_mode) == 0o666 & ~store._UMASK
     assert list(store.read_npz(entry)) == ["x"] and not [p for p in entry.parent.iterdir() if p != entry]
+
+
+def test_portable_paths_through_a_symbolic_link(tmp_path):
+    """A clean clone with ../shared linked beside it (found by running `make test` so): the data folder's path as
+    given kept the link, was not the resolved one portable() looked for, and metrics.json named this machine's
+    /…/shared/data."""
+    from cnnlab.store.results import portable
+
+    real = tmp_path / "disk" / "data"
+    real.mkdir(parents=True)
+    link = tmp_path / "shared"
+    link.symlink_to(real.parent)
+    given = link / "data"
+    got = portable({"a": f"IDX files in {given}/mnist", "b": [f"{real}/x", str(given)]}, {"data dir": given})
+    assert got == {"a": "IDX files in <data dir>/mnist", "b": ["<data dir>/x", "<data dir>"]}

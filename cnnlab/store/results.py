@@ -138,8 +138,13 @@ def complete_runs(root: Path, experiment: str) -> list[Path]:
 def portable(obj: Any, places: dict[str, Path | None]) -> Any:
     """`obj` (a metrics dict) with every absolute path under one of `places` written as '<name>/rest'
     ('<data dir>/cats_and_dogs_small', '<cache>/models/mnist/…keras'), so that a committed file says where a
-    thing was relative to the folders a reader has, not on the machine that ran it. Longest place first."""
-    roots = sorted(((str(Path(p).resolve()), name) for name, p in places.items() if p), key=lambda r: -len(r[0]))
+    thing was relative to the folders a reader has, not on the machine that ran it. Longest place first.
+    Trap: a place reached through a symbolic link (`../shared` linked beside a clone) appears in the strings as
+    given, not resolved: both spellings are replaced."""
+    spellings = {
+        (spelt, name) for name, p in places.items() if p for spelt in (os.path.abspath(p), str(Path(p).resolve()))
+    }
+    roots = sorted(spellings, key=lambda r: (-len(r[0]), r))
 
     def fix(value: Any) -> Any:
         if isinstance(value, str):
