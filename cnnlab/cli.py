@@ -415,6 +415,7 @@ def _main(argv: list[str] | None) -> int:
     except SystemExit as done:  # --help (0) or a mistake on the command line (2, its one line printed)
         return done.code if isinstance(done.code, int) else 2
     try:
+        paths.check_environment(args)
         return args.func(args)
     except CnnlabError as err:
         print(f"cnnlab: error: {err}", file=sys.stderr)

@@ -8,6 +8,8 @@ module made the batch import the command line above it (an import cycle).
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -35,6 +37,58 @@ def existing_dir(text: str) -> str:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: not a directory (a data directory is a folder of datasets)")
     return text
+
+
+BACKENDS = ("tensorflow", "jax", "torch")  # what every experiment runs under (the README's backends)
+_BACKEND_PACKAGE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def keras_backend_setting() -> tuple[str, str]:
+    """(backend, where it was read): KERAS_BACKEND, else ~/.keras/keras.json's "backend" ($KERAS_HOME's), else
+    tensorflow, as Keras itself reads them, without importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"], "KERAS_BACKEND"
+    home = Path(os.environ.get("KERAS_HOME", Path(os.path.expanduser("~")) / ".keras"))
+    try:
+        found = json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow", "Keras's default"
+    return (found, f"{home / 'keras.json'}: backend") if isinstance(found, str) else ("tensorflow", "Keras's default")
+
+
+def check_environment(args=None) -> None:
+    """The environment's settings, checked before anything imports Keras (issue 15: a user's mistake is one
+    line): the Keras backend is one cnnlab runs under and is installed; the cache and results folders, where
+    given, are not files. Trap: Keras reads KERAS_BACKEND on import and raises a bare ValueError ('Unable to
+    import backend : foo') or a ModuleNotFoundError from deep in its tree utilities."""
+    backend, where = keras_backend_setting()
+    if backend not in BACKENDS:
+        raise CnnlabError(f"{where}: {backend!r} is not a backend cnnlab runs under ({', '.join(BACKENDS)})")
+    if importlib.util.find_spec(_BACKEND_PACKAGE[backend]) is None:
+        raise CnnlabError(
+            f"{where}: backend {backend!r} is not installed in this environment "
+            f"(pip install {'torch==2.13.0' if backend == 'torch' else backend}, or choose another backend)"
+        )
+    given = getattr(args, "results_dir", None) if args is not None else None
+    for name, value in (
+        ("--results-dir" if given else "CNNLAB_RESULTS_DIR", given or os.environ.get("CNNLAB_RESULTS_DIR")),
+        ("CNNLAB_CACHE_DIR", os.environ.get("CNNLAB_CACHE_DIR")),
+    ):
+        if value:
+            _check_folder(name, Path(value).expanduser())
+
+
+def _check_folder(name: str, path: Path) -> None:
+    """`path` is a folder or can become one: neither it nor the nearest part of it that exists is a file."""
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                raise CnnlabError(
+                    f"{name}: {path} cannot be a folder: {part} is a file"
+                    if part != path
+                    else f"{name}: {path} is a file, not a folder"
+                )
+            return
 
 
 def env_seconds(name: str, default: float) -> float:

@@ -83,6 +83,15 @@ CORPUS = [
     (["ab", "{tmp}/a"], "ab: the following arguments are required: b"),
     (["nosuchcommand"], "argument COMMAND: invalid choice: 'nosuchcommand'"),
     (["run", "mnist", "--bogus"], "unrecognized arguments: --bogus"),
+    # found by hand on unseen inputs (2026-12-06, second round): tracebacks from NumPy and float(), Keras's refusal
+    # of an integer rate seconds into a run, and a negative rate trained without a word
+    (["run", "mnist", f"train.batch_size={10**23}"], "train.batch_size: expected an integer of at most 19 digits"),
+    (["run", "mnist", f"data.validation_split={10**400}"], "data.validation_split: expected a number"),
+    (["run", "mnist", "train.optimizer={RMSprop: {learning_rate: -1}}"], "learning_rate: expected a positive number"),
+    (["run", "mnist", "train.optimizer={RMSprop: {learning_rate: 0}}"], "learning_rate: expected a positive number"),
+    (["run", "mnist", "train.optimizer={RMSprop: {learning_rate: .nan}}"], "learning_rate: expected a finite number"),
+    (["run", "mnist", "train.optimizer={RMSprop: {learning_rate: fast}}"], "received 'fast' (string)"),
+    (["run", "mnist", f"train.optimizer={{RMSprop: {{learning_rate: {10**400}}}}}"], "expected a finite number"),
 ]
 
 # {tmp}/a.yaml: a config that gives one key twice (YAML itself keeps the last without a word)
@@ -143,3 +152,55 @@ def test_a_bad_environment_variable_is_one_line(name, value, fragment, cli, tmp_
     )
     code, out, err = cli("--results-dir", tmp_path / "results", *command)
     assert code == 2 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, (out, err)
+
+
+@pytest.mark.parametrize(
+    "name, value, fragment",
+    [
+        ("KERAS_BACKEND", "foo", "KERAS_BACKEND: 'foo' is not a backend cnnlab runs under (tensorflow, jax, torch)"),
+        ("KERAS_BACKEND", "numpy", "KERAS_BACKEND: 'numpy' is not a backend cnnlab runs under"),
+        ("KERAS_BACKEND", "jax-not-here", "KERAS_BACKEND: backend 'jax' is not installed in this environment"),
+        ("KERAS_HOME", "{tmp}/keras_home", "keras.json: backend: 'tensorflw' is not a backend cnnlab runs under"),
+        ("CNNLAB_CACHE_DIR", "{tmp}/a.yaml", "CNNLAB_CACHE_DIR: {tmp}/a.yaml is a file, not a folder"),
+        (
+            "CNNLAB_CACHE_DIR",
+            "{tmp}/a.yaml/sub",
+            "CNNLAB_CACHE_DIR: {tmp}/a.yaml/sub cannot be a folder: {tmp}/a.yaml is",
+        ),
+        ("CNNLAB_RESULTS_DIR", "{tmp}/a.yaml", "CNNLAB_RESULTS_DIR: {tmp}/a.yaml is a file, not a folder"),
+    ],
+)
+def test_a_bad_setting_of_the_environment_is_one_line_before_keras(name, value, fragment, cli, tmp_path, monkeypatch):
+    """Checked by the entry point before anything imports Keras, whose own failures are a ValueError ('Unable to
+    import backend : foo') or a ModuleNotFoundError from its tree utilities; the folders' were NotADirectoryError
+    tracebacks from the backup callback's first write."""
+    from cnnlab import paths
+
+    (tmp_path / "a.yaml").write_text(DUPLICATE_KEY)
+    (tmp_path / "keras_home").mkdir()
+    (tmp_path / "keras_home" / "keras.json").write_text('{"backend": "tensorflw"}')
+    monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CNNLAB_RESULTS_DIR", str(tmp_path / "results"))
+    if name == "KERAS_HOME":
+        monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    if value == "jax-not-here":  # a backend whose package is missing (every backend is installed in CI)
+        value = "jax"
+        monkeypatch.setitem(paths._BACKEND_PACKAGE, "jax", "cnnlab_no_such_package")
+    monkeypatch.setenv(name, value.replace("{tmp}", str(tmp_path)))
+    code, out, err = cli("run", "mnist", "train.epochs=1", "data.train_subset=10")
+    assert code == 2, (code, out[-300:], err[-500:])
+    assert out == "" and err.count("\n") == 1 and err.startswith("cnnlab: error: "), (out, err)
+    assert fragment.replace("{tmp}", str(tmp_path)) in err, err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "cache").exists()
+
+
+def test_learning_rate_written_as_an_integer_or_with_yaml_12s_exponent_builds():
+    """`learning_rate: 1` is YAML's integer, which Keras 3 refuses ('should be float'); `1e-4` was PyYAML's
+    string (YAML 1.1 wants `1.0e-4`). Both now reach the optimizer as the float the user meant."""
+    from cnnlab.config import keras_specs
+    from cnnlab.config.experiment import load
+
+    exp = load("mnist", ["train.optimizer={RMSprop: {learning_rate: 1}}"])
+    assert float(keras_specs.make("optimizer", exp.config.train.optimizer).learning_rate) == 1.0
+    exp = load("mnist", ["train.optimizer={RMSprop: {learning_rate: 1e-4}}"])
+    assert exp.config.train.optimizer.kwargs["learning_rate"] == 1e-4

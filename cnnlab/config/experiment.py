@@ -517,6 +517,15 @@ class UniqueKeyLoader(_SAFE_LOADER):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2's floats with an exponent, `1e-4`, `5E3`, `2.5e4`: PyYAML follows YAML 1.1, which needs a dot and a
+# signed exponent (`1.0e-4`), and reads the others as strings, so `learning_rate: 1e-4` reached Keras as '1e-4'.
+UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 _PARSED: dict[tuple[str, str], Any] = {}  # text → data, per process (configs repeat)
 
 

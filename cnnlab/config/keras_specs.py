@@ -13,13 +13,14 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
 import pathlib
 import re
 import typing
 from collections.abc import Callable
 from typing import Any
 
-from cnnlab.config.schema import ClassSpec, Ctx, convert, join
+from cnnlab.config.schema import ClassSpec, Ctx, convert, describe, join
 from cnnlab.errors import one_line, suggest
 from cnnlab.store import meta
 from cnnlab.store.files import atomic_write, cache_dir
@@ -338,6 +339,8 @@ def check(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
                 f"unknown {family[:-1]} '{value}'{suggest(value, known)}; "
                 f"known: {', '.join(n for n in known if n.islower())}",
             )
+    if kind == "optimizer" and "learning_rate" in spec.kwargs:
+        _check_learning_rate(spec.kwargs["learning_rate"], ctx, join(path, f"{spec.name}.learning_rate"))
     missing = [a for a in entry["required"] if a not in spec.kwargs]
     if missing:
         ctx.error(
@@ -345,6 +348,19 @@ def check(kind: str, spec: ClassSpec, ctx: Ctx, path: str) -> None:
             f"missing required argument{'s' if len(missing) > 1 else ''} "
             f"{', '.join(repr(a) for a in missing)} of {spec.name}",
         )
+
+
+def _check_learning_rate(rate: Any, ctx: Ctx, path: str) -> None:
+    """A positive, finite number (an integer is taken as a float: `make` converts it). Trap: Keras 3 refuses an
+    integer rate ('should be float') only when the run builds the optimizer, and takes a negative or NaN one."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+        ctx.error(path, f"expected a positive number, received {describe(rate)}")
+    try:
+        finite = math.isfinite(rate)
+    except OverflowError:  # an integer beyond a float's range
+        finite = False
+    if not finite:
+        ctx.error(path, f"expected a finite number, received {describe(rate)}")
 
 
 _MODULES = {
@@ -404,8 +420,11 @@ def make(kind: str, spec: ClassSpec, ctx: Ctx | None = None, path: str = "") -> 
                 join(path, f"{spec.name}.{arg}"),
                 f"unknown argument '{arg}' of {spec.name}{suggest(arg, allowed)}; allowed: {', '.join(allowed)}",
             )
+    kwargs = dict(spec.kwargs)
+    if kind == "optimizer" and type(kwargs.get("learning_rate")) is int:  # `learning_rate: 1`: YAML's integer
+        kwargs["learning_rate"] = float(kwargs["learning_rate"])
     try:
-        return cls(**spec.kwargs)
+        return cls(**kwargs)
     except Exception as exc:  # Keras validates values in __init__: report them as config errors
         ctx.error(join(path, spec.name), f"Keras refused the arguments {dict(spec.kwargs)}: {one_line(exc)}")
 

@@ -66,6 +66,8 @@ def describe(value: Any) -> str:
     return f"{text} ({kind})"
 
 
+INT64 = 2**63  # integers a config may hold lie in [-2**63, 2**63): NumPy's int64, what every backend takes
+
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 
 
@@ -126,11 +128,16 @@ def convert(tp: Any, value: Any, ctx: Ctx, path: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             ctx.error(path, f"expected an integer, received {describe(value)}")
+        if not -INT64 <= value < INT64:  # NumPy and every backend hold counts in 64 bits: OverflowError beyond
+            ctx.error(path, f"expected an integer of at most 19 digits, received {describe(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             ctx.error(path, f"expected a number, received {describe(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an integer of over 308 digits
+            ctx.error(path, f"expected a number, received {describe(value)}, beyond a float's range")
     if tp is str:
         if not isinstance(value, str):
             ctx.error(path, f"expected a string, received {describe(value)}")

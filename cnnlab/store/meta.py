@@ -8,7 +8,6 @@ would import TensorFlow on a machine that may not have it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -16,6 +15,8 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+
+from cnnlab import paths
 
 
 def utc_now() -> str:
@@ -210,14 +211,7 @@ def code_changes(recorded: dict) -> list[str]:
 def configured_backend() -> str:
     """The backend Keras will use, read as Keras reads it (KERAS_BACKEND, else ~/.keras/keras.json, else
     tensorflow) without importing Keras."""
-
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = Path(os.environ.get("KERAS_HOME", Path(os.path.expanduser("~")) / ".keras"))
-    try:
-        return json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
+    return paths.keras_backend_setting()[0]
 
 
 RUNS_BEFORE = "CNNLAB_PROCESS_RUNS_BEFORE"  # set by a reproduce actor (cnnlab/batch/ray_engine.py) for each run
