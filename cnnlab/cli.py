@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from cnnlab import data as data_mod
-from cnnlab import paths, quiet
+from cnnlab import paths, quiet, stop
 from cnnlab.batch import equivalence, ray_engine, reproduce
 from cnnlab.config.experiment import Ctx, description_of, experiment_refs, load, variant_refs
 from cnnlab.errors import CnnlabError
@@ -369,12 +369,11 @@ def cmd_reproduce(args) -> int:
     return reproduce.cmd_reproduce(args, ray_engine.RayEngine)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch scheduler's or `kill`'s polite stop), handled as Ctrl-C is: a run keeps its `.partial`
-    folder and backup and resumes next time, a batch stops its children and records the rest as interrupted."""
+Terminated = stop.Terminated  # SIGTERM handled as Ctrl-C (cnnlab.stop)
 
 
 def _terminate(signum, frame):
+    stop.request(Terminated)  # kept, in case this raise lands in code where Python ignores exceptions
     raise Terminated()
 
 
@@ -420,6 +419,7 @@ def _main(argv: list[str] | None) -> int:
     except CnnlabError as err:
         print(f"cnnlab: error: {err}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt as stop:
-        print(f"cnnlab: interrupted{' (SIGTERM)' if isinstance(stop, Terminated) else ''}", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        stop.clear()
+        print(f"cnnlab: interrupted{' (SIGTERM)' if isinstance(interrupt, Terminated) else ''}", file=sys.stderr)
         return 130

@@ -213,7 +213,7 @@ def test_the_cycle_detector_finds_a_cycle():
 LAYERS = [
     (
         "base",
-        "errors paths digest direction registry quiet config.schema store.files store.meta store.results "
+        "errors paths digest direction registry quiet stop config.schema store.files store.meta store.results "
         "report.plots report.tables train.precision lectures.autodiff lectures.arith data.arrays data.text data.sst "
         "batch config lectures models report store train",  # the sub-packages' __init__: a docstring only
     ),

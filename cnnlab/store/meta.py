@@ -181,6 +181,7 @@ NOT_NUMERIC = frozenset(
         "lectures/zoo.py",
         "paths.py",
         "quiet.py",
+        "stop.py",
         "report/ab.py",
         "report/compare.py",
         "report/plots.py",

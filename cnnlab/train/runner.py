@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 from cnnlab import data as data_mod
-from cnnlab import direction
+from cnnlab import direction, stop
 from cnnlab.config import keras_specs
 from cnnlab.config.experiment import Ctx, Experiment, to_plain
 from cnnlab.errors import CnnlabError, one_line
@@ -123,6 +123,16 @@ class _StreamBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         idx = self.stream.indices_of(self.start + self.offset + i)
         return self.x[idx], self.y[idx]
+
+
+class StopCallback(keras.callbacks.Callback):
+    """Raises a stop the signal handler recorded (cnnlab.stop) at the next batch or epoch end, where the
+    handler's own raise was swallowed by Python (an exception in a `__del__` is printed and ignored)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        stop.raise_if_requested()
+
+    on_test_batch_end = on_predict_batch_end = on_epoch_end = on_train_batch_end
 
 
 class _StreamEpochs(keras.callbacks.Callback):
@@ -384,6 +394,7 @@ def run(
             _fit_phases(r)
             _evaluate(r)
         except KeyboardInterrupt:
+            stop.clear()
             raise Interrupted(
                 f"interrupted after {len(r.epoch_log.rows)} epochs; the partial run in {r.run_dir.partial} is "
                 "never read as a result: the same command continues it"
@@ -587,6 +598,7 @@ def _fit_one_phase(r: _Run, i: int, done: int, epochs: int) -> None:
             *r.callbacks,
             backup,
             keras.callbacks.TerminateOnNaN(),
+            StopCallback(),
         ],
         verbose=r.verbose,
     )
