@@ -71,6 +71,10 @@ def test_cells_come_from_full_runs_that_measure_their_cost(tmp_path):
     _run(tmp_path, "vgg16_finetune", "20260101-000000_quick", "quick", 25.0, 2, rate=4.0)
     cells = estimate.observed(tmp_path, refs)
     assert cells == {("kim_mr", ""): pytest.approx(11.0)}  # the median of 10 and 12 s per epoch
+    # with a filter (reproduce.same_cost_as_today), a run of the experiment's earlier setting is left out
+    older = tmp_path / "kim_mr" / "20260101-000000_full"
+    assert estimate.observed(tmp_path, refs, lambda name, run: run != older) == {("kim_mr", ""): pytest.approx(12.0)}
+    assert estimate.observed(tmp_path, refs, lambda name, run: False) == {}
     rates = estimate.quick_rates(tmp_path, refs)
     assert rates == {"vgg16_finetune": 4.0}  # the quick kim_mr_static run recorded no rate
     # a vgg16_finetune variant's full run, timed by its base's quick run: 100 epochs × 100 steps × 20 images =
@@ -82,6 +86,23 @@ def test_cells_come_from_full_runs_that_measure_their_cost(tmp_path):
     got = estimate.estimates([job, mr], cells, rates)
     assert got[job] == (pytest.approx(50_000.0), "its quick run's samples/s")
     assert got[mr] == (pytest.approx(275.0), "as its base")
+
+
+def test_the_cost_hash_leaves_out_what_repeats_a_setting_only():
+    plain = {
+        "name": "kim_mr",
+        "data": {"dataset": "kim", "options": {"set": "mr", "fold": 0}},
+        "model": {"builder": "kim_cnn"},
+        "train": {"epochs": 25, "batch_size": 50, "precision": "auto"},
+        "seed": 1,
+    }
+    same = {**plain, "seed": 7, "data": {**plain["data"], "options": {"set": "mr", "fold": 9}}}
+    same["train"] = {**plain["train"], "precision": "float32"}
+    assert estimate.cost_hash(same) == estimate.cost_hash(plain)
+    for key, value in (("epochs", 5), ("batch_size", 25)):  # a twentieth of the epochs: a twentieth of the time
+        assert estimate.cost_hash({**plain, "train": {**plain["train"], key: value}}) != estimate.cost_hash(plain)
+    other_set = {**plain, "data": {"dataset": "kim", "options": {"set": "sst2", "fold": 0}}}
+    assert estimate.cost_hash(other_set) != estimate.cost_hash(plain)
 
 
 def test_what_is_left_groups_the_plan_per_experiment(tmp_path):

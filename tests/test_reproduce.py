@@ -160,6 +160,8 @@ def fake_complete_run(results: Path, job: Job, git_commit: str, run_id: str = "2
 
     run = results / job.name / run_id
     run.mkdir(parents=True)
+    if job.experiment is not None:  # a run's own config, as the runner writes it (what an estimate compares)
+        (run / "config.yaml").write_text(job.experiment.resolved_yaml())
     (run / "metrics.json").write_text(
         json.dumps(
             {
@@ -517,6 +519,35 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
     assert [c.name for c in calls] == ["mnist"] * 4
 
 
+def test_an_estimate_comes_from_a_run_of_the_same_setting_never_an_earlier_one(tmp_path):
+    """SST-2's sentence-only runs timed its phrase runs 7.6 times too short (issue 18): a run of another config
+    is an estimate only when it differs by seed, fold or precision request (estimate.cost_hash)."""
+    from cnnlab.config import experiment
+
+    def run(folder, overrides, seconds, profile="full"):
+        exp = experiment.load("mnist", overrides, profile)
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.yaml").write_text(exp.resolved_yaml())
+        timing, where = {"wall_seconds": seconds}, str(tmp_path / folder)
+        return folder, {"profile": profile, "config_hash": exp.config_hash(), "timing": timing, "_dir": where}
+
+    (job,) = reproduce.plan(["mnist"], ["seed=2"])
+    seed1 = run("seed1", ["seed=1"], 200.0)
+    bigger_batches = run("bigger_batches", ["train.batch_size=512"], 50.0)  # another setting, at another cost
+    float32 = run("float32", ["seed=3", "train.precision=float32"], 260.0)
+    quick = run("quick", ["seed=2"], 5.0, "quick")
+    assert reproduce.previous_seconds(job, [seed1, bigger_batches]) == 200.0  # not the newer 50 s
+    assert reproduce.previous_seconds(job, [bigger_batches, quick]) is None
+    assert reproduce.previous_seconds(job, [seed1, float32, bigger_batches]) == 260.0  # the newest of the setting
+    exact = run("exact", ["seed=2"], 190.0)
+    assert reproduce.previous_seconds(job, [exact, float32]) == 190.0  # the same config first, however old
+    # the model's cells the same way: a run counts where its config costs what today's does
+    same = reproduce.same_cost_as_today({"mnist": "mnist"})
+    assert same("mnist", tmp_path / "seed1") and same("mnist", tmp_path / "float32")
+    assert not same("mnist", tmp_path / "bigger_batches") and not same("mnist", tmp_path / "quick")
+    assert not same("mnist", tmp_path / "no_such_run")
+
+
 def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_mean():
     a, b, c = (Job(n, n, 1, (), "full", n + "h") for n in ("a", "b", "c"))
     runs = [
@@ -525,7 +556,7 @@ def test_estimate_uses_the_previous_duration_of_the_same_config_else_the_batch_m
         ("r3", {"profile": "full", "config_hash": "other", "timing": {"wall_seconds": 100.0}}),
     ]
     assert reproduce.previous_seconds(a, runs) == 60.0
-    assert reproduce.previous_seconds(b, runs) == 100.0  # the newest of the same profile, another config
+    assert reproduce.previous_seconds(b, runs) is None  # another config, whose cost is unknown: no estimate
     assert reproduce.previous_seconds(c, runs[:1]) is None
     assert reproduce.estimate_left([a, b], {a: 60.0, b: 100.0}, []) == 160.0
     assert reproduce.estimate_left([a, c], {a: 60.0}, []) is None

@@ -16,22 +16,42 @@ Reference: issue 18 ("what is not done stays in the report as 'not run', with it
 two-factor (row + column) additive model of a two-way table, on the log scale.
 Trap: the cells' runs come from whatever machines made them (two CPUs, two precisions), so an estimate is for
 "these project machines", not for this one; and seconds per epoch include a run's fixed costs (data loading,
-feature extraction), which a 2-epoch quick run would make look dear — only full-profile runs are cells.
+feature extraction), which a 2-epoch quick run would make look dear — only full-profile runs are cells. A run
+of an experiment's *earlier* setting is no evidence either: SST-2 trained on its 6,920 sentences before the
+phrase fix and on 76,961 phrases after, 7.6 times the work an epoch, so a run counts only where its own
+config.yaml has today's `cost_hash` (`same_cost`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import yaml
+
+from cnnlab.report.compare import without_precision
 from cnnlab.store.results import complete_runs, read_metrics
 
 Cell = tuple[str, str]  # (base experiment, variant or "")
 
 # Overrides that keep a run a full-profile measurement of its cell's cost per epoch.
 NEUTRAL_KEYS = ("seed", "data.options.fold", "train.precision", "train.epochs")
+
+
+def cost_hash(plain: dict) -> str:
+    """SHA-256 (16 hex digits) of what decides a plain config's cost per run: its data, model and training
+    without the seed, the cross-validation fold and the precision request, which repeat a setting at its cost
+    (Experiment.config_hash keeps them: they decide the numbers)."""
+
+    data = dict(plain["data"])
+    data["options"] = {k: v for k, v in (data.get("options") or {}).items() if k != "fold"}
+    train = without_precision(plain["train"])
+    decisive = {"name": plain["name"], "data": data, "model": plain["model"], "train": train}
+    text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cell_of(ref: str) -> Cell:
@@ -52,15 +72,20 @@ def _seconds_per_epoch(m: dict) -> float | None:
     return float(seconds) / epochs
 
 
-def observed(results_root: Path, refs: Mapping[str, str]) -> dict[Cell, float]:
+def observed(
+    results_root: Path, refs: Mapping[str, str], same_cost: Callable[[str, Path], bool] | None = None
+) -> dict[Cell, float]:
     """(base, variant) → the median seconds per epoch of its complete full-profile runs under `results_root`
-    (`refs`: results name → reference, config.experiment.experiment_refs)."""
+    (`refs`: results name → reference, config.experiment.experiment_refs); with `same_cost` (results name, run
+    folder → whether the run's own config costs what today's does), only the runs it accepts."""
     cells: dict[Cell, float] = {}
     for name, ref in refs.items():
         values = []
         for run in complete_runs(Path(results_root), name):
             try:
                 v = _seconds_per_epoch(read_metrics(run))
+                if v is not None and same_cost is not None and not same_cost(name, run):
+                    v = None
             except Exception:  # noqa: BLE001 - a damaged run folder is no evidence of a cost
                 v = None
             if v is not None:

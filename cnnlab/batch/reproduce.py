@@ -460,17 +460,49 @@ def same_but_precision(job: Job, metrics: dict) -> bool:
 
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
-    """The wall time of the newest earlier run of the same config (else of the same profile), for estimates."""
-    same_hash = same_profile = None
+    """The wall time of the newest earlier run of the same config, else of the newest run of the same setting
+    at another seed, fold or precision (same profile and `estimate.cost_hash`), for estimates; None where there
+    is neither: a run of the experiment's earlier setting (SST-2 on its sentences, before the phrases) is no
+    estimate of today's, and the model (cnnlab.batch.estimate) times the job instead."""
+    same_hash = same_cost = None
+    wanted = job_cost(job)
     for _, m in runs:
         seconds = (m.get("timing") or {}).get("wall_seconds")
-        if not isinstance(seconds, (int, float)):
+        if not isinstance(seconds, (int, float)) or m.get("profile") != job.profile:
             continue
-        if m.get("profile") == job.profile:
-            same_profile = float(seconds)
-            if m.get("config_hash") == job.config_hash:
-                same_hash = float(seconds)
-    return same_hash if same_hash is not None else same_profile
+        if m.get("config_hash") == job.config_hash:
+            same_hash = float(seconds)
+        elif wanted is not None and run_cost(m) == wanted:
+            same_cost = float(seconds)
+    return same_hash if same_hash is not None else same_cost
+
+
+def job_cost(job: Job) -> str | None:
+    """estimate.cost_hash of the job's config, or None when the job carries no loaded experiment."""
+    return None if job.experiment is None else estimate.cost_hash(experiment.to_plain(job.experiment.config))
+
+
+def run_cost(metrics: dict) -> str | None:
+    """estimate.cost_hash of a run's own config.yaml read by today's schema, or None when it cannot be read."""
+    exp = _run_experiment(metrics)
+    return None if exp is None else estimate.cost_hash(experiment.to_plain(exp.config))
+
+
+def same_cost_as_today(refs: dict[str, str], profile: str = "full") -> Callable[[str, Path], bool]:
+    """(results name, run folder) → whether the run's config.yaml costs what the name's config costs today
+    (estimate.observed's filter: a cell is timed on today's setting only)."""
+    today: dict[str, str | None] = {}
+
+    def same(name: str, run: Path) -> bool:
+        if name not in today:
+            try:
+                exp = experiment.load(refs[name], [], profile)
+                today[name] = estimate.cost_hash(experiment.to_plain(exp.config))
+            except CnnlabError:
+                today[name] = None
+        return today[name] is not None and run_cost({"_dir": str(run)}) == today[name]
+
+    return same
 
 
 def existing_runs(results_root: Path, name: str) -> list[tuple[str, dict]]:
@@ -905,7 +937,7 @@ def dry_run(
     n = len(batch.jobs)
     today = today or Today(batch.commit, data_dir=data_dir, results_root=Path(results_root))
     refs = experiment.experiment_refs()
-    cells = estimate.observed(results_root, refs)
+    cells = estimate.observed(results_root, refs, same_cost_as_today(refs))
     modelled = estimate.estimates(batch.jobs, cells, estimate.quick_rates(results_root, refs))
     todo, known, rows = [], {}, []
     for i, job in enumerate(batch.jobs):
