@@ -391,7 +391,21 @@ def start(address: str | None, devices: list[str] | None = None, num_cpus: int |
                 **local,
             )
             _put_back(kept)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray runtime"
-        raise CnnlabError(f"reproduce: cannot reach {where}: {short(str(e))}") from None
+    except Exception as e:  # noqa: BLE001 - Ray's start-up timeout is a bare Exception (ray/_private/node.py)
+        _shutdown_quietly(ray)  # a runtime that half started leaves its GCS and raylet processes behind
+        if address:
+            raise CnnlabError(f"reproduce: cannot reach the Ray cluster at {address!r}: {short(str(e))}") from None
+        raise CnnlabError(
+            f"reproduce: cannot start a local Ray runtime: {short(str(e), 160)} (Ray gives its processes 30 s to come "
+            "up: a machine busy with other work, or a batch started at low priority beside it, may not; start the "
+            "batch again when it is quieter, or run the jobs one at a time with `cnnlab run`)"
+        ) from None
     return ray.cluster_resources()
+
+
+def _shutdown_quietly(ray) -> None:
+    """ray.shutdown() after a failed start, which itself may fail on the half-started runtime."""
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - the start's own error is the one to report
+        pass
