@@ -11,6 +11,7 @@ import pytest
 from cnnlab.batch import estimate
 from cnnlab.batch.reproduce import Job
 from cnnlab.report import remaining
+from cnnlab.report.compare import setting_digest
 
 # An exactly two-factor table: seconds per epoch = base × variant, bases 10 (mr) and 40 (sst1), variants 1 (rand),
 # 0.1 (static), 0.3 (non_static). SST-1 static is left out: the model must give 40 × 0.1 = 4.
@@ -88,7 +89,7 @@ def test_cells_come_from_full_runs_that_measure_their_cost(tmp_path):
     assert got[mr] == (pytest.approx(275.0), "as its base")
 
 
-def test_the_cost_hash_leaves_out_what_repeats_a_setting_only():
+def test_the_setting_digest_leaves_out_what_repeats_a_setting_only():
     plain = {
         "name": "kim_mr",
         "data": {"dataset": "kim", "options": {"set": "mr", "fold": 0}},
@@ -98,11 +99,11 @@ def test_the_cost_hash_leaves_out_what_repeats_a_setting_only():
     }
     same = {**plain, "seed": 7, "data": {**plain["data"], "options": {"set": "mr", "fold": 9}}}
     same["train"] = {**plain["train"], "precision": "float32"}
-    assert estimate.cost_hash(same) == estimate.cost_hash(plain)
+    assert setting_digest(same) == setting_digest(plain)
     for key, value in (("epochs", 5), ("batch_size", 25)):  # a twentieth of the epochs: a twentieth of the time
-        assert estimate.cost_hash({**plain, "train": {**plain["train"], key: value}}) != estimate.cost_hash(plain)
+        assert setting_digest({**plain, "train": {**plain["train"], key: value}}) != setting_digest(plain)
     other_set = {**plain, "data": {"dataset": "kim", "options": {"set": "sst2", "fold": 0}}}
-    assert estimate.cost_hash(other_set) != estimate.cost_hash(plain)
+    assert setting_digest(other_set) != setting_digest(plain)
 
 
 def test_what_is_left_groups_the_plan_per_experiment(tmp_path):

@@ -521,7 +521,7 @@ def test_complete_run_is_skipped_unless_changed_or_forced(rcli, configs, fake_ru
 
 def test_an_estimate_comes_from_a_run_of_the_same_setting_never_an_earlier_one(tmp_path):
     """SST-2's sentence-only runs timed its phrase runs 7.6 times too short (issue 18): a run of another config
-    is an estimate only when it differs by seed, fold or precision request (estimate.cost_hash)."""
+    is an estimate only when it differs by seed, fold or precision request (compare.setting_digest)."""
     from cnnlab.config import experiment
 
     def run(folder, overrides, seconds, profile="full"):

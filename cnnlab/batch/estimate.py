@@ -19,39 +19,22 @@ Trap: the cells' runs come from whatever machines made them (two CPUs, two preci
 feature extraction), which a 2-epoch quick run would make look dear — only full-profile runs are cells. A run
 of an experiment's *earlier* setting is no evidence either: SST-2 trained on its 6,920 sentences before the
 phrase fix and on 76,961 phrases after, 7.6 times the work an epoch, so a run counts only where its own
-config.yaml has today's `cost_hash` (`same_cost`).
+config.yaml has today's setting digest (`same_cost`; cnnlab.report.compare.setting_digest).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import yaml
-
-from cnnlab.report.compare import without_precision
 from cnnlab.store.results import complete_runs, read_metrics
 
 Cell = tuple[str, str]  # (base experiment, variant or "")
 
 # Overrides that keep a run a full-profile measurement of its cell's cost per epoch.
 NEUTRAL_KEYS = ("seed", "data.options.fold", "train.precision", "train.epochs")
-
-
-def cost_hash(plain: dict) -> str:
-    """SHA-256 (16 hex digits) of what decides a plain config's cost per run: its data, model and training
-    without the seed, the cross-validation fold and the precision request, which repeat a setting at its cost
-    (Experiment.config_hash keeps them: they decide the numbers)."""
-
-    data = dict(plain["data"])
-    data["options"] = {k: v for k, v in (data.get("options") or {}).items() if k != "fold"}
-    train = without_precision(plain["train"])
-    decisive = {"name": plain["name"], "data": data, "model": plain["model"], "train": train}
-    text = yaml.safe_dump(decisive, sort_keys=True, default_flow_style=None, width=100)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def cell_of(ref: str) -> Cell:

@@ -46,7 +46,7 @@ from cnnlab.batch import equivalence, estimate
 from cnnlab.config import experiment
 from cnnlab.errors import CnnlabError, suggest
 from cnnlab.report import remaining
-from cnnlab.report.compare import without_precision, write_summary
+from cnnlab.report.compare import current_setting, setting_digest, setting_hash, without_precision, write_summary
 from cnnlab.store import meta
 from cnnlab.store.files import atomic_write, cache_dir
 from cnnlab.store.results import complete_runs, precision_of, read_history, read_metrics
@@ -461,46 +461,31 @@ def same_but_precision(job: Job, metrics: dict) -> bool:
 
 def previous_seconds(job: Job, runs: Iterable[tuple[str, dict]]) -> float | None:
     """The wall time of the newest earlier run of the same config, else of the newest run of the same setting
-    at another seed, fold or precision (same profile and `estimate.cost_hash`), for estimates; None where there
-    is neither: a run of the experiment's earlier setting (SST-2 on its sentences, before the phrases) is no
+    at another seed, fold or precision (same profile and `setting_digest`), for estimates; None where there is
+    neither: a run of the experiment's earlier setting (SST-2 on its sentences, before the phrases) is no
     estimate of today's, and the model (cnnlab.batch.estimate) times the job instead."""
     same_hash = same_cost = None
-    wanted = job_cost(job)
+    wanted = None if job.experiment is None else setting_digest(experiment.to_plain(job.experiment.config))
     for _, m in runs:
         seconds = (m.get("timing") or {}).get("wall_seconds")
         if not isinstance(seconds, (int, float)) or m.get("profile") != job.profile:
             continue
         if m.get("config_hash") == job.config_hash:
             same_hash = float(seconds)
-        elif wanted is not None and run_cost(m) == wanted:
+        elif wanted is not None and m.get("_dir") and setting_hash(Path(m["_dir"])) == wanted:
             same_cost = float(seconds)
     return same_hash if same_hash is not None else same_cost
 
 
-def job_cost(job: Job) -> str | None:
-    """estimate.cost_hash of the job's config, or None when the job carries no loaded experiment."""
-    return None if job.experiment is None else estimate.cost_hash(experiment.to_plain(job.experiment.config))
-
-
-def run_cost(metrics: dict) -> str | None:
-    """estimate.cost_hash of a run's own config.yaml read by today's schema, or None when it cannot be read."""
-    exp = _run_experiment(metrics)
-    return None if exp is None else estimate.cost_hash(experiment.to_plain(exp.config))
-
-
 def same_cost_as_today(refs: dict[str, str], profile: str = "full") -> Callable[[str, Path], bool]:
-    """(results name, run folder) → whether the run's config.yaml costs what the name's config costs today
+    """(results name, run folder) → whether the run's config.yaml has the setting the name's config has today
     (estimate.observed's filter: a cell is timed on today's setting only)."""
     today: dict[str, str | None] = {}
 
     def same(name: str, run: Path) -> bool:
         if name not in today:
-            try:
-                exp = experiment.load(refs[name], [], profile)
-                today[name] = estimate.cost_hash(experiment.to_plain(exp.config))
-            except CnnlabError:
-                today[name] = None
-        return today[name] is not None and run_cost({"_dir": str(run)}) == today[name]
+            today[name] = current_setting(refs[name], {"profile": profile})
+        return today[name] is not None and setting_hash(run) == today[name]
 
     return same
 
