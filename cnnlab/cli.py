@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import re
 import signal
 import sys
 import threading
@@ -360,7 +361,25 @@ def parser() -> argparse.ArgumentParser:
     arith_report.add_parser(sub)
     reproduce.add_parser(sub)
     sub.choices["reproduce"].set_defaults(func=cmd_reproduce)
+    literal_percent(p)
     return p
+
+
+def literal_percent(p: argparse.ArgumentParser) -> None:
+    """Every help text of `p` and of its sub-commands, recursively, with a plain '%' doubled. Trap: argparse
+    expands help strings with the % operator, so a docstring used as a command's help ("its paired 95% interval")
+    made `cnnlab --help` a TypeError traceback; no help here uses argparse's %(default)s, and a '%(' is left be."""
+
+    def literal(text):
+        return re.sub(r"%(?!\()", "%%", text.replace("%%", "%")) if isinstance(text, str) else text
+
+    for action in p._actions:
+        action.help = literal(action.help)
+        for line in getattr(action, "_choices_actions", []):  # a sub-command's line in its parent's help
+            line.help = literal(line.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share one parser
+                literal_percent(child)
 
 
 def cmd_reproduce(args) -> int:

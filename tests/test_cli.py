@@ -67,3 +67,29 @@ def test_a_reader_that_has_gone_is_no_traceback():
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def _commands(parser, prefix=()):
+    """Every command path of the parser, the top level first: (), ('run',), ('arith', 'size'), ..."""
+    import argparse
+
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from _commands(child, (*prefix, name))
+
+
+def test_every_help_page_prints(cli):
+    """`cnnlab --help` was a TypeError traceback: two commands' help came from docstrings saying "95%", which
+    argparse expands with the % operator. Every command's help, at every level, prints and exits 0."""
+    from cnnlab.cli import parser
+
+    commands = list(_commands(parser()))
+    assert ("ab",) in commands and ("precision",) in commands and ("arith", "size") in commands
+    for path in commands:
+        code, out, err = cli(*path, "--help")
+        assert (code, err) == (0, ""), (path, err[-300:])
+        assert out.startswith("usage: cnnlab") and "Traceback" not in out, path
+    code, out, _ = cli("--help")
+    assert "its paired 95% interval" in " ".join(out.split())  # the docstring's text, its '%' printed once
