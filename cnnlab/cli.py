@@ -8,6 +8,7 @@ traceback. Keras (and TensorFlow) are imported only by the commands that need th
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import itertools
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from cnnlab import data as data_mod
 from cnnlab import paths, quiet, stop
-from cnnlab.batch import equivalence, ray_engine, reproduce
+from cnnlab.batch import bundle, equivalence, local_engine, ray_engine, reproduce
 from cnnlab.config.experiment import Ctx, description_of, experiment_refs, load, variant_refs
 from cnnlab.errors import CnnlabError
 from cnnlab.lectures import arith_report, zoo
@@ -361,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
     arith_report.add_parser(sub)
     reproduce.add_parser(sub)
     sub.choices["reproduce"].set_defaults(func=cmd_reproduce)
+    bundle.add_parser(sub)
     literal_percent(p)
     return p
 
@@ -383,9 +385,19 @@ def literal_percent(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_reproduce(args) -> int:
-    """`cnnlab reproduce`: cnnlab.batch.reproduce's, on cnnlab.batch.ray_engine's Ray engine (handed in here: the
-    batch layer cannot import the engine, whose actors run the experiments)."""
-    return reproduce.cmd_reproduce(args, ray_engine.RayEngine)
+    """`cnnlab reproduce`: cnnlab.batch.reproduce's, on cnnlab.batch.ray_engine's Ray engine, or with --engine local
+    on local_engine's child processes (handed in here: the batch layer cannot import the engines, which run the
+    experiments)."""
+    if getattr(args, "engine", "ray") == "local":
+        return reproduce.cmd_reproduce(args, local_engine.LocalEngine)
+    return reproduce.cmd_reproduce(args, ray_factory)
+
+
+def ray_factory(**kwargs):
+    """RayEngine(**kwargs), or one line when Ray is not installed (a machine with no registry: the GPU bundle)."""
+    if importlib.util.find_spec("ray") is None:
+        raise CnnlabError("reproduce: Ray is not installed here (pip install ray), or run with --engine local")
+    return ray_engine.RayEngine(**kwargs)
 
 
 Terminated = stop.Terminated  # SIGTERM handled as Ctrl-C (cnnlab.stop)

@@ -39,6 +39,16 @@ def existing_dir(text: str) -> str:
     return text
 
 
+def existing_file(text: str) -> str:
+    """The argparse type of a file argument (reproduce --jobs): a file that exists, checked as the line is read."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: not a file")
+    return text
+
+
 BACKENDS = ("tensorflow", "jax", "torch")  # what every experiment runs under (the README's backends)
 _BACKEND_PACKAGE = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnlab import quiet
-from cnnlab.batch.reproduce import Job, Outcome, headline
+from cnnlab.batch.reproduce import Job, Outcome, gpu_share_env, headline
 from cnnlab.config import experiment
 from cnnlab.errors import CnnlabError
 from cnnlab.report.compare import run_verdicts
@@ -245,7 +245,8 @@ class RayEngine:
     def _actor(self, slot: str):
         if slot not in self.actors:
             spec = self.plan[slot]
-            self.actors[slot] = self.cls.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus).remote(self.env)
+            env = {**self.env, **(gpu_share_env(spec.num_gpus) if spec.num_gpus else {})}  # K runs on one GPU
+            self.actors[slot] = self.cls.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus).remote(env)
         return self.actors[slot]
 
     def _drop(self, slot: str) -> None:

@@ -360,7 +360,7 @@ def data_fingerprint(job: Job, data_dir: str | None, memo: dict) -> str | None:
         memo[key] = entry.get("fingerprint")
         return memo[key]
     try:
-        arrays = data_mod.DATASETS[cfg.dataset].load(where, cfg.options)
+        arrays = data_mod.load_arrays(cfg.dataset, where, cfg.options)
         memo[key] = data_mod.fingerprint(arrays)
     except (CnnlabError, OSError, ValueError, KeyError):
         memo[key] = None
@@ -562,6 +562,16 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release every worker (end of batch, or after Ctrl-C)."""
+
+
+def gpu_share_env(fraction: float) -> dict[str, str]:
+    """The environment of a run that gets `fraction` of one GPU (both engines' `--runs-per-gpu K`: 1/K). Trap: JAX
+    takes 75% of the GPU's memory at its first computation and TensorFlow all of it, so the second run on a shared
+    GPU died out of memory at once; JAX is held to its share (0.9 of it: each process also keeps a CUDA context),
+    TensorFlow grows as it needs. PyTorch allocates as it goes already."""
+    if fraction >= 1.0:
+        return {}
+    return {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * fraction:.3f}", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1067,6 +1077,20 @@ def add_parser(sub) -> None:
         help="one fresh Python process per run (default: one warm process per slot runs its jobs one after "
         "another, saving the ~5 s start-up of each run, and is replaced after a failed run)",
     )
+    sp.add_argument(
+        "--jobs",
+        metavar="FILE",
+        type=paths.existing_file,
+        help="run exactly the jobs this JSON file lists (written by `cnnlab bundle`: ref, overrides, profile and "
+        "config hash of each); no experiment names then",
+    )
+    sp.add_argument(
+        "--engine",
+        choices=["ray", "local"],
+        default="ray",
+        help="ray: Ray actors, warm, on a local runtime or a cluster (default); local: one child process per run on "
+        "this machine, for a machine without Ray (the GPU bundle)",
+    )
     sp.add_argument("--address", help="a running Ray cluster's address (default: $RAY_ADDRESS, else a local runtime)")
     sp.add_argument(
         "--runs-per-gpu",
@@ -1081,6 +1105,31 @@ def add_parser(sub) -> None:
         help="N runs at once (default: GPUs × runs-per-gpu, else 1, using every CPU)",
     )
     sp.set_defaults(func=cmd_reproduce)
+
+
+def job_record(job: Job) -> dict:
+    """A job as `--jobs` reads it back (cnnlab bundle writes a list of these)."""
+    return {"ref": job.ref, "overrides": list(job.overrides), "profile": job.profile, "config_hash": job.config_hash}
+
+
+def listed_jobs(path: Path) -> list[Job]:
+    """The jobs of a `--jobs` file, each planned again here; a job whose config hash is not the one written (the
+    configs or the code that resolves them changed since) is a one-line error, not another run."""
+    try:
+        records = json.loads(path.read_text())["jobs"]
+        specs = [(r["ref"], [str(o) for o in r["overrides"]], r["profile"], r["config_hash"]) for r in records]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CnnlabError(f"reproduce --jobs: {path}: not a job list ({type(exc).__name__}: {exc})") from None
+    jobs = []
+    for ref, overrides, profile, written in specs:
+        job = plan([ref], overrides, 1, profile)[0]
+        if job.config_hash != written:
+            raise CnnlabError(
+                f"reproduce --jobs: {path}: {ref} {' '.join(overrides)} resolves to config {job.config_hash[:12]} "
+                f"here, not the {str(written)[:12]} it was written with (make the list again)"
+            )
+        jobs.append(job)
+    return jobs
 
 
 def failed_last_time(jobs: Sequence[Job], results_root: Path) -> list[Job]:
@@ -1104,7 +1153,8 @@ def failed_last_time(jobs: Sequence[Job], results_root: Path) -> list[Job]:
 def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> int:
     """Batch reproduction: select, plan (every config validated first), run or skip, report, summary.
     `engine_factory(devices=, isolate=, data_dir=, address=, runs_per_gpu=, slots=)`: the engine (the command line
-    hands in cnnlab.batch.ray_engine.RayEngine; this layer cannot import it, it runs the experiments)."""
+    hands in cnnlab.batch.ray_engine.RayEngine, or local_engine.LocalEngine for --engine local; this layer cannot
+    import them, they run the experiments)."""
     for key in ("runs_per_gpu", "slots"):
         value = getattr(args, key, None)
         if value is not None and value < 1:
@@ -1115,8 +1165,12 @@ def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> 
     items = list(args.overrides)
     patterns = [a for a in items if "=" not in a]
     overrides = [a for a in items if "=" in a]
-    refs = select(experiment.experiment_refs(), patterns)
-    jobs = plan(refs, overrides, args.seeds, args.profile)
+    if getattr(args, "jobs", None):
+        if patterns or overrides or args.seeds is not None:
+            raise CnnlabError("reproduce --jobs: the file lists the jobs; give no experiment, override or --seeds")
+        jobs = listed_jobs(Path(args.jobs))
+    else:
+        jobs = plan(select(experiment.experiment_refs(), patterns), overrides, args.seeds, args.profile)
     root = paths.results_root(args)
     if getattr(args, "retry_failed", False):
         jobs = failed_last_time(jobs, root)
@@ -1125,11 +1179,13 @@ def cmd_reproduce(args, engine_factory: Callable[..., Engine] | None = None) -> 
         [
             "cnnlab reproduce",
             *items,
+            *([f"--jobs {args.jobs}"] if getattr(args, "jobs", None) else []),
             f"--profile {args.profile}",
             *([f"--seeds {args.seeds}"] if args.seeds is not None else []),
             *(["--force"] if args.force else []),
             *(["--retry-failed"] if getattr(args, "retry_failed", False) else []),
             *(["--isolate"] if args.isolate else []),
+            *([f"--engine {args.engine}"] if getattr(args, "engine", "ray") != "ray" else []),
             *([f"--devices {','.join(devices)}"] if devices else []),
             *([f"--runs-per-gpu {args.runs_per_gpu}"] if args.runs_per_gpu else []),
             *([f"--slots {args.slots}"] if args.slots else []),

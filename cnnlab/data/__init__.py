@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnlab import digest
-from cnnlab.data import cats_dogs, imdb, kim, mnist  # noqa: F401 - each registers its datasets where it defines them
+from cnnlab.data import cats_dogs, imdb, kim, mnist, snapshot  # noqa: F401 - each registers its datasets where it defines them
 from cnnlab.data.arrays import Arrays, Dataset, Splits  # noqa: F401 - the registry's types, also data.Arrays
 from cnnlab.paths import data_dir_from_env
 from cnnlab.registry import DATASETS  # noqa: F401 - filled by the imports above
@@ -93,10 +93,19 @@ def fingerprint(arrays: Arrays) -> str:
     return digest.arrays(named)
 
 
+def load_arrays(dataset: str, data_dir: Path | None, options) -> Arrays:
+    """The dataset as its loader gives it: from the snapshot folder $CNNLAB_SNAPSHOT_DIR when set (a machine
+    without the data: cnnlab.data.snapshot), else from the data directory."""
+    folder = snapshot.folder_from_env()
+    if folder is not None:
+        return snapshot.read(folder, dataset, options)
+    return DATASETS[dataset].load(data_dir, options)
+
+
 def load(data_cfg, data_dir: Path | None, seed: int) -> Splits:
     """Load the configured dataset and split it; `data.validation: test` hands the test split over as the
     validation data too (the curves of DLwP notebook 4.4)."""
-    arrays = DATASETS[data_cfg.dataset].load(data_dir, data_cfg.options)
+    arrays = load_arrays(data_cfg.dataset, data_dir, data_cfg.options)
     splits = split(
         arrays, data_cfg.validation_split, data_cfg.train_subset, data_cfg.test_subset, seed, data_cfg.val_subset
     )

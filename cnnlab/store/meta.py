@@ -169,8 +169,10 @@ NOT_NUMERIC = frozenset(
     {
         "__init__.py",
         "__main__.py",
+        "batch/bundle.py",
         "batch/equivalence.py",
         "batch/estimate.py",
+        "batch/local_engine.py",
         "batch/ray_engine.py",
         "batch/reproduce.py",
         "cli.py",

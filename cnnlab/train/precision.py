@@ -98,22 +98,28 @@ def resolve(requested: str, flags: Iterable[str] | None = None, gpus: list[tuple
     return Resolved("auto", "float32", f"no CPU flag {' or '.join(CPU_BF16_FLAGS)}: bfloat16 would be emulated")
 
 
-def _gpus_without_a_backend() -> list[tuple[int, int]] | None:
-    """Compute capabilities from `nvidia-smi` ([] when the machine has no NVIDIA driver), None when it has one
-    but cannot say: a batch's parent process must not initialise a backend on the GPUs its children need."""
-
+def nvidia_smi(field: str) -> list[str] | None:
+    """`nvidia-smi --query-gpu=FIELD`, one value per GPU: [] on a machine without an NVIDIA driver, None when it
+    has one but cannot say. Asks the driver, not a backend: a batch's parent process must not initialise a
+    backend on the GPUs its children need."""
     if not Path("/proc/driver/nvidia").exists() and not shutil.which("nvidia-smi"):
         return []
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
+            ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"], capture_output=True, text=True, timeout=20
         ).stdout
-        caps = [tuple(int(p) for p in line.strip().split(".")[:2]) for line in out.splitlines() if line.strip()]
-        return caps or None
-    except (OSError, ValueError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line.strip() for line in out.splitlines() if line.strip()] or None
+
+
+def _gpus_without_a_backend() -> list[tuple[int, int]] | None:
+    """Compute capabilities from `nvidia-smi` ([] when the machine has no NVIDIA driver), None when it has one
+    but cannot say."""
+    values = nvidia_smi("compute_cap")
+    try:
+        return values if not values else [tuple(int(p) for p in v.split(".")[:2]) for v in values]
+    except ValueError:
         return None
 
 
