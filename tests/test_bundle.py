@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.batch import bundle, reproduce
+from cnnlab.batch import bundle, local_engine, reproduce
 from cnnlab.batch.local_engine import Slot, plan_slots, visible_gpus
 from cnnlab.data import snapshot
 from cnnlab.store.results import complete_runs, read_metrics
@@ -102,6 +102,8 @@ def test_a_bundle_runs_without_the_data_and_comes_back_as_the_same_data(tmp_path
     assert record["engine"] == "local: child processes, 0 GPU(s) seen; 2 slot(s) on the CPU"
     assert record["counts"] == {"complete": 2} and "--engine local" in record["command"]
     assert sorted(r["device"] for r in record["runs"]) == ["cpu", "cpu"]
+    seeds = {m["run_id"]: m["seed"] for m in runs}
+    assert all(seeds[r["run_id"]] == r["seed"] for r in record["runs"])  # each job told its own run
     code, said, _ = cli("--results-dir", tmp_path / "results", "bundle", "--import", archive)
     assert said.startswith("bundle --import: 0 complete run(s)") and "2 already there" in said
     assert len(complete_runs(tmp_path / "results", "mnist_dense")) == 2
@@ -126,3 +128,16 @@ def test_a_bundle_cannot_carry_the_imagenet_weights(cli):
 def test_cuda_visible_devices_names_the_gpus_a_local_batch_may_use(monkeypatch, given, seen):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", given)
     assert visible_gpus() == seen
+
+
+def test_a_finished_job_is_told_its_own_run_when_a_sibling_finished_first(tmp_path):
+    """Two seeds of one experiment at once on two slots: both runs are new when the first child ends; the job is
+    given the run of its own config hash (the newest new one was the other seed's: a wrong id and accuracy)."""
+    one, two = reproduce.plan(["mnist_dense"], TINY, 2, "quick")
+    for job, run_id in ((one, "20260101-000000_quick"), (two, "20260101-000001_quick")):
+        (tmp_path / "mnist_dense" / run_id).mkdir(parents=True)
+        (tmp_path / "mnist_dense" / run_id / "metrics.json").write_text(json.dumps({"config_hash": job.config_hash}))
+    assert one.config_hash != two.config_hash
+    assert local_engine.run_of(one, tmp_path, set())[0].name == "20260101-000000_quick"
+    assert local_engine.run_of(two, tmp_path, set())[0].name == "20260101-000001_quick"
+    assert local_engine.run_of(two, tmp_path, {"20260101-000001_quick"}) is None  # there before it started

@@ -124,12 +124,12 @@ class LocalEngine:
             status = "interrupted" if code in (130, -signal.SIGINT) else "failed"
             reason = _last_line(stem.with_suffix(".err")) or f"exit status {code}"
             return slot, Outcome(status, seconds, exit_code=code, reason=reason, log=str(stem), device=device)
-        new = [p for p in complete_runs(self.results_root, job.name) if p.name not in before]
-        if not new:
+        found = run_of(job, self.results_root, before)
+        if found is None:
             reason = f"exited 0 but wrote no complete run of {job.name}"
             return slot, Outcome("failed", seconds, exit_code=0, reason=reason, log=str(stem), device=device)
-        run = new[-1]
-        said = headline(read_metrics(run))
+        run, metrics = found
+        said = headline(metrics)
         return slot, Outcome("complete", seconds, run_id=run.name, exit_code=0, headline=said, device=device)
 
     def release(self, slot: str) -> None:
@@ -151,6 +151,18 @@ class LocalEngine:
 
     def close(self) -> None:
         self.cancel(0.0)
+
+
+def run_of(job: Job, root: Path, before: set[str]) -> tuple[Path, dict] | None:
+    """The complete run `job` wrote: new since its start, of its config hash (its seed and fold are in it), the
+    newest such. Trap: the newest new run is not enough — two seeds of one experiment run at once and both land in
+    results/<name>/, so a run that ended second was reported with the other's id and test accuracy."""
+    for run in reversed(complete_runs(root, job.name)):
+        if run.name not in before:
+            metrics = read_metrics(run)
+            if metrics.get("config_hash") == job.config_hash:
+                return run, metrics
+    return None
 
 
 def _signal(child: subprocess.Popen, sig: int) -> None:
