@@ -346,3 +346,21 @@ def test_train_tiny_corpus_and_cache(tmp_path):
     assert {"good", "bad", "'s", ","} <= set(words) and "br" not in words
     assert out.name == f"word2vec-imdb-300-{word2vec.cache_key(tar, params)}"
     assert not list(out.parent.glob(".*partial"))
+
+
+def test_the_vectors_are_trained_on_one_thread_and_come_out_the_same_twice(tmp_path, monkeypatch):
+    """gensim with 2 worker threads made other vectors on every training (two trainings of the IMDB reviews: two
+    digests), so each new machine's runs were other data; one thread gives the same bytes, and the worker count
+    is part of the cache key, so vectors from a 2-thread cache are never taken for them."""
+    pytest.importorskip("gensim")
+    texts = [(f"aclImdb/train/pos/{i}_9.txt", f"a good movie number {i} , a fine film") for i in range(40)]
+    tar = _tiny_tarball(tmp_path / "aclImdb_v1_labelled.tar.gz", texts)
+    params = dict(word2vec.PARAMS, vector_size=8, min_count=1, epochs=2)
+    assert word2vec.WORKERS == 1
+    runs = []
+    for k in (1, 2):
+        monkeypatch.setenv("CNNLAB_CACHE_DIR", str(tmp_path / f"cache{k}"))
+        out = word2vec.train(tar, params=params, expected_reviews=40)
+        runs.append((out.name, word2vec.load_cached(out)[1].tobytes()))
+    assert runs[0] == runs[1]
+    assert word2vec.cache_key(tar, params, workers=2) != word2vec.cache_key(tar, params)

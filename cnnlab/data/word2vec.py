@@ -5,8 +5,11 @@ negative 5, sample 1e-3, min_count 5), here with gensim's `Word2Vec`; Kim 2014 (
 300-d GoogleNews vectors (100 billion words), which cannot be downloaded on these machines; Maas et al. 2011
 (the reviews: train + test, labels unused, read from `aclImdb_v1_labelled.tar.gz` without extracting it).
 Trap: the reviews' HTML line breaks must go *before* Kim's `clean_str`, which would otherwise keep every
-"<br />" as a word "br"; and gensim with more than one worker thread is not bit-reproducible even with a seed,
-so the vectors are trained once per corpus and parameters and then always read from the cache.
+"<br />" as a word "br"; and gensim with more than one worker thread is not bit-reproducible even with a seed:
+two trainings with 2 workers gave two different vector sets (issue 18, 2-core AMD EPYC), so every session's
+machine, whose cache starts empty, made other vectors — other data, by the data fingerprint — and the
+word2vec runs of earlier sessions went stale. One worker (WORKERS) gives the same bytes in every process
+(measured: two processes, PYTHONHASHSEED 1 and 2, identical vectors), and the worker count is in the cache key.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ PARAMS = {
     "seed": 1,
 }
 VERSION = "v1"  # bump when the tokeniser or the cache layout changes
+WORKERS = 1  # gensim's worker threads: 1 is bit-reproducible, 2 is not (the module's trap)
 
 
 def find_tarball(data_dir: Path | None) -> Path:
@@ -63,9 +67,9 @@ def find_tarball(data_dir: Path | None) -> Path:
     raise DataError(f"{data_dir}: no {TARBALLS[0]} (the labelled Large Movie Review Dataset) to train '{NAME}' on")
 
 
-def cache_key(tarball: Path, params: dict | None = None) -> str:
-    """SHA-256 of the tarball's bytes, the training parameters and the tokeniser version."""
-    h = hashlib.sha256(f"{VERSION}|{json.dumps(params or PARAMS, sort_keys=True)}|".encode())
+def cache_key(tarball: Path, params: dict | None = None, workers: int = WORKERS) -> str:
+    """SHA-256 of the tarball's bytes, the training parameters, the worker count and the tokeniser version."""
+    h = hashlib.sha256(f"{VERSION}|{json.dumps(params or PARAMS, sort_keys=True)}|workers={workers}|".encode())
     try:
         with open(tarball, "rb") as f:
             while chunk := f.read(1 << 22):
@@ -92,8 +96,8 @@ def tokens(review: str) -> list[str]:
     return clean_str(BREAK.sub(" ", review)).split()
 
 
-def folder(tarball: Path, params: dict | None = None) -> Path:
-    return cache_dir("vectors", f"{NAME}-{cache_key(tarball, params)}")
+def folder(tarball: Path, params: dict | None = None, workers: int = WORKERS) -> Path:
+    return cache_dir("vectors", f"{NAME}-{cache_key(tarball, params, workers)}")
 
 
 def load_cached(path: Path) -> tuple[list[str], np.ndarray] | None:
@@ -107,7 +111,12 @@ def load_cached(path: Path) -> tuple[list[str], np.ndarray] | None:
 
 
 def train(
-    tarball: Path, *, workers: int = 2, params: dict | None = None, expected_reviews: int | None = 50_000, log=None
+    tarball: Path,
+    *,
+    workers: int = WORKERS,
+    params: dict | None = None,
+    expected_reviews: int | None = 50_000,
+    log=None,
 ) -> Path:
     """Train gensim's Word2Vec on the tokenised reviews and store words.txt + vectors.npy + info.json in
     .cache/vectors/word2vec-imdb-300-<key>/ (written to a temporary folder, then renamed into place)."""
@@ -117,7 +126,7 @@ def train(
     except ImportError:
         raise DataError(f"word vectors '{NAME}' are trained with gensim: pip install gensim") from None
     params = dict(params or PARAMS)
-    out = folder(tarball, params)
+    out = folder(tarball, params, workers)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -168,10 +177,10 @@ def train(
     return out
 
 
-def load_or_train(data_dir: Path | None, *, workers: int = 2, log=None) -> tuple[list[str], np.ndarray]:
+def load_or_train(data_dir: Path | None, *, workers: int = WORKERS, log=None) -> tuple[list[str], np.ndarray]:
     """(words, (V, 300) float32) of word2vec-imdb-300: from the cache, else trained once (minutes on 2 cores)."""
     tarball = find_tarball(data_dir)
-    cached = load_cached(folder(tarball))
+    cached = load_cached(folder(tarball, workers=workers))
     if cached is None:
         if log is None:
             log = lambda msg: print(f"cnnlab: {msg}", flush=True)  # noqa: E731
