@@ -141,3 +141,35 @@ def test_a_finished_job_is_told_its_own_run_when_a_sibling_finished_first(tmp_pa
     assert local_engine.run_of(one, tmp_path, set())[0].name == "20260101-000000_quick"
     assert local_engine.run_of(two, tmp_path, set())[0].name == "20260101-000001_quick"
     assert local_engine.run_of(two, tmp_path, {"20260101-000001_quick"}) is None  # there before it started
+
+
+def test_a_local_batch_started_in_the_background_stops_on_sigterm_and_keeps_its_run(tmp_path, data_dir):
+    """What run.sh's `timeout` does on the device: a batch started with SIGINT ignored (as a command run in the
+    background is) does not stop on SIGINT — so run.sh's `timeout -s INT` could have let it run on to the kill —
+    and does stop on SIGTERM (`timeout -s TERM`): its child stops the way `cnnlab run` does, keeps its .partial
+    folder, and reproduce.json says interrupted."""
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "cnnlab", "--results-dir", str(tmp_path), "reproduce", "mnist", "--seeds", "1"]
+    command += ["--engine", "local", "--data-dir", str(data_dir), "data.train_subset=2000", "train.epochs=50"]
+    batch = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not list((tmp_path / "mnist").glob(".*.partial/history.csv")) and time.monotonic() < deadline:
+            time.sleep(0.5)  # until the run has finished an epoch
+        batch.send_signal(signal.SIGINT)  # ignored, as in the background
+        time.sleep(1)
+        assert batch.poll() is None
+        batch.send_signal(signal.SIGTERM)
+        out, err = batch.communicate(timeout=120)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+    assert batch.returncode == 130, out + err
+    (run,) = json.loads((tmp_path / "reproduce.json").read_text())["runs"]
+    assert run["status"] == "interrupted" and list((tmp_path / "mnist").glob(".*.partial"))
+    assert complete_runs(tmp_path, "mnist") == []

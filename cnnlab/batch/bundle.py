@@ -137,7 +137,9 @@ export KERAS_BACKEND=${{KERAS_BACKEND:-jax}} CNNLAB_SNAPSHOT_DIR="$here/data"
 export CNNLAB_CACHE_DIR=${{CNNLAB_CACHE_DIR:-/tmp/cnnlab-bundle-cache}} CNNLAB_HEARTBEAT_SECONDS=120
 unset CNNLAB_DATA_DIR
 (nvidia-smi || echo "no nvidia-smi") > "$results/device.txt" 2>&1
-timeout -s INT -k 60 {minutes}m python3 -m cnnlab --results-dir "$results" reproduce --jobs "$here/jobs.json" \\
+# SIGTERM, not SIGINT: a command started in the background (as a remote runner may) ignores SIGINT, and cnnlab
+# stops on SIGTERM as on Ctrl-C (finished runs written, running ones kept resumable, reproduce.json says so)
+timeout -s TERM -k 60 {minutes}m python3 -m cnnlab --results-dir "$results" reproduce --jobs "$here/jobs.json" \\
     --engine local {slots}
 status=$?
 echo "reproduce exit status $status" >> "$results/device.txt"

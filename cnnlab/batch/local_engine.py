@@ -121,7 +121,7 @@ class LocalEngine:
         seconds, code = time.perf_counter() - t0, child.returncode
         device = "cpu" if self.plan[slot].gpu is None else f"gpu {self.plan[slot].gpu}"
         if code != 0:
-            status = "interrupted" if code in (130, -signal.SIGINT) else "failed"
+            status = "interrupted" if code in (130, -signal.SIGINT, -signal.SIGTERM) else "failed"
             reason = _last_line(stem.with_suffix(".err")) or f"exit status {code}"
             return slot, Outcome(status, seconds, exit_code=code, reason=reason, log=str(stem), device=device)
         found = run_of(job, self.results_root, before)
@@ -136,10 +136,10 @@ class LocalEngine:
         """Nothing is held between runs: each run is its own process."""
 
     def cancel(self, grace: float) -> None:
-        """Ctrl-C: SIGINT to every running run (it stops as `cnnlab run` does on Ctrl-C, keeping its .partial
+        """Ctrl-C: SIGTERM to every running run (`cnnlab run` stops on it as on Ctrl-C, keeping its .partial
         folder and backup), up to `grace` seconds each to finish, then SIGKILL."""
         for child, *_ in self.running.values():
-            _signal(child, signal.SIGINT)
+            _signal(child, signal.SIGTERM)  # `cnnlab run` stops on SIGTERM as on Ctrl-C
         end = time.perf_counter() + grace
         for child, *_ in self.running.values():
             try:
