@@ -36,11 +36,16 @@ def test_slots_and_their_gpu_shares(gpus, devices, per_gpu, slots, want):
     assert plan_slots(gpus, devices, per_gpu, slots) == [Slot(*w) for w in want]
 
 
-def test_a_shared_gpu_holds_each_run_to_its_share():
+def test_a_shared_gpu_holds_each_run_to_its_share(monkeypatch):
+    monkeypatch.delenv("XLA_CLIENT_MEM_FRACTION", raising=False)
     assert reproduce.gpu_share_env(1.0) == {}
     env = reproduce.gpu_share_env(1 / 8)
     assert env["XLA_PYTHON_CLIENT_MEM_FRACTION"] == "0.113"  # 0.9 × 1/8: eight JAX runs fit with their contexts
     assert env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+    # jaxlib refuses to start with both names set: a user's XLA_CLIENT_MEM_FRACTION is overridden, not doubled
+    monkeypatch.setenv("XLA_CLIENT_MEM_FRACTION", ".5")
+    env = reproduce.gpu_share_env(1 / 4)
+    assert env["XLA_CLIENT_MEM_FRACTION"] == "0.225" and "XLA_PYTHON_CLIENT_MEM_FRACTION" not in env
 
 
 def cnnlab(*args, env=None, cwd=REPO):

@@ -568,10 +568,13 @@ def gpu_share_env(fraction: float) -> dict[str, str]:
     """The environment of a run that gets `fraction` of one GPU (both engines' `--runs-per-gpu K`: 1/K). Trap: JAX
     takes 75% of the GPU's memory at its first computation and TensorFlow all of it, so the second run on a shared
     GPU died out of memory at once; JAX is held to its share (0.9 of it: each process also keeps a CUDA context),
-    TensorFlow grows as it needs. PyTorch allocates as it goes already."""
+    TensorFlow grows as it needs. PyTorch allocates as it goes already. JAX reads the share from
+    XLA_PYTHON_CLIENT_MEM_FRACTION (every jaxlib) or its newer name XLA_CLIENT_MEM_FRACTION, and refuses to start
+    when both are set (jaxlib/xla_client.py, 0.10–0.12): the newer one is used only where the user set it."""
     if fraction >= 1.0:
         return {}
-    return {"XLA_PYTHON_CLIENT_MEM_FRACTION": f"{0.9 * fraction:.3f}", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    name = "XLA_CLIENT_MEM_FRACTION" if os.environ.get("XLA_CLIENT_MEM_FRACTION") else "XLA_PYTHON_CLIENT_MEM_FRACTION"
+    return {name: f"{0.9 * fraction:.3f}", "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
 # --------------------------------------------------------------------------------------------------
