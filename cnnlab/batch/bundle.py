@@ -166,9 +166,9 @@ def build(args) -> int:
     today = reproduce.Today(meta.git_commit(reproduce.REPO_ROOT), data_dir=data_dir, results_root=root)
     todo, done = [], 0
     for job in jobs:
-        if file_weights(job.experiment):
+        if weights := file_weights(job.experiment):
             raise CnnlabError(
-                f"bundle: {job.name} reads {file_weights(job.experiment)[0]} from the data directory, which does not "
+                f"bundle: {job.name} reads {weights[0]} from the data directory, which does not "
                 "travel; leave it out of the bundle"
             )
         if not args.force and reproduce.is_complete(job, reproduce.existing_runs(root, job.name), today):
@@ -204,6 +204,7 @@ def build(args) -> int:
     folder = (
         out.resolve().relative_to(reproduce.REPO_ROOT) if out.resolve().is_relative_to(reproduce.REPO_ROOT) else out
     )
+    timeout = min(600, args.minutes * 60 + 120)  # the device's 10 minutes a command, 2 of them for install and archive
     script = RUN_SH.format(
         command=command,
         when=meta.utc_now(),
@@ -213,7 +214,7 @@ def build(args) -> int:
         archive=ARCHIVE,
         folder=folder,
         back=os.path.relpath(reproduce.REPO_ROOT, out.resolve()),
-        timeout=min(600, args.minutes * 60 + 120),  # the device's 10 minutes a command
+        timeout=timeout,
         slots=f"--runs-per-gpu {k}" + (f" --slots {args.cpu_slots}" if args.cpu_slots else ""),
     )
     atomic_write(out / "run.sh", script)
@@ -243,7 +244,6 @@ def build(args) -> int:
             f"bundle: {mib:.1f} MiB would travel, over the {args.max_mib:g} MiB limit: pack fewer experiments "
             f"(these datasets: {', '.join(sorted({e['dataset'] for e in seen.values()}))})"
         )
-    timeout = min(600, args.minutes * 60 + 120)
     print(f'device call: run(command="bash {folder}/run.sh", carry=["{folder}"], timeout_s={timeout})')
     print(f"then: cnnlab bundle --import <files_at>/{ARCHIVE}")
     return 0
